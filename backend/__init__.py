@@ -1,0 +1,1 @@
+"""DermaLink backend: the FastAPI service, its domain packages and the `dermalink` CLI."""

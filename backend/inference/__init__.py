@@ -1,0 +1,1 @@
+"""Model inference: the shared preprocessing contract and the `Classifier` implementations."""
