@@ -7,7 +7,6 @@ Input and output names come from the ONNX graph, not from constants.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -74,7 +73,6 @@ class OnnxClassifier(Classifier):
                 f"{model_dir}/labels.txt has {len(self._labels)} labels but the model outputs {width}"
             )
         self._info = ModelInfo(name=model_name, version=self._version, labels=self._labels)
-        self._lock = threading.Lock()
 
     @property
     def info(self) -> ModelInfo:
