@@ -1,11 +1,35 @@
-"""The backend's CLI commands (serve, admin, audit, ...), registered on the main `dermalink` app."""
+"""The backend's CLI commands, registered on the main `dermalink` app."""
 
 from __future__ import annotations
 
+import sys
+
 import typer
+
+from backend.users.models import Role
+
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+admin_app = typer.Typer(help="Account administration.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+
+
+def _context():  # type: ignore[no-untyped-def]
+    """Settings, keys and database, as the server would build them."""
+    from backend.config import get_settings
+    from backend.core.keys import Keyring, load_master_key
+    from backend.db import Database
+
+    settings = get_settings()
+    settings.check_production()
+    keyring = Keyring(load_master_key(settings))
+    return settings, keyring, Database(str(settings.database_url), audit_key=keyring.audit)
 
 
 def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(admin_app, name="admin")
+    app.add_typer(audit_app, name="audit")
+
     @app.command()
     def serve(
         host: str = typer.Option("127.0.0.1", help="Address to bind."),
@@ -13,7 +37,67 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, help="Uvicorn worker processes."),
         reload: bool = typer.Option(False, help="Reload on code changes (development)."),
     ) -> None:
-        """Run the API (and the web app at /) with uvicorn."""
+        """Run the API and the web app (at /) with uvicorn on the configured database."""
         import uvicorn
 
         uvicorn.run("backend.main:create_app", factory=True, host=host, port=port, workers=workers, reload=reload)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply migrations up to REVISION (run once per deployment, before starting replicas)."""
+    from backend import migrate
+
+    _settings, _keys, db = _context()
+    migrate.upgrade(db.url, revision)
+    typer.echo(f"database at revision {revision}")
+
+
+@admin_app.command("create-user")
+def create_user(
+    email: str = typer.Option(..., help="Login e-mail."),
+    full_name: str = typer.Option(..., help="Display name."),
+    role: Role = typer.Option(..., help="clinician, dermatologist or admin."),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, help="Prompted for when omitted."
+    ),
+) -> None:
+    """Create an account (the way to make the first admin). Admins then enrol TOTP on first login."""
+    from backend import migrate
+    from backend.audit.service import AuditContext
+    from backend.core.errors import DermaLinkError
+
+    settings, _keys, db = _context()
+    if settings.auto_migrate:
+        migrate.upgrade(db.url)
+    with db.session() as session:
+        try:
+            from backend.users.service import create_user as create
+
+            user = create(session, AuditContext(actor_role="cli"), email=email, full_name=full_name, role=role,
+                          password=password, password_min_length=settings.password_min_length)  # fmt: skip
+            session.commit()
+        except DermaLinkError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(2) from exc
+    typer.echo(f"created {user.role} {user.email} ({user.id})")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit hash chain; lists each modified, inserted, deleted or reordered event.
+
+    Exit status 0 when the chain is intact, 1 when tampering was found.
+    """
+    from backend.audit.verify import verify_chain
+
+    _settings, _keys, db = _context()
+    with db.session() as session:
+        result = verify_chain(session, db.audit_key)
+    for finding in result.findings:
+        typer.echo(f"{finding.kind:<10} seq {finding.seq:<8} {finding.message}")
+    if result.ok:
+        typer.echo(f"audit chain intact: {result.events} events verified")
+    else:
+        typer.echo(f"audit chain BROKEN: {len(result.findings)} finding(s) in {result.events} events", err=True)
+        sys.exit(1)

@@ -1,0 +1,67 @@
+"""/api/v1/audit: search, CSV export and chain verification (admins only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from backend.audit import search as audit_search
+from backend.audit.schemas import AuditEventOut, AuditFilter, VerifyOut
+from backend.audit.service import record
+from backend.audit.verify import verify_chain
+from backend.core.schemas import Page, decode_cursor, encode_cursor
+from backend.deps import AdminActor, DatabaseDep, SessionDep
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+FilterDep = Annotated[AuditFilter, Depends()]
+MAX_EXPORT_ROWS = 100_000
+
+
+@router.get("/events", response_model=Page[AuditEventOut])
+def search_events(
+    actor: AdminActor,
+    session: SessionDep,
+    filters: FilterDep,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[AuditEventOut]:
+    """Events newest first, filtered by actor, patient, action (or an action prefix like ``auth.``),
+    outcome and time range."""
+    before = int(decode_cursor(cursor)[0]) if cursor else None
+    rows = audit_search.search(session, filters, before_seq=before, limit=limit + 1)
+    record(session, actor.ctx, "audit.search", resource_type="audit_event",
+           detail=filters.model_dump(mode="json", exclude_none=True))  # fmt: skip
+    session.commit()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=[AuditEventOut.model_validate(r) for r in rows],
+                next_cursor=encode_cursor([rows[-1].seq]) if more else None)  # fmt: skip
+
+
+@router.get("/events.csv", response_class=StreamingResponse)
+def export_events(actor: AdminActor, session: SessionDep, db: DatabaseDep, filters: FilterDep) -> StreamingResponse:
+    """The same filters as the search, as CSV (oldest first, at most 100,000 rows)."""
+    record(session, actor.ctx, "audit.export", resource_type="audit_event",
+           detail=filters.model_dump(mode="json", exclude_none=True))  # fmt: skip
+    session.commit()
+
+    def rows():  # type: ignore[no-untyped-def]
+        with db.session() as export_session:
+            yield from audit_search.export_csv(export_session, filters, max_rows=MAX_EXPORT_ROWS)
+
+    return StreamingResponse(
+        rows(), media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="dermalink-audit.csv"'},
+    )  # fmt: skip
+
+
+@router.get("/verify", response_model=VerifyOut)
+def verify(actor: AdminActor, session: SessionDep, db: DatabaseDep) -> VerifyOut:
+    """Check the hash chain: lists modified, inserted, deleted and reordered events."""
+    result = verify_chain(session, db.audit_key)
+    record(session, actor.ctx, "audit.verify", outcome="allowed" if result.ok else "failed",
+           detail={"events": result.events, "findings": len(result.findings)})  # fmt: skip
+    session.commit()
+    return VerifyOut(ok=result.ok, events=result.events, findings=[f.__dict__ for f in result.findings])

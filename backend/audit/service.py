@@ -1,0 +1,123 @@
+"""Recording audit events in the same transaction as the action they describe.
+
+`record` only queues the event on the SQLAlchemy session; a ``before_commit`` hook appends the
+queued events to the chain (locking the chain head) as part of that same commit. So an action never
+commits without its event, a rolled-back action leaves no event, and the head lock is held only for
+the commit itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import Session, select
+
+from backend.audit.models import AuditChainHead, AuditEvent, Outcome
+from backend.core.clock import utcnow
+
+GENESIS_HASH = "0" * 64
+_PENDING = "audit_pending"
+AUDIT_KEY = "audit_key"  # Session.info key holding the HMAC key (set by `backend.database.Database`)
+
+HASHED_FIELDS = (
+    "id", "occurred_at", "actor_id", "actor_role", "action", "resource_type", "resource_id",
+    "patient_id", "outcome", "client_address", "request_id", "reason", "detail",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Who is acting and from where; built once per request (`backend.deps`)."""
+
+    actor_id: uuid.UUID | None = None
+    actor_role: str | None = None
+    client_address: str | None = None
+    request_id: str | None = None
+
+    def as_actor(self, actor_id: uuid.UUID, role: str) -> AuditContext:
+        return AuditContext(actor_id, role, self.client_address, self.request_id)
+
+
+SYSTEM = AuditContext(actor_role="system")
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds")
+    return value
+
+
+def content_bytes(event_row: AuditEvent) -> bytes:
+    payload = {name: _canonical(getattr(event_row, name)) for name in HASHED_FIELDS}
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def chain_hash(key: bytes, prev_hash: str, event_row: AuditEvent) -> str:
+    return hmac.new(key, prev_hash.encode() + content_bytes(event_row), hashlib.sha256).hexdigest()
+
+
+def record(
+    session: Session,
+    ctx: AuditContext,
+    action: str,
+    *,
+    outcome: Outcome | str = Outcome.allowed,
+    resource_type: str | None = None,
+    resource_id: Any = None,
+    patient_id: Any = None,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Queue one event; it is written when (and only if) ``session`` commits."""
+    row = AuditEvent(
+        seq=0,
+        occurred_at=utcnow(),
+        actor_id=ctx.actor_id,
+        actor_role=ctx.actor_role,
+        action=action,
+        resource_type=resource_type,
+        resource_id=None if resource_id is None else str(resource_id)[:254],
+        patient_id=None if patient_id is None else str(patient_id),
+        outcome=str(outcome),
+        client_address=ctx.client_address,
+        request_id=ctx.request_id,
+        reason=reason[:1000] if reason else None,
+        detail=json.dumps(detail or {}, sort_keys=True, default=str)[:4000],
+        prev_hash="",
+        hash="",
+    )
+    session.info.setdefault(_PENDING, []).append(row)
+
+
+def _append_pending(session: Session) -> None:
+    pending: list[AuditEvent] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    key: bytes = session.info[AUDIT_KEY]
+    head = session.exec(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).one()
+    for row in pending:
+        row.seq = head.seq + 1
+        row.prev_hash = head.hash
+        row.hash = chain_hash(key, head.hash, row)
+        session.add(row)
+        head.seq, head.hash = row.seq, row.hash
+    session.add(head)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    _append_pending(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)

@@ -1,0 +1,87 @@
+"""/api/v1/auth: login, refresh, logout, TOTP enrolment, password change."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from backend.auth.schemas import LoginRequest, PasswordChange, RefreshRequest, TokenPair, TotpConfirm, TotpEnrolment
+from backend.auth.service import IssuedTokens
+from backend.audit.service import record
+from backend.core.errors import AccountLocked, BadRequest, InvalidCredentials, NotAuthenticated, TooManyRequests
+from backend.core.security import check_password_policy, hash_password, verify_password
+from backend.deps import AuditContextDep, AuthServiceDep, CurrentActor, SessionDep, SettingsDep, commit_then_raise
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+def _pair(issued: IssuedTokens) -> TokenPair:
+    return TokenPair(
+        access_token=issued.access_token,
+        access_expires_at=issued.access_expires_at,
+        refresh_token=issued.refresh_token,
+        refresh_expires_at=issued.refresh_expires_at,
+        role=issued.user.role,
+    )
+
+
+@router.post("/login", response_model=TokenPair)
+def login(body: LoginRequest, session: SessionDep, auth: AuthServiceDep, ctx: AuditContextDep) -> TokenPair:
+    """Exchange e-mail, password (and a TOTP code when enrolled) for an access and a refresh token."""
+    try:
+        issued = auth.login(session, ctx, body.email, body.password, body.totp_code)
+    except (NotAuthenticated, AccountLocked, TooManyRequests) as exc:
+        commit_then_raise(session, exc)
+    session.commit()
+    return _pair(issued)
+
+
+@router.post("/refresh", response_model=TokenPair)
+def refresh(body: RefreshRequest, session: SessionDep, auth: AuthServiceDep, ctx: AuditContextDep) -> TokenPair:
+    """Rotate a refresh token. Presenting an already-rotated token revokes the whole login."""
+    try:
+        issued = auth.refresh(session, ctx, body.refresh_token)
+    except NotAuthenticated as exc:
+        commit_then_raise(session, exc)
+    session.commit()
+    return _pair(issued)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(request: Request, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep) -> None:
+    """Revoke this login: its refresh tokens and (at once) its access tokens."""
+    auth.logout(session, actor.ctx, request.state.session_id)
+    session.commit()
+
+
+@router.post("/totp/enrol", response_model=TotpEnrolment)
+def totp_enrol(actor: CurrentActor, session: SessionDep, auth: AuthServiceDep) -> TotpEnrolment:
+    """Start TOTP enrolment: scan the QR code (or the otpauth URI) with an authenticator app."""
+    user = session.merge(actor.user)
+    data = auth.begin_totp_enrolment(session, actor.ctx, user)
+    session.commit()
+    return TotpEnrolment(**data)
+
+
+@router.post("/totp/confirm", status_code=status.HTTP_204_NO_CONTENT)
+def totp_confirm(body: TotpConfirm, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep) -> None:
+    """Finish enrolment with the first code from the authenticator app."""
+    user = session.merge(actor.user)
+    try:
+        auth.confirm_totp_enrolment(session, actor.ctx, user, body.code)
+    except BadRequest as exc:
+        commit_then_raise(session, exc)
+    session.commit()
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(body: PasswordChange, actor: CurrentActor, session: SessionDep, settings: SettingsDep) -> None:
+    user = session.merge(actor.user)
+    if not verify_password(user.password_hash, body.current_password):
+        record(session, actor.ctx, "auth.password_change", outcome="denied", resource_type="user",
+               resource_id=user.id, reason="wrong current password")  # fmt: skip
+        commit_then_raise(session, InvalidCredentials("current password is wrong"))
+    check_password_policy(body.new_password, email=user.email, min_length=settings.password_min_length)
+    user.password_hash = hash_password(body.new_password)
+    session.add(user)
+    record(session, actor.ctx, "auth.password_change", resource_type="user", resource_id=user.id)
+    session.commit()

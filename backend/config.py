@@ -1,0 +1,95 @@
+"""One `Settings` object for the whole service (environment prefix ``DERMALINK_``, `.env` supported).
+
+The embedded defaults (development) keep everything under one data directory: a SQLite file, a blob
+folder and a master key file generated on first start. ``production`` refuses to start on any default
+secret, on SQLite, or on a key file other users can read, and says which.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "change-me-development-only"
+
+
+class ConfigurationError(RuntimeError):
+    """The settings are unsafe or inconsistent; the message says which setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DERMALINK_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = REPO_ROOT / "var"
+    database_url: str | None = Field(default=None, description="Defaults to SQLite at <data_dir>/dermalink.db")
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    previous_secret_keys: list[SecretStr] = Field(default_factory=list, description="Still accepted for verification")
+    master_key_file: Path | None = Field(default=None, description="Defaults to <data_dir>/master.key")
+    master_key: SecretStr | None = Field(default=None, description="Base64 master key; overrides the file")
+
+    access_token_minutes: int = 15
+    refresh_token_days: int = 14
+    password_min_length: int = 12
+    login_slowdown_after: int = 3  # failed attempts before each further attempt must wait
+    login_lockout_after: int = 10  # failed attempts before the account locks
+    login_lockout_minutes: int = 15
+    max_body_bytes: int = 1_000_000  # JSON bodies; uploads have their own limit
+    max_upload_bytes: int = 20_000_000
+    upload_path_suffixes: tuple[str, ...] = ("/images", "/signature")
+    auto_migrate: bool = Field(default=True, description="Upgrade the schema at start-up (one replica only)")
+    cors_origins: list[str] = Field(default_factory=list)
+    create_demo_users: bool = True  # development only
+
+    # Inference (the case-workflow and serving issues use these).
+    model_repository: Path = REPO_ROOT / "model_repository"
+    model_name: str = "ham10000_mobilenetv2"
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'dermalink.db'}"
+        if self.master_key_file is None:
+            self.master_key_file = self.data_dir / "master.key"
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return str(self.database_url).startswith("sqlite")
+
+    def check_production(self) -> None:
+        """Raise `ConfigurationError` naming every unsafe setting when running in production."""
+        if not self.is_production:
+            return
+        problems = []
+        secret = self.secret_key.get_secret_value()
+        if secret == DEFAULT_SECRET or len(secret) < 32:
+            problems.append("DERMALINK_SECRET_KEY is missing, the development default, or shorter than 32 chars")
+        if self.is_sqlite:
+            problems.append("DERMALINK_DATABASE_URL is SQLite; production needs PostgreSQL")
+        if self.master_key is None:
+            path = self.master_key_file
+            if path is None or not path.exists():
+                problems.append(f"master key file {path} does not exist (set DERMALINK_MASTER_KEY_FILE)")
+            elif path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                problems.append(f"master key file {path} is readable by group or others (chmod 600 it)")
+        if self.create_demo_users and os.environ.get("DERMALINK_CREATE_DEMO_USERS"):
+            problems.append("DERMALINK_CREATE_DEMO_USERS must not be set in production")
+        if problems:
+            raise ConfigurationError("refusing to start in production: " + "; ".join(problems))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,137 @@
+"""Typed FastAPI dependencies: `SessionDep`, `CurrentActor`, role guards.
+
+Denied attempts (no token, a bad token, the wrong role) are audited in their own transaction,
+since the request's own transaction never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from backend.audit.models import Outcome
+from backend.audit.service import AuditContext, record
+from backend.auth.service import AuthService
+from backend.config import Settings
+from backend.core.errors import DermaLinkError, InvalidToken, NotAuthenticated, PermissionDenied
+from backend.core.logging import request_id_var
+from backend.db import Database
+from backend.users.models import Role, User
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_auth_service(request: Request) -> AuthService:
+    return request.app.state.auth
+
+
+def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    with db.session() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[Session, Depends(get_session)]
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+def audit_context(request: Request) -> AuditContext:
+    client = request.client.host if request.client else None
+    return AuditContext(client_address=client, request_id=request_id_var.get())
+
+
+AuditContextDep = Annotated[AuditContext, Depends(audit_context)]
+
+
+def audit_denial(db: Database, ctx: AuditContext, action: str, reason: str, **fields: object) -> None:
+    with db.session() as session:
+        record(session, ctx, action, outcome=Outcome.denied, reason=reason, **fields)  # type: ignore[arg-type]
+        session.commit()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated user and the audit context their actions are recorded under."""
+
+    user: User
+    ctx: AuditContext
+
+    @property
+    def role(self) -> Role:
+        return Role(self.user.role)
+
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
+
+
+def current_actor(
+    request: Request,
+    session: SessionDep,
+    db: DatabaseDep,
+    auth: AuthServiceDep,
+    ctx: AuditContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    action = f"access {request.method} {request.url.path}"[:64]
+    if credentials is None:
+        audit_denial(db, ctx, "auth.access", "no bearer token", resource_id=action)
+        raise NotAuthenticated("an access token is required (Authorization: Bearer <token>)")
+    try:
+        claims = auth.tokens.verify_access(credentials.credentials)
+    except InvalidToken as exc:
+        audit_denial(db, ctx, "auth.access", str(exc.detail)[:200], resource_id=action)
+        raise
+    user = session.get(User, claims.user_id)
+    if user is None or not user.is_active or not auth.session_is_active(session, claims.session_id):
+        audit_denial(db, ctx.as_actor(claims.user_id, claims.role), "auth.access", "session revoked or user disabled",
+                     resource_id=action)  # fmt: skip
+        raise InvalidToken("this login was revoked or the account is disabled")
+    request.state.session_id = claims.session_id
+    return Actor(user=user, ctx=ctx.as_actor(user.id, user.role))
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def require_role(*roles: Role) -> Callable[..., Actor]:
+    """A dependency that lets only ``roles`` through. Admins must have TOTP enabled to act as admins."""
+
+    allowed = {r.value for r in roles}
+
+    def guard(request: Request, actor: CurrentActor, db: DatabaseDep) -> Actor:
+        if actor.user.role not in allowed:
+            audit_denial(db, actor.ctx, "auth.forbidden", f"role {actor.user.role} not in {sorted(allowed)}",
+                         resource_id=f"{request.method} {request.url.path}"[:254])  # fmt: skip
+            raise PermissionDenied(f"this action needs the role {' or '.join(sorted(allowed))}")
+        if actor.user.role == Role.admin and not actor.user.totp_enabled:
+            audit_denial(db, actor.ctx, "auth.forbidden", "admin without TOTP",
+                         resource_id=f"{request.method} {request.url.path}"[:254])  # fmt: skip
+            raise PermissionDenied(
+                "admins must enrol TOTP two-factor first (POST /api/v1/auth/totp/enrol, then /confirm)"
+            )
+        return actor
+
+    return guard
+
+
+AdminActor = Annotated[Actor, Depends(require_role(Role.admin))]
+ClinicianActor = Annotated[Actor, Depends(require_role(Role.clinician))]
+DermatologistActor = Annotated[Actor, Depends(require_role(Role.dermatologist))]
+
+
+def commit_then_raise(session: Session, error: DermaLinkError) -> None:
+    """Keep what a refused request must leave behind (failed-login counters, its audit event)."""
+    session.commit()
+    raise error

@@ -1,0 +1,9 @@
+"""Imports every table module so that `SQLModel.metadata` is complete (Alembic and tests use it)."""
+
+from sqlmodel import SQLModel
+
+from backend.audit import models as audit_models  # noqa: F401
+from backend.auth import models as auth_models  # noqa: F401
+from backend.users import models as users_models  # noqa: F401
+
+metadata = SQLModel.metadata

@@ -1,0 +1,72 @@
+"""/api/v1/users: the caller's own account, and account administration (admins)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlmodel import select
+
+from backend.core.schemas import Page, decode_cursor, encode_cursor
+from backend.deps import AdminActor, CurrentActor, SessionDep, SettingsDep
+from backend.users import service
+from backend.users.models import User
+from backend.users.schemas import UserCreate, UserOut, UserUpdate
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+@router.get("/me", response_model=UserOut)
+def me(actor: CurrentActor) -> User:
+    return actor.user
+
+
+@router.get("", response_model=Page[UserOut])
+def list_users(
+    actor: AdminActor,
+    session: SessionDep,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[UserOut]:
+    query = select(User).order_by(User.email)
+    if cursor:
+        (after,) = decode_cursor(cursor)
+        query = query.where(User.email > str(after))
+    users = list(session.exec(query.limit(limit + 1)))
+    more = len(users) > limit
+    users = users[:limit]
+    return Page(items=[UserOut.model_validate(u) for u in users],
+                next_cursor=encode_cursor([users[-1].email]) if more else None)  # fmt: skip
+
+
+@router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreate, actor: AdminActor, session: SessionDep, settings: SettingsDep) -> User:
+    user = service.create_user(
+        session, actor.ctx, email=body.email, full_name=body.full_name, role=body.role,
+        password=body.password, password_min_length=settings.password_min_length,
+    )  # fmt: skip
+    session.commit()
+    return user
+
+
+@router.get("/{user_id}", response_model=UserOut)
+def get_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> User:
+    return service.get_user(session, user_id)
+
+
+@router.patch("/{user_id}", response_model=UserOut)
+def update_user(user_id: uuid.UUID, body: UserUpdate, actor: AdminActor, session: SessionDep) -> User:
+    user = service.update_user(
+        session, actor.ctx, service.get_user(session, user_id),
+        full_name=body.full_name, role=body.role, is_active=body.is_active,
+    )  # fmt: skip
+    session.commit()
+    return user
+
+
+@router.post("/{user_id}/unlock", response_model=UserOut)
+def unlock_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> User:
+    user = service.unlock_user(session, actor.ctx, service.get_user(session, user_id))
+    session.commit()
+    return user
