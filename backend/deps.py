@@ -55,10 +55,12 @@ def audit_context(request: Request) -> AuditContext:
 AuditContextDep = Annotated[AuditContext, Depends(audit_context)]
 
 
-def audit_denial(db: Database, ctx: AuditContext, action: str, reason: str, **fields: object) -> None:
-    with db.session() as session:
-        record(session, ctx, action, outcome=Outcome.denied, reason=reason, **fields)  # type: ignore[arg-type]
-        session.commit()
+def audit_denial(session: Session, ctx: AuditContext, action: str, reason: str, **fields: object) -> None:
+    """Record a refused attempt and commit it. Called before the request has changed anything, so the
+    commit holds only this event (the request's transaction is never committed after a denial)."""
+    session.rollback()
+    record(session, ctx, action, outcome=Outcome.denied, reason=reason, **fields)  # type: ignore[arg-type]
+    session.commit()
 
 
 @dataclass(frozen=True)
@@ -79,23 +81,22 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/
 def current_actor(
     request: Request,
     session: SessionDep,
-    db: DatabaseDep,
     auth: AuthServiceDep,
     ctx: AuditContextDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
     action = f"access {request.method} {request.url.path}"[:64]
     if credentials is None:
-        audit_denial(db, ctx, "auth.access", "no bearer token", resource_id=action)
+        audit_denial(session, ctx, "auth.access", "no bearer token", resource_id=action)
         raise NotAuthenticated("an access token is required (Authorization: Bearer <token>)")
     try:
         claims = auth.tokens.verify_access(credentials.credentials)
     except InvalidToken as exc:
-        audit_denial(db, ctx, "auth.access", str(exc.detail)[:200], resource_id=action)
+        audit_denial(session, ctx, "auth.access", str(exc.detail)[:200], resource_id=action)
         raise
     user = session.get(User, claims.user_id)
     if user is None or not user.is_active or not auth.session_is_active(session, claims.session_id):
-        audit_denial(db, ctx.as_actor(claims.user_id, claims.role), "auth.access", "session revoked or user disabled",
+        audit_denial(session, ctx.as_actor(claims.user_id, claims.role), "auth.access", "session revoked or user disabled",
                      resource_id=action)  # fmt: skip
         raise InvalidToken("this login was revoked or the account is disabled")
     request.state.session_id = claims.session_id
@@ -110,13 +111,13 @@ def require_role(*roles: Role) -> Callable[..., Actor]:
 
     allowed = {r.value for r in roles}
 
-    def guard(request: Request, actor: CurrentActor, db: DatabaseDep) -> Actor:
+    def guard(request: Request, actor: CurrentActor, session: SessionDep) -> Actor:
         if actor.user.role not in allowed:
-            audit_denial(db, actor.ctx, "auth.forbidden", f"role {actor.user.role} not in {sorted(allowed)}",
+            audit_denial(session, actor.ctx, "auth.forbidden", f"role {actor.user.role} not in {sorted(allowed)}",
                          resource_id=f"{request.method} {request.url.path}"[:254])  # fmt: skip
             raise PermissionDenied(f"this action needs the role {' or '.join(sorted(allowed))}")
         if actor.user.role == Role.admin and not actor.user.totp_enabled:
-            audit_denial(db, actor.ctx, "auth.forbidden", "admin without TOTP",
+            audit_denial(session, actor.ctx, "auth.forbidden", "admin without TOTP",
                          resource_id=f"{request.method} {request.url.path}"[:254])  # fmt: skip
             raise PermissionDenied(
                 "admins must enrol TOTP two-factor first (POST /api/v1/auth/totp/enrol, then /confirm)"

@@ -95,6 +95,8 @@ def record(
         prev_hash="",
         hash="",
     )
+    if not session.in_transaction():
+        session.begin()  # so that a rollback (which ends a transaction) also drops this event
     session.info.setdefault(_PENDING, []).append(row)
 
 
@@ -118,6 +120,7 @@ def _before_commit(session: Session) -> None:
     _append_pending(session)
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, _previous_transaction: object) -> None:
+    """Any rollback, even of a transaction that never reached the database, drops queued events."""
     session.info.pop(_PENDING, None)

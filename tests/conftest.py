@@ -1,0 +1,57 @@
+"""Shared fixtures. The backend suite runs every database test on SQLite *and* PostgreSQL.
+
+PostgreSQL is expected at 127.0.0.1:5432 with trust auth (override with DERMALINK_TEST_POSTGRES_URL);
+each test run creates its own database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("DERMALINK_SHARED", REPO.parent / "shared")).resolve()
+POSTGRES_ADMIN_URL = os.environ.get("DERMALINK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASES = [d for d in os.environ.get("DERMALINK_TEST_DATABASES", "sqlite,postgresql").split(",") if d]
+# One master key for the whole run: the audit chain spans every test that shares a database.
+MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "data" / "ham10000").is_dir():
+        pytest.fail(f"shared data not found at {SHARED} (set DERMALINK_SHARED)")
+    return SHARED
+
+
+def _postgres_database() -> Iterator[str]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"dermalink_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from backend import migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        migrate.upgrade(url)
+        yield url
+    else:
+        for url in _postgres_database():
+            migrate.upgrade(url)
+            yield url
