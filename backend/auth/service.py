@@ -24,7 +24,8 @@ from backend.core.errors import (
     TooManyRequests,
     TotpRequired,
 )
-from backend.core.security import DUMMY_HASH, hash_password, needs_rehash, seal, unseal, verify_password
+from backend.core import security
+from backend.core.security import hash_password, needs_rehash, seal, unseal, verify_password
 from backend.users.models import User
 from backend.users.service import get_by_email
 
@@ -66,7 +67,7 @@ class AuthService:
         now = utcnow()
         user = get_by_email(session, email)
         if user is None:
-            verify_password(DUMMY_HASH, password)  # same cost as a real check
+            verify_password(security.DUMMY_HASH, password)  # same cost as a real check
             record(session, ctx, "auth.login", outcome=Outcome.denied, reason="unknown account",
                    resource_type="user", resource_id=email.strip().lower()[:254])  # fmt: skip
             raise InvalidCredentials("e-mail or password is wrong")

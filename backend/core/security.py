@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import os
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -15,6 +15,13 @@ from backend.core.errors import ValidationFailed
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 # Verified against when the e-mail is unknown, so that a login takes as long either way.
 DUMMY_HASH = _hasher.hash("dermalink-timing-equaliser")
+
+
+def use_cheapest_hashing_for_tests() -> None:
+    """Still Argon2id, with the library's cheapest parameters: for test suites only."""
+    global _hasher, DUMMY_HASH
+    _hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    DUMMY_HASH = _hasher.hash("dermalink-timing-equaliser")
 
 COMMON_PASSWORDS = frozenset(
     {"password1234", "123456789012", "qwertyuiopas", "letmein12345", "dermalink123", "administrator"}

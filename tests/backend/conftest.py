@@ -12,12 +12,14 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from backend.config import Settings
+from backend.core.security import use_cheapest_hashing_for_tests
 from backend.main import create_app
 from backend.models import metadata
 from backend.users.models import Role, User
 from tests.conftest import MASTER_KEY
 
 PASSWORD = "correct horse battery staple"
+use_cheapest_hashing_for_tests()
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:

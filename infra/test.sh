@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything (all extras, Triton's own environment, Debian packages the tests use) and run
+# every test. Extra arguments go to pytest, e.g. `infra/test.sh tests/backend -x`.
+source "$(dirname "$0")/lib.sh"
+ensure_venv "serve,train,triton,dev"
+
+# PostgreSQL and Redis run on every development and CI machine; start them if they are stopped.
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+if command -v redis-cli >/dev/null && ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
+fi
+
+export DERMALINK_SHARED="${DERMALINK_SHARED:-$ROOT/../shared}"
+exec .venv/bin/python -m pytest "$@"
