@@ -49,8 +49,13 @@ from backend.inference.base import (
 Protocol = Literal["grpc", "http"]
 
 _NP_DTYPES = {
-    "UINT8": np.uint8, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
+    "UINT8": np.uint8,
+    "INT8": np.int8,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
 }
 # Triton's gRPC status codes that mean "the request is wrong"; everything else may succeed later.
 _REJECT_GRPC = {"StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND", "StatusCode.UNIMPLEMENTED"}
@@ -151,8 +156,15 @@ class TritonClassifier(Classifier):
             from pathlib import Path
 
             labels = tuple(x.strip() for x in Path(s.labels_file).read_text().splitlines() if x.strip())
-        return cls(s.url, s.model, version=s.version, protocol=s.protocol, timeout_s=s.timeout_s,
-                   retries=s.retries, labels=labels)
+        return cls(
+            s.url,
+            s.model,
+            version=s.version,
+            protocol=s.protocol,
+            timeout_s=s.timeout_s,
+            retries=s.retries,
+            labels=labels,
+        )
 
     # ------------------------------------------------------------------ clients
     def _client(self):
@@ -206,7 +218,9 @@ class TritonClassifier(Classifier):
     def _not_ready_reason(self, index: list[dict]) -> InferenceError:
         entries = [e for e in index if e.get("name") == self.model_name]
         if not entries:
-            return InferenceRejected(f"model {self.model_name!r} is not in the repository of Triton at {self.url}")
+            return InferenceRejected(
+                f"model {self.model_name!r} is not in the repository of Triton at {self.url}"
+            )
         if self.version:
             entries = [e for e in entries if str(e.get("version", "")) == self.version] or entries
         detail = "; ".join(
@@ -214,13 +228,17 @@ class TritonClassifier(Classifier):
             + (f" ({e['reason']})" if e.get("reason") else "")
             for e in entries
         )
-        return InferenceUnavailable(f"model {self.model_name!r} is not ready on Triton at {self.url}: {detail}")
+        return InferenceUnavailable(
+            f"model {self.model_name!r} is not ready on Triton at {self.url}: {detail}"
+        )
 
     def _build_meta(self, metadata: dict, config: dict) -> _Meta:
         config = config.get("config", config)
         inputs, outputs = metadata.get("inputs", []), metadata.get("outputs", [])
         if len(inputs) != 1:
-            raise InferenceRejected(f"{self._where()}: expected one input tensor, the model has {len(inputs)}")
+            raise InferenceRejected(
+                f"{self._where()}: expected one input tensor, the model has {len(inputs)}"
+            )
         if not outputs:
             raise InferenceRejected(f"{self._where()}: the model has no outputs")
         labels = None
@@ -232,12 +250,12 @@ class TritonClassifier(Classifier):
             raise InferenceRejected(
                 f"{self._where()}: the model config has no `labels` parameter and no labels file was given"
             )
-        out = next(
-            (o for o in outputs if o.get("shape") and _int(o["shape"][-1]) == len(labels)), outputs[0]
-        )
+        out = next((o for o in outputs if o.get("shape") and _int(o["shape"][-1]) == len(labels)), outputs[0])
         width = _int(out["shape"][-1]) if out.get("shape") else -1
         if width not in (-1, len(labels)):
-            raise InferenceRejected(f"{self._where()}: output {out['name']} has {width} classes, labels {len(labels)}")
+            raise InferenceRejected(
+                f"{self._where()}: output {out['name']} has {width} classes, labels {len(labels)}"
+            )
         inp = inputs[0]
         if inp["datatype"] not in _NP_DTYPES:
             raise InferenceRejected(f"{self._where()}: unsupported input datatype {inp['datatype']}")
@@ -258,7 +276,9 @@ class TritonClassifier(Classifier):
         kw = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
         try:
             if not client.is_model_ready(self.model_name, self.version, **kw):
-                index = client.get_model_repository_index(**({"as_json": True} if self.protocol == "grpc" else {}), **kw)
+                index = client.get_model_repository_index(
+                    **({"as_json": True} if self.protocol == "grpc" else {}), **kw
+                )
                 raise self._not_ready_reason(index.get("models", []) if isinstance(index, dict) else index)
             js = {"as_json": True} if self.protocol == "grpc" else {}
             metadata = client.get_model_metadata(self.model_name, self.version, **js, **kw)
@@ -297,18 +317,22 @@ class TritonClassifier(Classifier):
     def info(self) -> ModelInfo:
         meta = self._metadata()
         return ModelInfo(
-            name=meta.name, version=meta.version, labels=meta.labels,
-            extra={"server": self.url, "protocol": self.protocol, "input": meta.input_name,
-                   "output": meta.output_name, "max_batch_size": meta.max_batch_size},
+            name=meta.name,
+            version=meta.version,
+            labels=meta.labels,
+            extra={
+                "server": self.url,
+                "protocol": self.protocol,
+                "input": meta.input_name,
+                "output": meta.output_name,
+                "max_batch_size": meta.max_batch_size,
+            },
         )
 
     def ready(self) -> tuple[bool, str]:
-        client = self._client()
-        kw = {"client_timeout": min(self.timeout_s, 2.0)} if self.protocol == "grpc" else {}
+        """Whether *this model* can answer (Triton's server-wide readiness also counts unrelated models)."""
+        self._meta = None  # re-read: the served version or config may have changed
         try:
-            if not client.is_server_ready(**kw):
-                return False, f"Triton at {self.url} is up but not ready"
-            self._meta = None  # re-read: the served version or config may have changed
             meta = self._metadata()
         except Exception as exc:  # noqa: BLE001 - ready() reports, never raises
             self._meta = None
@@ -321,7 +345,9 @@ class TritonClassifier(Classifier):
             raise InferenceRejected(f"expected a numpy array, got {type(images).__name__}")
         want = np.dtype(_NP_DTYPES[meta.input_datatype])
         if images.dtype != want:
-            raise InferenceRejected(f"{self._where()} expects {want} pixels ({meta.input_datatype}), got {images.dtype}")
+            raise InferenceRejected(
+                f"{self._where()} expects {want} pixels ({meta.input_datatype}), got {images.dtype}"
+            )
         shape = list(meta.input_shape)
         if images.ndim != len(shape) or any(e != -1 and e != g for e, g in zip(shape[1:], images.shape[1:])):
             raise InferenceRejected(
@@ -352,7 +378,9 @@ class TritonClassifier(Classifier):
     def _predictions(self, result, meta: _Meta, n: int, elapsed_ms: float) -> list[Prediction]:
         probs = result.as_numpy(meta.output_name)
         if probs is None or probs.shape[0] != n:
-            raise InferenceUnavailable(f"{self._where()} returned {None if probs is None else probs.shape} for {n} images")
+            raise InferenceUnavailable(
+                f"{self._where()} returned {None if probs is None else probs.shape} for {n} images"
+            )
         response = result.get_response()
         if isinstance(response, dict):
             name, version = response.get("model_name", meta.name), response.get("model_version", meta.version)
@@ -362,7 +390,9 @@ class TritonClassifier(Classifier):
         return [
             Prediction(
                 probabilities={label: float(p) for label, p in zip(meta.labels, row, strict=True)},
-                model_name=name, model_version=str(version), inference_ms=per_image,
+                model_name=name,
+                model_version=str(version),
+                inference_ms=per_image,
             )
             for row in np.asarray(probs, dtype=np.float64)
         ]
@@ -386,7 +416,9 @@ class TritonClassifier(Classifier):
             inputs, outputs = self._inputs(chunk, meta)
             start = time.perf_counter()
             try:
-                result = client.infer(self.model_name, inputs, model_version=self.version, outputs=outputs, **kw)
+                result = client.infer(
+                    self.model_name, inputs, model_version=self.version, outputs=outputs, **kw
+                )
             except Exception as exc:
                 err = _classify(exc, self._where())
                 if isinstance(err, InferenceUnavailable):
@@ -409,7 +441,9 @@ class TritonClassifier(Classifier):
         inputs, outputs = self._inputs(chunk, meta)
         start = time.perf_counter()
         try:
-            result = await client.infer(self.model_name, inputs, model_version=self.version, outputs=outputs, **kw)
+            result = await client.infer(
+                self.model_name, inputs, model_version=self.version, outputs=outputs, **kw
+            )
         except Exception as exc:
             err = _classify(exc, self._where())
             if isinstance(err, InferenceUnavailable):
@@ -434,12 +468,8 @@ class TritonClassifier(Classifier):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def ready_async(self) -> tuple[bool, str]:
-        client = self._aio_client()
-        kw = {"client_timeout": min(self.timeout_s, 2.0)} if self.protocol == "grpc" else {}
+        self._meta = None
         try:
-            if not await client.is_server_ready(**kw):
-                return False, f"Triton at {self.url} is up but not ready"
-            self._meta = None
             meta = await self._metadata_async()
         except Exception as exc:  # noqa: BLE001
             self._meta = None

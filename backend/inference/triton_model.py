@@ -22,7 +22,9 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
-        path = os.path.join(args["model_repository"], args["model_version"], params.get("onnx_file") or "model.onnx")
+        path = os.path.join(
+            args["model_repository"], args["model_version"], params.get("onnx_file") or "model.onnx"
+        )
         options = ort.SessionOptions()
         threads = int(params.get("intra_op_threads") or 0)
         if threads:
@@ -41,7 +43,9 @@ class TritonPythonModel:
         good = []
         for i, request in enumerate(requests):
             try:
-                tensors = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
+                tensors = {
+                    n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names
+                }
             except Exception as exc:  # noqa: BLE001 - Triton validates shapes and types before this; be safe anyway
                 responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(f"bad input: {exc}"))
                 continue
@@ -63,7 +67,8 @@ class TritonPythonModel:
                 lo, hi = offsets[k], offsets[k + 1]
                 responses[i] = pb_utils.InferenceResponse(
                     output_tensors=[
-                        pb_utils.Tensor(n, np.ascontiguousarray(r[lo:hi])) for n, r in zip(self.output_names, results)
+                        pb_utils.Tensor(n, np.ascontiguousarray(r[lo:hi]))
+                        for n, r in zip(self.output_names, results)
                     ]
                 )
         return responses

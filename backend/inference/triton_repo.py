@@ -49,7 +49,9 @@ class CpuRepoOptions:
     max_batch_size: int | None = None  # None: from the exported config.pbtxt, else DEFAULT_MAX_BATCH_SIZE
 
 
-def _tensor_specs(onnx_path: Path) -> tuple[list[tuple[str, str, list[int]]], list[tuple[str, str, list[int]]]]:
+def _tensor_specs(
+    onnx_path: Path,
+) -> tuple[list[tuple[str, str, list[int]]], list[tuple[str, str, list[int]]]]:
     """(name, triton type, dims without the batch dimension) for the graph's inputs and outputs."""
     import onnxruntime as ort
 
@@ -109,9 +111,13 @@ def cpu_config_text(
     for name, dtype, dims in inputs:
         config.input.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims)
     for name, dtype, dims in outputs:
-        config.output.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims, label_filename="labels.txt")
+        config.output.add(
+            name=name, data_type=mc.DataType.Value(dtype), dims=dims, label_filename="labels.txt"
+        )
     batching = config.dynamic_batching
-    batching.preferred_batch_size.extend(b for b in options.preferred_batch_sizes if b <= config.max_batch_size)
+    batching.preferred_batch_size.extend(
+        b for b in options.preferred_batch_sizes if b <= config.max_batch_size
+    )
     batching.max_queue_delay_microseconds = options.max_queue_delay_us
     config.instance_group.add(count=options.instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     config.parameters["labels"].string_value = ",".join(labels)
@@ -142,13 +148,16 @@ def _write_if_changed(dst: Path, text: str) -> bool:
     return True
 
 
-def derive_model(src_repo: Path, model_name: str, dst_repo: Path, options: CpuRepoOptions = CpuRepoOptions()) -> Path:
+def derive_model(
+    src_repo: Path, model_name: str, dst_repo: Path, options: CpuRepoOptions = CpuRepoOptions()
+) -> Path:
     """Derive ``dst_repo/model_name`` from ``src_repo/model_name``; returns the derived model folder."""
     src = Path(src_repo) / model_name
     if not src.is_dir():
         raise RepositoryError(f"model {model_name!r} not found in {src_repo}")
     versions = sorted(
-        (p.name for p in src.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model.onnx").exists()), key=int
+        (p.name for p in src.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model.onnx").exists()),
+        key=int,
     )
     if not versions:
         raise RepositoryError(f"no <version>/model.onnx under {src}")
@@ -159,7 +168,10 @@ def derive_model(src_repo: Path, model_name: str, dst_repo: Path, options: CpuRe
     dst = Path(dst_repo) / model_name
     exported_config = src / "config.pbtxt"
     text = cpu_config_text(
-        model_name, src / versions[-1] / "model.onnx", labels, exported_config if exported_config.exists() else None,
+        model_name,
+        src / versions[-1] / "model.onnx",
+        labels,
+        exported_config if exported_config.exists() else None,
         options,
     )
     _write_if_changed(dst / "config.pbtxt", text)
@@ -174,14 +186,19 @@ def derive_model(src_repo: Path, model_name: str, dst_repo: Path, options: CpuRe
 
 
 def derive_repository(
-    src_repo: Path, dst_repo: Path, models: list[str] | None = None, options: CpuRepoOptions = CpuRepoOptions()
+    src_repo: Path,
+    dst_repo: Path,
+    models: list[str] | None = None,
+    options: CpuRepoOptions = CpuRepoOptions(),
 ) -> list[Path]:
     """Derive every model of ``src_repo`` that has a ``<version>/model.onnx`` (or only ``models``)."""
     src_repo = Path(src_repo)
     if models is None:
-        models = sorted(
-            p.name for p in src_repo.iterdir() if p.is_dir() and any(p.glob("[0-9]*/model.onnx"))
-        ) if src_repo.is_dir() else []
+        models = (
+            sorted(p.name for p in src_repo.iterdir() if p.is_dir() and any(p.glob("[0-9]*/model.onnx")))
+            if src_repo.is_dir()
+            else []
+        )
     if not models:
         raise RepositoryError(f"no exported models (<model>/<version>/model.onnx) in {src_repo}")
     Path(dst_repo).mkdir(parents=True, exist_ok=True)

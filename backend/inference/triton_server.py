@@ -74,13 +74,17 @@ class TritonInstall:
     def perf_analyzer(self) -> Path:
         path = self.venv / "bin" / "perf_analyzer"
         if not path.exists():
-            raise TritonSetupError(f"perf_analyzer (tritonclient[all]==2.50.0) is missing in {self.venv}: {SETUP_HINT}")
+            raise TritonSetupError(
+                f"perf_analyzer (tritonclient[all]==2.50.0) is missing in {self.venv}: {SETUP_HINT}"
+            )
         return path
 
     def perf_analyzer_env(self) -> dict[str, str]:
         cudart = self.site / "nvidia" / "cuda_runtime" / "lib"
         if not (cudart / "libcudart.so.12").exists():
-            raise TritonSetupError(f"libcudart.so.12 (nvidia-cuda-runtime-cu12) is missing in {self.venv}: {SETUP_HINT}")
+            raise TritonSetupError(
+                f"libcudart.so.12 (nvidia-cuda-runtime-cu12) is missing in {self.venv}: {SETUP_HINT}"
+            )
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(cudart), env.get("LD_LIBRARY_PATH")]))
         return env
@@ -89,11 +93,17 @@ class TritonInstall:
         """A writable copy of the wheel's ``backends/`` with this venv's python stub inside."""
         src = self.site / "pytriton" / "tritonserver" / "backends"
         stub = (
-            self.site / "pytriton" / "tritonserver" / "python_backend_stubs" / self.python_version
+            self.site
+            / "pytriton"
+            / "tritonserver"
+            / "python_backend_stubs"
+            / self.python_version
             / "triton_python_backend_stub"
         )
         if not stub.exists():
-            raise TritonSetupError(f"no python backend stub for Python {self.python_version} in {stub.parent.parent}")
+            raise TritonSetupError(
+                f"no python backend stub for Python {self.python_version} in {stub.parent.parent}"
+            )
         dst = Path(build_dir) / "triton_backends"
         marker = dst / ".source"
         if not (marker.exists() and marker.read_text() == str(src)):
@@ -130,6 +140,8 @@ class TritonServer:
     metrics_port: int = 0
     host: str = "127.0.0.1"
     model_control: str = "none"  # "explicit" lets tests load/unload models through the API
+    load_models: list[str] | None = None  # with "explicit": models loaded at start (None: all)
+    exit_timeout_s: int = 30  # on stop, Triton waits this long for in-flight requests and open HTTP connections
     venv: Path | None = None
     build_dir: Path | None = None
     log_path: Path | None = None
@@ -168,9 +180,10 @@ class TritonServer:
             "--allow-cpu-metrics=false",
             f"--model-control-mode={self.model_control}",
             "--log-verbose=0",
+            f"--exit-timeout-secs={self.exit_timeout_s}",
         ]
         if self.model_control == "explicit":
-            cmd.append("--load-model=*")
+            cmd += [f"--load-model={m}" for m in (self.load_models if self.load_models is not None else ["*"])]
         return cmd + list(self.extra_args)
 
     def start(self, timeout: float = 60.0) -> TritonServer:
@@ -179,7 +192,10 @@ class TritonServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
-            self.command(), env=self.install.server_env(), stdout=self._log, stderr=subprocess.STDOUT,
+            self.command(),
+            env=self.install.server_env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
@@ -210,7 +226,9 @@ class TritonServer:
             if self.is_ready():
                 return
             time.sleep(0.2)
-        raise TritonStartError(f"tritonserver not ready after {timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}")
+        raise TritonStartError(
+            f"tritonserver not ready after {timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -218,14 +236,22 @@ class TritonServer:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Graceful stop (SIGINT: Triton drains in-flight requests for up to ``exit_timeout_s``), then SIGKILL."""
+        self._terminate(signal.SIGINT, self.exit_timeout_s + 10 if timeout is None else timeout)
+
+    def kill(self) -> None:
+        """Stop abruptly (SIGKILL), like a crash or a lost node."""
+        self._terminate(signal.SIGKILL, 10)
+
+    def _terminate(self, sig: int, timeout: float) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # Triton drains in-flight requests and unloads models on SIGINT
+            proc.send_signal(sig)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)  # our own process group (start_new_session=True)
                 proc.wait()
         if self._log is not None:
             self._log.close()
