@@ -72,6 +72,13 @@ def _derive(
     return out
 
 
+def _command_line(ctx: typer.Context) -> str:
+    """The command as typed (when run as `dermalink`), for the benchmark report."""
+    if Path(sys.argv[0]).name == "dermalink":
+        return " ".join(["dermalink", *(shlex.quote(a) for a in sys.argv[1:])])
+    return ctx.command_path
+
+
 @triton_app.command("setup")
 def setup(
     venv: Annotated[
@@ -158,6 +165,7 @@ def serve(
 
 @bench_app.command("triton")
 def bench_triton(
+    ctx: typer.Context,
     source: Annotated[
         Path | None, typer.Option(help="Exported model repository (default <repo>/model_repository).")
     ] = None,
@@ -210,7 +218,7 @@ def bench_triton(
         name=name,
         plot=plot,
         note=note,
-        command="dermalink " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=_command_line(ctx),
     )
     try:
         result = run(config, log=typer.echo)

@@ -141,7 +141,9 @@ class TritonServer:
     host: str = "127.0.0.1"
     model_control: str = "none"  # "explicit" lets tests load/unload models through the API
     load_models: list[str] | None = None  # with "explicit": models loaded at start (None: all)
-    exit_timeout_s: int = 30  # on stop, Triton waits this long for in-flight requests and open HTTP connections
+    exit_timeout_s: int = (
+        30  # on stop, Triton waits this long for in-flight requests and open HTTP connections
+    )
     venv: Path | None = None
     build_dir: Path | None = None
     log_path: Path | None = None
@@ -183,7 +185,9 @@ class TritonServer:
             f"--exit-timeout-secs={self.exit_timeout_s}",
         ]
         if self.model_control == "explicit":
-            cmd += [f"--load-model={m}" for m in (self.load_models if self.load_models is not None else ["*"])]
+            cmd += [
+                f"--load-model={m}" for m in (self.load_models if self.load_models is not None else ["*"])
+            ]
         return cmd + list(self.extra_args)
 
     def start(self, timeout: float = 60.0) -> TritonServer:

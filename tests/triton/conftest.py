@@ -11,7 +11,6 @@ with that instruction instead of being skipped.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from backend.inference.triton_server import REPO_ROOT, TritonInstall, TritonServ
 MODEL = "ham10000_mobilenetv2"
 SHIPPED = REPO_ROOT / "model_repository"
 
-SLOW_MODEL_PY = '''
+SLOW_MODEL_PY = """
 import json, time
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -42,11 +41,7 @@ class TritonPythonModel:
             probs = np.full((n, self.width), 1.0 / self.width, np.float32)
             out.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output, probs)]))
         return out
-'''
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
+"""
 
 
 @pytest.fixture(scope="session")
@@ -109,11 +104,11 @@ def triton_server(triton_install, derived_repo, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def lesion_images() -> np.ndarray:
+def lesion_images(shared_dir: Path) -> np.ndarray:
     """All full-size HAM10000 images in the shared folder, preprocessed with the shared contract."""
     from backend.inference.preprocess import load_image
 
-    folder = shared_dir() / "data" / "ham10000" / "full_size"
+    folder = shared_dir / "data" / "ham10000" / "full_size"
     paths = sorted(folder.glob("*.jpg"))
     if not paths:
         pytest.fail(f"no full-size lesion images in {folder} (set DERMALINK_SHARED)", pytrace=False)

@@ -24,10 +24,13 @@ def test_bench_triton_smoke(triton_server, exported_repo, tmp_path):
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(open(tmp_path / "smoke.csv")))
+    with open(tmp_path / "smoke.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert {r["engine"] for r in rows} == {"triton-grpc", "triton-http", "onnxruntime-inprocess"}
     for r in rows:
-        assert r["batch"] == "2" and float(r["throughput"]) > 0 and 0 < float(r["p50_ms"]) <= float(r["p99_ms"])
+        assert (
+            r["batch"] == "2" and float(r["throughput"]) > 0 and 0 < float(r["p50_ms"]) <= float(r["p99_ms"])
+        )
     md = (tmp_path / "smoke.md").read_text()
     assert "of in-process ONNX Runtime's best" in md and "| triton-grpc | 2 | 1 |" in md
     assert (tmp_path / "smoke.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -100,7 +100,9 @@ def test_model_that_failed_to_load_reports_triton_reason(triton_server, lesion_i
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_deadline_exceeded_is_unavailable_and_bounded(triton_server, lesion_images, protocol):
-    clf = TritonClassifier(_url(triton_server, protocol), "slow_model", protocol=protocol, timeout_s=0.3, retries=2)
+    clf = TritonClassifier(
+        _url(triton_server, protocol), "slow_model", protocol=protocol, timeout_s=0.3, retries=2
+    )
     assert clf.ready()[0]
     start = time.monotonic()
     with pytest.raises(InferenceUnavailable, match="(?i)deadline|timed out|timeout"):

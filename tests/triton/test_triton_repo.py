@@ -28,7 +28,9 @@ def test_derived_config_is_a_cpu_python_model_with_the_graphs_tensors(exported_r
     labels = (exported_repo / MODEL / "labels.txt").read_text().split()
     assert config.parameters["labels"].string_value.split(",") == labels
     # the very same model file, and the python model that runs it
-    assert (derived / "1" / "model.onnx").read_bytes() == (exported_repo / MODEL / "1" / "model.onnx").read_bytes()
+    assert (derived / "1" / "model.onnx").read_bytes() == (
+        exported_repo / MODEL / "1" / "model.onnx"
+    ).read_bytes()
     assert "onnxruntime" in (derived / "1" / "model.py").read_text()
 
 
@@ -66,11 +68,15 @@ def test_cli_repo_command_derives_the_repository(exported_repo, tmp_path):
 
     app = typer.Typer()
     triton_cli.register(app)
-    result = CliRunner().invoke(app, ["triton", "repo", "--source", str(exported_repo), "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["triton", "repo", "--source", str(exported_repo), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / MODEL / "1" / "model.py").exists()
     assert 'backend: "python"' in (tmp_path / MODEL / "config.pbtxt").read_text()
-    bad = CliRunner().invoke(app, ["triton", "repo", "--source", str(tmp_path / "nothing"), "--out", str(tmp_path)])
+    bad = CliRunner().invoke(
+        app, ["triton", "repo", "--source", str(tmp_path / "nothing"), "--out", str(tmp_path)]
+    )
     assert bad.exit_code == 2 and "no exported models" in bad.output
 
 
