@@ -203,3 +203,57 @@ def derive_repository(
         raise RepositoryError(f"no exported models (<model>/<version>/model.onnx) in {src_repo}")
     Path(dst_repo).mkdir(parents=True, exist_ok=True)
     return [derive_model(src_repo, name, dst_repo, options) for name in models]
+
+
+@dataclass(frozen=True)
+class GpuConfigOptions:
+    max_batch_size: int = 64
+    preferred_batch_sizes: tuple[int, ...] = (8, 16, 32)
+    max_queue_delay_us: int = 1000
+    instances_per_gpu: int = 2
+    precision: str = "FP16"
+    workspace_bytes: int = 1 << 30
+    trt_cache_path: str = "/trt_cache"  # a persistent volume: TensorRT engines take minutes to build
+    warmup_batch_sizes: tuple[int, ...] = (1, 32)
+
+
+def gpu_config_text(
+    model_name: str, onnx_path: Path, labels: tuple[str, ...], options: GpuConfigOptions = GpuConfigOptions()
+) -> str:
+    """The production ``config.pbtxt`` for GPU Triton: ONNX Runtime with the TensorRT FP16 accelerator,
+    dynamic batching with preferred sizes, GPU instances and warmup. Tensor names/dims/types come from the
+    ONNX graph, so the config always matches the model it ships with."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    inputs, outputs = _tensor_specs(onnx_path)
+    config = mc.ModelConfig()
+    config.name = model_name
+    config.platform = "onnxruntime_onnx"
+    config.max_batch_size = options.max_batch_size
+    for name, dtype, dims in inputs:
+        config.input.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims)
+    for name, dtype, dims in outputs:
+        config.output.add(
+            name=name, data_type=mc.DataType.Value(dtype), dims=dims, label_filename="labels.txt"
+        )
+    config.instance_group.add(count=options.instances_per_gpu, kind=mc.ModelInstanceGroup.KIND_GPU)
+    batching = config.dynamic_batching
+    batching.preferred_batch_size.extend(options.preferred_batch_sizes)
+    batching.max_queue_delay_microseconds = options.max_queue_delay_us
+    trt = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+    trt.parameters["precision_mode"] = options.precision
+    trt.parameters["max_workspace_size_bytes"] = str(options.workspace_bytes)
+    trt.parameters["trt_engine_cache_enable"] = "1"
+    trt.parameters["trt_engine_cache_path"] = f"{options.trt_cache_path.rstrip('/')}/{model_name}"
+    for batch in options.warmup_batch_sizes:
+        warm = config.model_warmup.add(name=f"zeros_b{batch}", batch_size=batch)
+        for name, dtype, dims in inputs:
+            warm.inputs[name].data_type = mc.DataType.Value(dtype)
+            warm.inputs[name].dims.extend(dims)
+            warm.inputs[name].zero_data = True
+    config.parameters["labels"].string_value = ",".join(labels)
+    return (
+        "# Production config for GPU Triton (NGC tritonserver container), from `dermalink triton gpu-config`.\n"
+        "# ONNX Runtime + TensorRT FP16; see docs/serving.md.\n" + text_format.MessageToString(config)
+    )
