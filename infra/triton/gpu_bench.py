@@ -42,7 +42,8 @@ def card() -> str:
 
 
 def session(path: str, name: str) -> ort.InferenceSession:
-    chain = [PROVIDERS[name]] + ([PROVIDERS["cuda"]] if name == "tensorrt" else []) + [PROVIDERS["cpu"]]
+    names = dict.fromkeys([name, *(["cuda"] if name == "tensorrt" else []), "cpu"])  # ordered, no duplicates
+    chain = [PROVIDERS[n] for n in names]
     return ort.InferenceSession(path, providers=[p for p, _ in chain], provider_options=[o for _, o in chain])
 
 
