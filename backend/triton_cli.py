@@ -109,41 +109,6 @@ def repo(
     _derive(_source(source, standin), out, model, instances, threads, max_queue_delay_us)
 
 
-@triton_app.command("gpu-config")
-def gpu_config(
-    source: Annotated[
-        Path | None, typer.Option(help="Exported model repository (default <repo>/model_repository).")
-    ] = None,
-    model: str = typer.Option(DEFAULT_MODEL, help="Model name."),
-    standin: bool = typer.Option(False, help="Use the stand-in ONNX model instead of the exported one."),
-    out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None,
-    instances: int = typer.Option(2, help="Model instances per GPU."),
-    max_batch_size: int = typer.Option(64, help="max_batch_size."),
-) -> None:
-    """Print the production GPU config.pbtxt (ONNX Runtime + TensorRT FP16) for the exported model."""
-    from backend.inference import triton_repo
-    from backend.inference.base import InferenceError
-    from backend.inference.onnx import latest_version, read_labels
-
-    model_dir = _source(source, standin) / model
-    try:
-        onnx_path = model_dir / latest_version(model_dir) / "model.onnx"
-        text = triton_repo.gpu_config_text(
-            model,
-            onnx_path,
-            read_labels(model_dir),
-            triton_repo.GpuConfigOptions(instances_per_gpu=instances, max_batch_size=max_batch_size),
-        )
-    except (InferenceError, triton_repo.RepositoryError, OSError) as exc:  # a missing model or labels file
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
-    if out:
-        out.write_text(text)
-        typer.echo(f"wrote {out}")
-    else:
-        typer.echo(text, nl=False)
-
-
 @triton_app.command("serve")
 def serve(
     source: Annotated[

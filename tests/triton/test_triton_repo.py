@@ -88,35 +88,3 @@ def test_model_output_varies_with_the_image(exported_repo, lesion_images, uses_s
     probs = np.array([list(p.probabilities.values()) for p in preds])
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert probs.std(axis=0).max() > 1e-3, f"near-constant output (stand-in: {uses_standin})"
-
-
-def test_gpu_config_is_onnxruntime_tensorrt_fp16_and_drives_the_cpu_derivation(exported_repo, tmp_path):
-    import shutil
-
-    import typer
-
-    from backend import triton_cli
-
-    app = typer.Typer()
-    triton_cli.register(app)
-    out = tmp_path / "gpu.pbtxt"
-    result = CliRunner().invoke(
-        app, ["triton", "gpu-config", "--source", str(exported_repo), "--out", str(out)]
-    )
-    assert result.exit_code == 0, result.output
-    gpu = read_config(out)  # parses as Triton's ModelConfig
-    assert gpu.platform == "onnxruntime_onnx" and gpu.max_batch_size == 64
-    (trt,) = gpu.optimization.execution_accelerators.gpu_execution_accelerator
-    assert trt.name == "tensorrt" and trt.parameters["precision_mode"] == "FP16"
-    assert list(gpu.dynamic_batching.preferred_batch_size) == [8, 16, 32]
-    assert gpu.instance_group[0].kind == gpu.instance_group[0].KIND_GPU and gpu.instance_group[0].count == 2
-    assert [w.batch_size for w in gpu.model_warmup] == [1, 32]
-    assert all(w.inputs[gpu.input[0].name].zero_data for w in gpu.model_warmup)
-    # an exported repository carrying this config derives a CPU model with the same max_batch_size
-    src = tmp_path / "src"
-    shutil.copytree(exported_repo / MODEL, src / MODEL)
-    shutil.copy(out, src / MODEL / "config.pbtxt")
-    (derived,) = derive_repository(src, tmp_path / "cpu", [MODEL])
-    cpu = read_config(derived / "config.pbtxt")
-    assert cpu.max_batch_size == 64 and cpu.backend == "python" and not cpu.HasField("optimization")
-    assert [i.name for i in cpu.input] == [i.name for i in gpu.input]
