@@ -23,7 +23,7 @@ import contextlib
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -86,6 +86,7 @@ class _Meta:
     output_name: str
     labels: tuple[str, ...]
     max_batch_size: int
+    output_width: int = -1
 
 
 def _message(exc: BaseException) -> str:
@@ -233,6 +234,8 @@ class TritonClassifier(Classifier):
         )
 
     def _build_meta(self, metadata: dict, config: dict) -> _Meta:
+        """Tensors from the metadata; labels from the config's ``labels`` parameter when it has one
+        (otherwise empty here: `_with_labels` asks the server or falls back to the given labels)."""
         config = config.get("config", config)
         inputs, outputs = metadata.get("inputs", []), metadata.get("outputs", [])
         if len(inputs) != 1:
@@ -241,21 +244,12 @@ class TritonClassifier(Classifier):
             )
         if not outputs:
             raise InferenceRejected(f"{self._where()}: the model has no outputs")
-        labels = None
         label_param = (config.get("parameters") or {}).get("labels", {}).get("string_value", "")
-        if label_param:
-            labels = tuple(x.strip() for x in label_param.split(",") if x.strip())
-        labels = labels or self._fallback_labels
-        if not labels:
-            raise InferenceRejected(
-                f"{self._where()}: the model config has no `labels` parameter and no labels file was given"
-            )
-        out = next((o for o in outputs if o.get("shape") and _int(o["shape"][-1]) == len(labels)), outputs[0])
-        width = _int(out["shape"][-1]) if out.get("shape") else -1
-        if width not in (-1, len(labels)):
-            raise InferenceRejected(
-                f"{self._where()}: output {out['name']} has {width} classes, labels {len(labels)}"
-            )
+        labels = tuple(x.strip() for x in label_param.split(",") if x.strip())
+        out = outputs[0]
+        if len(outputs) > 1:  # several outputs: the probabilities are the one with one value per label
+            want = len(labels or self._fallback_labels or ())
+            out = next((o for o in outputs if o.get("shape") and _int(o["shape"][-1]) == want), out)
         inp = inputs[0]
         if inp["datatype"] not in _NP_DTYPES:
             raise InferenceRejected(f"{self._where()}: unsupported input datatype {inp['datatype']}")
@@ -269,23 +263,69 @@ class TritonClassifier(Classifier):
             output_name=out["name"],
             labels=labels,
             max_batch_size=_int(config.get("max_batch_size", 0) or 0),
+            output_width=_int(out["shape"][-1]) if out.get("shape") else -1,
         )
+
+    def _classification_request(self, meta: _Meta):
+        """A zero image asking Triton's classification extension for every class: its answers are
+        ``score:index:label`` strings with the labels of the output's ``label_filename``."""
+        dims = meta.input_shape[1:] if meta.max_batch_size else meta.input_shape
+        if meta.output_width < 1 or any(d < 1 for d in dims):
+            return None
+        mod = self._module()
+        x = np.zeros((1, *dims) if meta.max_batch_size else dims, dtype=_NP_DTYPES[meta.input_datatype])
+        inp = mod.InferInput(meta.input_name, list(x.shape), meta.input_datatype)
+        inp.set_data_from_numpy(x)
+        extra = {"binary_data": False} if self.protocol == "http" else {}
+        out = mod.InferRequestedOutput(meta.output_name, class_count=meta.output_width, **extra)
+        return [inp], [out]
+
+    def _parse_classification(self, result, meta: _Meta) -> tuple[str, ...]:
+        entries = np.asarray(result.as_numpy(meta.output_name)).reshape(-1)
+        labels: dict[int, str] = {}
+        for entry in entries:
+            parts = (entry.decode() if isinstance(entry, bytes) else str(entry)).split(":", 2)
+            if len(parts) == 3 and parts[2]:
+                labels[int(parts[1])] = parts[2]
+        if sorted(labels) != list(range(meta.output_width)):
+            return ()
+        return tuple(labels[i] for i in range(meta.output_width))
+
+    def _finish_meta(self, meta: _Meta, server_labels: tuple[str, ...]) -> _Meta:
+        labels = meta.labels or server_labels or self._fallback_labels
+        if not labels:
+            raise InferenceRejected(
+                f"{self._where()}: no labels: the model config has no `labels` parameter or `label_filename`, "
+                "and no labels file was given (DERMALINK_TRITON_LABELS_FILE)"
+            )
+        if meta.output_width not in (-1, len(labels)):
+            raise InferenceRejected(
+                f"{self._where()}: output {meta.output_name} has {meta.output_width} classes, "
+                f"but there are {len(labels)} labels"
+            )
+        return replace(meta, labels=tuple(labels))
 
     def _fetch_meta(self) -> _Meta:
         client = self._client()
         kw = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        js = {"as_json": True} if self.protocol == "grpc" else {}
         try:
             if not client.is_model_ready(self.model_name, self.version, **kw):
-                index = client.get_model_repository_index(
-                    **({"as_json": True} if self.protocol == "grpc" else {}), **kw
-                )
+                index = client.get_model_repository_index(**js, **kw)
                 raise self._not_ready_reason(index.get("models", []) if isinstance(index, dict) else index)
-            js = {"as_json": True} if self.protocol == "grpc" else {}
             metadata = client.get_model_metadata(self.model_name, self.version, **js, **kw)
             config = client.get_model_config(self.model_name, self.version, **js, **kw)
+            meta = self._build_meta(metadata, config)
+            server_labels: tuple[str, ...] = ()
+            request = None if meta.labels else self._classification_request(meta)
+            if request:
+                result = client.infer(
+                    self.model_name, request[0], model_version=self.version, outputs=request[1], **kw
+                )
+                server_labels = self._parse_classification(result, meta)
         except Exception as exc:
             raise _classify(exc, self._where()) from exc
-        return self._build_meta(metadata, config)
+        return self._finish_meta(meta, server_labels)
 
     async def _fetch_meta_async(self) -> _Meta:
         client = self._aio_client()
@@ -297,9 +337,17 @@ class TritonClassifier(Classifier):
                 raise self._not_ready_reason(index.get("models", []) if isinstance(index, dict) else index)
             metadata = await client.get_model_metadata(self.model_name, self.version, **js, **kw)
             config = await client.get_model_config(self.model_name, self.version, **js, **kw)
+            meta = self._build_meta(metadata, config)
+            server_labels: tuple[str, ...] = ()
+            request = None if meta.labels else self._classification_request(meta)
+            if request:
+                result = await client.infer(
+                    self.model_name, request[0], model_version=self.version, outputs=request[1], **kw
+                )
+                server_labels = self._parse_classification(result, meta)
         except Exception as exc:
             raise _classify(exc, self._where()) from exc
-        return self._build_meta(metadata, config)
+        return self._finish_meta(meta, server_labels)
 
     def _metadata(self) -> _Meta:
         meta = self._meta
@@ -358,11 +406,15 @@ class TritonClassifier(Classifier):
         step = meta.max_batch_size or len(images) or 1
         return [images[i : i + step] for i in range(0, len(images), step)]
 
-    def _inputs(self, chunk: np.ndarray, meta: _Meta):
+    def _module(self):
         if self.protocol == "grpc":
             import tritonclient.grpc as mod
         else:
             import tritonclient.http as mod
+        return mod
+
+    def _inputs(self, chunk: np.ndarray, meta: _Meta):
+        mod = self._module()
         try:
             inp = mod.InferInput(meta.input_name, list(chunk.shape), meta.input_datatype)
             if self.protocol == "http":
