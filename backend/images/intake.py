@@ -123,7 +123,9 @@ def _open(data: bytes) -> Image.Image:
         raise ImageRejected("corrupt", f"The image header cannot be read: {exc}.") from exc
     refused = _recognise(data)
     if refused:
-        raise ImageRejected("unsupported_format", f"{refused} images are not accepted; send a JPEG, PNG or HEIC photo.")
+        raise ImageRejected(
+            "unsupported_format", f"{refused} images are not accepted; send a JPEG, PNG or HEIC photo."
+        )
     raise ImageRejected("not_an_image", "The upload is not a readable JPEG, PNG or HEIC image.")
 
 
@@ -143,23 +145,31 @@ def _check_dimensions(image: Image.Image, max_pixels: int, min_side: int) -> Non
             f"The image declares {width}×{height} = {width * height} pixels; the limit is {max_pixels}.",
         )
     if min(width, height) < min_side:
-        raise ImageRejected("too_small", f"The image is {width}×{height}; each side must be at least {min_side} pixels.")
+        raise ImageRejected(
+            "too_small", f"The image is {width}×{height}; each side must be at least {min_side} pixels."
+        )
 
 
 def _check_still(image: Image.Image) -> None:
     """Refuse animations (APNG, HEIF sequences). An MPO's extra pictures are stills (depth, preview), not frames."""
     if image.format != "MPO" and (getattr(image, "is_animated", False) or getattr(image, "n_frames", 1) > 1):
-        raise ImageRejected("animated", f"Animated or multi-image {image.format} files are not accepted; send one still photo.")
+        raise ImageRejected(
+            "animated",
+            f"Animated or multi-image {image.format} files are not accepted; send one still photo.",
+        )
 
 
 def _check_structure(data: bytes, image_format: str) -> None:
     """Refuse files that end early or carry anything after the image (polyglots: JPEG+ZIP, PNG+HTML)."""
     end = payload_end(data, image_format)
     if end is None:
-        raise ImageRejected("truncated", f"The {image_format} file ends before its end marker; it is truncated or corrupt.")
+        raise ImageRejected(
+            "truncated", f"The {image_format} file ends before its end marker; it is truncated or corrupt."
+        )
     if end < len(data):
         raise ImageRejected(
-            "trailing_data", f"{len(data) - end} bytes follow the end of the {image_format} image; such files are refused."
+            "trailing_data",
+            f"{len(data) - end} bytes follow the end of the {image_format} image; such files are refused.",
         )
 
 
@@ -196,7 +206,9 @@ def _apply_icc_profile(image: Image.Image) -> Image.Image:
     output_mode = "RGBA" if image.mode == "RGBA" else "RGB"
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=output_mode)
+        return ImageCms.profileToProfile(
+            image, source, ImageCms.createProfile("sRGB"), outputMode=output_mode
+        )
     except (ImageCms.PyCMSError, OSError, ValueError):
         return image  # unreadable or mismatched profile: take the pixels as sRGB
 

@@ -13,7 +13,18 @@ from collections.abc import Callable
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
 _STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}  # TEM and RST0..7 carry no length
-_BMFF_TOP_LEVEL_BOXES = {b"ftyp", b"meta", b"mdat", b"moov", b"free", b"skip", b"uuid", b"wide", b"pdin", b"styp"}
+_BMFF_TOP_LEVEL_BOXES = {
+    b"ftyp",
+    b"meta",
+    b"mdat",
+    b"moov",
+    b"free",
+    b"skip",
+    b"uuid",
+    b"wide",
+    b"pdin",
+    b"styp",
+}
 
 
 def payload_end(data: bytes, image_format: str) -> int | None:
