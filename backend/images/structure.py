@@ -99,14 +99,15 @@ def _bmff_end(data: bytes) -> int | None:
     """Walk top-level boxes; the last must end exactly at the end of the file."""
     pos = 0
     while pos + 8 <= len(data):
+        if data[pos + 4 : pos + 8] not in _BMFF_TOP_LEVEL_BOXES:
+            return pos  # garbage where a box should be: the image ended just before
         size = int.from_bytes(data[pos : pos + 4], "big")
         if size == 1:  # 64-bit size follows the type
             size = int.from_bytes(data[pos + 8 : pos + 16], "big")
         elif size == 0:  # box extends to the end of the file
             return len(data)
-        known = data[pos + 4 : pos + 8] in _BMFF_TOP_LEVEL_BOXES
-        if not known or size < 8:
-            return pos  # garbage where a box should be: the image ended just before
+        if size < 8:
+            return pos
         if pos + size > len(data):
             return None  # a real box cut short
         pos += size

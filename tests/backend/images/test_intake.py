@@ -264,9 +264,10 @@ def test_corrupt_pixel_data_with_intact_structure_is_refused():
         (lambda: encode(photo(), "JPEG"), a_zip()),
         (lambda: encode(photo(), "PNG"), b"<html><script>fetch('//evil')</script></html>"),
         (lambda: encode(photo(), "HEIF"), a_zip()),
+        (lambda: encode(photo(), "HEIF"), b"\x00" * 16),  # would read as a box "to the end of the file"
         (lambda: encode(photo(), "MPO", save_all=True, append_images=[photo()]), b"<script>x</script>"),
     ],
-    ids=["jpeg+zip", "png+html", "heic+zip", "mpo+script"],
+    ids=["jpeg+zip", "png+html", "heic+zip", "heic+zeros", "mpo+script"],
 )
 def test_polyglots_with_trailing_data_are_refused(image_bytes, appended: bytes):
     clean = image_bytes()
