@@ -18,9 +18,10 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from backend import commands
+    from backend import commands, triton_cli
 
     commands.register(app)
+    triton_cli.register(app)
     try:
         from training.cli import register as register_training
     except ImportError:  # the training package is optional in a serving-only install

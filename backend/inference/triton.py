@@ -1,0 +1,491 @@
+"""`TritonClassifier`: the `Classifier` interface served by NVIDIA Triton Inference Server.
+
+* gRPC by default, HTTP as an option (``protocol``); ``predict_batch`` is synchronous (thread-safe: one
+  client per thread) and ``predict_batch_async`` uses tritonclient's asyncio clients, so one backend
+  process can keep many requests in flight.
+* Input/output names, shapes, datatypes and ``max_batch_size`` come from the served model's metadata
+  and config (never hard-coded); labels from the config parameter ``labels`` (written by the derived
+  repository and the production config) or, failing that, from the ``labels`` argument.
+* Every call has a deadline (``timeout_s``). What is safe to retry is retried (inference is a pure
+  function, so connection failures, deadlines and "model not ready" are); the budget is
+  ``retries`` attempts with a short exponential backoff.
+* Errors: `InferenceUnavailable` (server down, model not ready/not loaded, deadline) and
+  `InferenceRejected` (model not in the repository, wrong dtype/shape). ``ready()`` says why not.
+* Each `Prediction` carries the model name and version that actually served it (from the response).
+
+Configuration from the environment: `TritonSettings` (``DERMALINK_TRITON_URL``, ``..._MODEL``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from tenacity import (
+    AsyncRetrying,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from backend.inference.base import (
+    Classifier,
+    InferenceError,
+    InferenceRejected,
+    InferenceUnavailable,
+    ModelInfo,
+    Prediction,
+)
+
+Protocol = Literal["grpc", "http"]
+
+_NP_DTYPES = {
+    "UINT8": np.uint8,
+    "INT8": np.int8,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+}
+# Triton's gRPC status codes that mean "the request is wrong"; everything else may succeed later.
+_REJECT_GRPC = {"StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND", "StatusCode.UNIMPLEMENTED"}
+_NOT_READY_HINTS = ("not at ready state", "has no available versions", "is not ready", "unavailable")
+
+
+class TritonSettings(BaseSettings):
+    """``DERMALINK_TRITON_*`` environment variables (used when ``DERMALINK_INFERENCE=triton``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DERMALINK_TRITON_", extra="ignore")
+
+    url: str = "127.0.0.1:8001"  # host:port of the gRPC (or HTTP) endpoint, no scheme
+    protocol: Protocol = "grpc"
+    model: str = "ham10000_mobilenetv2"
+    version: str = ""  # "" = whichever version Triton serves (its version policy)
+    timeout_s: float = 10.0  # deadline of one inference call
+    retries: int = 3  # attempts for retryable failures
+    labels_file: str = ""  # fallback when the model config has no `labels` parameter
+
+
+@dataclass(frozen=True)
+class _Meta:
+    name: str
+    version: str
+    input_name: str
+    input_datatype: str
+    input_shape: tuple[int, ...]  # with the batch dimension (-1)
+    output_name: str
+    labels: tuple[str, ...]
+    max_batch_size: int
+
+
+def _message(exc: BaseException) -> str:
+    msg = exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
+    return (msg or type(exc).__name__).strip()
+
+
+def _classify(exc: BaseException, where: str) -> InferenceError:
+    """Map any client/transport exception to `InferenceUnavailable` or `InferenceRejected`."""
+    if isinstance(exc, InferenceError):
+        return exc
+    from tritonclient.utils import InferenceServerException
+
+    if isinstance(exc, InferenceServerException):
+        status, msg = str(exc.status() or ""), _message(exc)
+        lowered = msg.lower()
+        if "deadline" in lowered or status == "StatusCode.DEADLINE_EXCEEDED":
+            return InferenceUnavailable(f"Triton at {where} did not answer within the deadline: {msg}")
+        if any(h in lowered for h in _NOT_READY_HINTS):
+            return InferenceUnavailable(f"Triton at {where}: model not ready: {msg}")
+        if "unknown model" in lowered or "is not found" in lowered:
+            return InferenceRejected(f"Triton at {where}: {msg}")
+        if status in _REJECT_GRPC or status == "400":
+            return InferenceRejected(f"Triton at {where} rejected the request: {msg}")
+        if status == "StatusCode.UNAVAILABLE":
+            return InferenceUnavailable(f"cannot reach Triton at {where}: {msg}")
+        return InferenceUnavailable(f"Triton at {where} failed ({status or 'no status'}): {msg}")
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return InferenceUnavailable(f"Triton at {where} did not answer within the deadline")
+    return InferenceUnavailable(f"cannot reach Triton at {where}: {type(exc).__name__}: {_message(exc)}")
+
+
+def _int(v: Any) -> int:
+    return int(v)  # gRPC JSON renders int64 as strings
+
+
+class TritonClassifier(Classifier):
+    def __init__(
+        self,
+        url: str = "127.0.0.1:8001",
+        model_name: str = "ham10000_mobilenetv2",
+        *,
+        version: str = "",
+        protocol: Protocol = "grpc",
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        labels: tuple[str, ...] | None = None,
+        validate: bool = True,
+    ) -> None:
+        if protocol not in ("grpc", "http"):
+            raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
+        if "://" in url:
+            url = url.split("://", 1)[1]
+        self.url, self.model_name, self.version, self.protocol = url, model_name, str(version or ""), protocol
+        self.timeout_s, self.retries, self.validate = timeout_s, max(1, retries), validate
+        self._fallback_labels = tuple(labels) if labels else None
+        self._meta: _Meta | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._sync_clients: list[Any] = []
+        self._aio: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> asyncio client
+
+    @classmethod
+    def from_settings(cls, settings: TritonSettings | None = None) -> TritonClassifier:
+        s = settings or TritonSettings()
+        labels = None
+        if s.labels_file:
+            from pathlib import Path
+
+            labels = tuple(x.strip() for x in Path(s.labels_file).read_text().splitlines() if x.strip())
+        return cls(
+            s.url,
+            s.model,
+            version=s.version,
+            protocol=s.protocol,
+            timeout_s=s.timeout_s,
+            retries=s.retries,
+            labels=labels,
+        )
+
+    # ------------------------------------------------------------------ clients
+    def _client(self):
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self.protocol == "grpc":
+                import tritonclient.grpc as grpcclient
+
+                client = grpcclient.InferenceServerClient(self.url, channel_args=self._channel_args())
+            else:
+                import tritonclient.http as httpclient
+
+                client = httpclient.InferenceServerClient(
+                    self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+                )
+            self._local.client = client
+            with self._lock:
+                self._sync_clients.append(client)
+        return client
+
+    def _aio_client(self):
+        loop = asyncio.get_running_loop()
+        client = self._aio.get(loop)
+        if client is None:
+            if self.protocol == "grpc":
+                import tritonclient.grpc.aio as grpcaio
+
+                client = grpcaio.InferenceServerClient(self.url, channel_args=self._channel_args())
+            else:
+                import tritonclient.http.aio as httpaio
+
+                client = httpaio.InferenceServerClient(self.url, conn_timeout=self.timeout_s)
+            self._aio[loop] = client
+        return client
+
+    @staticmethod
+    def _channel_args() -> list[tuple[str, Any]]:
+        # Reconnect quickly after a Triton restart instead of gRPC's default backoff (up to 120 s).
+        return [
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
+
+    def _where(self) -> str:
+        return f"{self.protocol}://{self.url} (model {self.model_name!r})"
+
+    # ------------------------------------------------------------------ metadata
+    def _not_ready_reason(self, index: list[dict]) -> InferenceError:
+        entries = [e for e in index if e.get("name") == self.model_name]
+        if not entries:
+            return InferenceRejected(
+                f"model {self.model_name!r} is not in the repository of Triton at {self.url}"
+            )
+        if self.version:
+            entries = [e for e in entries if str(e.get("version", "")) == self.version] or entries
+        detail = "; ".join(
+            f"version {e.get('version') or '?'}: {e.get('state') or 'UNKNOWN'}"
+            + (f" ({e['reason']})" if e.get("reason") else "")
+            for e in entries
+        )
+        return InferenceUnavailable(
+            f"model {self.model_name!r} is not ready on Triton at {self.url}: {detail}"
+        )
+
+    def _build_meta(self, metadata: dict, config: dict) -> _Meta:
+        config = config.get("config", config)
+        inputs, outputs = metadata.get("inputs", []), metadata.get("outputs", [])
+        if len(inputs) != 1:
+            raise InferenceRejected(
+                f"{self._where()}: expected one input tensor, the model has {len(inputs)}"
+            )
+        if not outputs:
+            raise InferenceRejected(f"{self._where()}: the model has no outputs")
+        labels = None
+        label_param = (config.get("parameters") or {}).get("labels", {}).get("string_value", "")
+        if label_param:
+            labels = tuple(x.strip() for x in label_param.split(",") if x.strip())
+        labels = labels or self._fallback_labels
+        if not labels:
+            raise InferenceRejected(
+                f"{self._where()}: the model config has no `labels` parameter and no labels file was given"
+            )
+        out = next((o for o in outputs if o.get("shape") and _int(o["shape"][-1]) == len(labels)), outputs[0])
+        width = _int(out["shape"][-1]) if out.get("shape") else -1
+        if width not in (-1, len(labels)):
+            raise InferenceRejected(
+                f"{self._where()}: output {out['name']} has {width} classes, labels {len(labels)}"
+            )
+        inp = inputs[0]
+        if inp["datatype"] not in _NP_DTYPES:
+            raise InferenceRejected(f"{self._where()}: unsupported input datatype {inp['datatype']}")
+        versions = metadata.get("versions") or [""]
+        return _Meta(
+            name=metadata.get("name", self.model_name),
+            version=self.version or str(versions[-1]),
+            input_name=inp["name"],
+            input_datatype=inp["datatype"],
+            input_shape=tuple(_int(d) for d in inp["shape"]),
+            output_name=out["name"],
+            labels=labels,
+            max_batch_size=_int(config.get("max_batch_size", 0) or 0),
+        )
+
+    def _fetch_meta(self) -> _Meta:
+        client = self._client()
+        kw = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        try:
+            if not client.is_model_ready(self.model_name, self.version, **kw):
+                index = client.get_model_repository_index(
+                    **({"as_json": True} if self.protocol == "grpc" else {}), **kw
+                )
+                raise self._not_ready_reason(index.get("models", []) if isinstance(index, dict) else index)
+            js = {"as_json": True} if self.protocol == "grpc" else {}
+            metadata = client.get_model_metadata(self.model_name, self.version, **js, **kw)
+            config = client.get_model_config(self.model_name, self.version, **js, **kw)
+        except Exception as exc:
+            raise _classify(exc, self._where()) from exc
+        return self._build_meta(metadata, config)
+
+    async def _fetch_meta_async(self) -> _Meta:
+        client = self._aio_client()
+        kw = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        js = {"as_json": True} if self.protocol == "grpc" else {}
+        try:
+            if not await client.is_model_ready(self.model_name, self.version, **kw):
+                index = await client.get_model_repository_index(**js, **kw)
+                raise self._not_ready_reason(index.get("models", []) if isinstance(index, dict) else index)
+            metadata = await client.get_model_metadata(self.model_name, self.version, **js, **kw)
+            config = await client.get_model_config(self.model_name, self.version, **js, **kw)
+        except Exception as exc:
+            raise _classify(exc, self._where()) from exc
+        return self._build_meta(metadata, config)
+
+    def _metadata(self) -> _Meta:
+        meta = self._meta
+        if meta is None:
+            meta = self._meta = self._fetch_meta()
+        return meta
+
+    async def _metadata_async(self) -> _Meta:
+        meta = self._meta
+        if meta is None:
+            meta = self._meta = await self._fetch_meta_async()
+        return meta
+
+    @property
+    def info(self) -> ModelInfo:
+        meta = self._metadata()
+        return ModelInfo(
+            name=meta.name,
+            version=meta.version,
+            labels=meta.labels,
+            extra={
+                "server": self.url,
+                "protocol": self.protocol,
+                "input": meta.input_name,
+                "output": meta.output_name,
+                "max_batch_size": meta.max_batch_size,
+            },
+        )
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether *this model* can answer (Triton's server-wide readiness also counts unrelated models)."""
+        self._meta = None  # re-read: the served version or config may have changed
+        try:
+            meta = self._metadata()
+        except Exception as exc:  # noqa: BLE001 - ready() reports, never raises
+            self._meta = None
+            return False, str(_classify(exc, self._where()))
+        return True, f"Triton at {self.url} serves {meta.name} version {meta.version} ({self.protocol})"
+
+    # ------------------------------------------------------------------ inference
+    def _check(self, images: np.ndarray, meta: _Meta) -> None:
+        if not isinstance(images, np.ndarray):
+            raise InferenceRejected(f"expected a numpy array, got {type(images).__name__}")
+        want = np.dtype(_NP_DTYPES[meta.input_datatype])
+        if images.dtype != want:
+            raise InferenceRejected(
+                f"{self._where()} expects {want} pixels ({meta.input_datatype}), got {images.dtype}"
+            )
+        shape = list(meta.input_shape)
+        if images.ndim != len(shape) or any(e != -1 and e != g for e, g in zip(shape[1:], images.shape[1:])):
+            raise InferenceRejected(
+                f"{self._where()} expects input {meta.input_name} of shape {shape}, got {list(images.shape)}"
+            )
+
+    def _chunks(self, images: np.ndarray, meta: _Meta) -> list[np.ndarray]:
+        step = meta.max_batch_size or len(images) or 1
+        return [images[i : i + step] for i in range(0, len(images), step)]
+
+    def _inputs(self, chunk: np.ndarray, meta: _Meta):
+        if self.protocol == "grpc":
+            import tritonclient.grpc as mod
+        else:
+            import tritonclient.http as mod
+        try:
+            inp = mod.InferInput(meta.input_name, list(chunk.shape), meta.input_datatype)
+            if self.protocol == "http":
+                inp.set_data_from_numpy(np.ascontiguousarray(chunk), binary_data=True)
+                out = mod.InferRequestedOutput(meta.output_name, binary_data=True)
+            else:
+                inp.set_data_from_numpy(np.ascontiguousarray(chunk))
+                out = mod.InferRequestedOutput(meta.output_name)
+        except Exception as exc:  # tritonclient checks the array against the declared datatype
+            raise InferenceRejected(f"{self._where()}: bad input tensor: {_message(exc)}") from exc
+        return [inp], [out]
+
+    def _predictions(self, result, meta: _Meta, n: int, elapsed_ms: float) -> list[Prediction]:
+        probs = result.as_numpy(meta.output_name)
+        if probs is None or probs.shape[0] != n:
+            raise InferenceUnavailable(
+                f"{self._where()} returned {None if probs is None else probs.shape} for {n} images"
+            )
+        response = result.get_response()
+        if isinstance(response, dict):
+            name, version = response.get("model_name", meta.name), response.get("model_version", meta.version)
+        else:
+            name, version = response.model_name, response.model_version
+        per_image = elapsed_ms / max(n, 1)
+        return [
+            Prediction(
+                probabilities={label: float(p) for label, p in zip(meta.labels, row, strict=True)},
+                model_name=name,
+                model_version=str(version),
+                inference_ms=per_image,
+            )
+            for row in np.asarray(probs, dtype=np.float64)
+        ]
+
+    def _retrying(self, cls=Retrying):
+        return cls(
+            retry=retry_if_exception_type(InferenceUnavailable),
+            stop=stop_after_attempt(self.retries) | stop_after_delay(self.timeout_s * self.retries),
+            wait=wait_exponential(multiplier=0.1, max=1.0),
+            reraise=True,
+        )
+
+    def _infer_once(self, images: np.ndarray) -> list[Prediction]:
+        meta = self._metadata()
+        if self.validate:
+            self._check(images, meta)
+        client = self._client()
+        kw = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        out: list[Prediction] = []
+        for chunk in self._chunks(images, meta):
+            inputs, outputs = self._inputs(chunk, meta)
+            start = time.perf_counter()
+            try:
+                result = client.infer(
+                    self.model_name, inputs, model_version=self.version, outputs=outputs, **kw
+                )
+            except Exception as exc:
+                err = _classify(exc, self._where())
+                if isinstance(err, InferenceUnavailable):
+                    self._meta = None  # re-read metadata after an outage or a reload
+                raise err from exc
+            out += self._predictions(result, meta, len(chunk), (time.perf_counter() - start) * 1000)
+        return out
+
+    def predict_batch(self, images: np.ndarray) -> list[Prediction]:
+        if len(images) == 0:
+            return []
+        for attempt in self._retrying():
+            with attempt:
+                return self._infer_once(images)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _infer_chunk_async(self, chunk: np.ndarray, meta: _Meta) -> list[Prediction]:
+        client = self._aio_client()
+        kw = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        inputs, outputs = self._inputs(chunk, meta)
+        start = time.perf_counter()
+        try:
+            result = await client.infer(
+                self.model_name, inputs, model_version=self.version, outputs=outputs, **kw
+            )
+        except Exception as exc:
+            err = _classify(exc, self._where())
+            if isinstance(err, InferenceUnavailable):
+                self._meta = None
+            raise err from exc
+        return self._predictions(result, meta, len(chunk), (time.perf_counter() - start) * 1000)
+
+    async def _infer_once_async(self, images: np.ndarray) -> list[Prediction]:
+        meta = await self._metadata_async()
+        if self.validate:
+            self._check(images, meta)
+        parts = await asyncio.gather(*(self._infer_chunk_async(c, meta) for c in self._chunks(images, meta)))
+        return [p for part in parts for p in part]
+
+    async def predict_batch_async(self, images: np.ndarray) -> list[Prediction]:
+        """Like `predict_batch`, without blocking the event loop; many calls may be in flight at once."""
+        if len(images) == 0:
+            return []
+        async for attempt in self._retrying(AsyncRetrying):
+            with attempt:
+                return await self._infer_once_async(images)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def ready_async(self) -> tuple[bool, str]:
+        self._meta = None
+        try:
+            meta = await self._metadata_async()
+        except Exception as exc:  # noqa: BLE001
+            self._meta = None
+            return False, str(_classify(exc, self._where()))
+        return True, f"Triton at {self.url} serves {meta.name} version {meta.version} ({self.protocol})"
+
+    async def aclose(self) -> None:
+        """Close the asyncio client of the running loop."""
+        client = self._aio.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._sync_clients = self._sync_clients, []
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._local = threading.local()

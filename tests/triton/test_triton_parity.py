@@ -1,0 +1,72 @@
+"""Triton's probabilities equal in-process ONNX Runtime's on the real full-size lesion images."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from backend.inference.onnx import OnnxClassifier
+from backend.inference.triton import TritonClassifier
+
+pytestmark = pytest.mark.triton
+MODEL = "ham10000_mobilenetv2"
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def reference(exported_repo, lesion_images) -> np.ndarray:
+    preds = OnnxClassifier(exported_repo, MODEL).predict_batch(lesion_images)
+    return np.array([list(p.probabilities.values()) for p in preds])
+
+
+def _matrix(preds) -> np.ndarray:
+    return np.array([list(p.probabilities.values()) for p in preds])
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_batched_parity_and_served_model(triton_server, exported_repo, lesion_images, reference, protocol):
+    url = triton_server.grpc_url if protocol == "grpc" else triton_server.http_url
+    clf = TritonClassifier(url, MODEL, protocol=protocol)
+    try:
+        assert clf.ready()[0], clf.ready()[1]
+        local = OnnxClassifier(exported_repo, MODEL).info
+        assert clf.info.labels == local.labels and clf.info.name == MODEL
+        preds = clf.predict_batch(lesion_images)  # 35 images > max_batch_size? chunks by the served config
+        assert len(preds) == len(lesion_images) >= 30
+        assert all(p.model_name == MODEL and p.model_version == local.version for p in preds)
+        assert list(preds[0].probabilities) == list(local.labels)
+        np.testing.assert_allclose(_matrix(preds), reference, rtol=0, atol=TOL)
+        assert [p.top_label for p in preds] == [local.labels[i] for i in reference.argmax(axis=1)]
+    finally:
+        clf.close()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_async_many_requests_in_flight(triton_server, lesion_images, reference, protocol):
+    """One request per image, all in flight at once: dynamic batching merges them; results stay exact."""
+    url = triton_server.grpc_url if protocol == "grpc" else triton_server.http_url
+    clf = TritonClassifier(url, MODEL, protocol=protocol)
+
+    async def main():
+        try:
+            ok, why = await clf.ready_async()
+            assert ok, why
+            results = await asyncio.gather(*(clf.predict_batch_async(img[None]) for img in lesion_images))
+        finally:
+            await clf.aclose()
+        return [r[0] for r in results]
+
+    preds = asyncio.run(main())
+    np.testing.assert_allclose(_matrix(preds), reference, rtol=0, atol=TOL)
+
+
+def test_small_max_batch_is_split_into_chunks(triton_server, lesion_images, reference):
+    clf = TritonClassifier(triton_server.grpc_url, MODEL)
+    n = clf.info.extra["max_batch_size"]
+    many = np.concatenate([lesion_images] * (n // len(lesion_images) + 2))[: n + 3]
+    preds = clf.predict_batch(many)
+    assert len(preds) == n + 3
+    expected = np.concatenate([reference] * (n // len(reference) + 2))[: n + 3]
+    np.testing.assert_allclose(_matrix(preds), expected, rtol=0, atol=TOL)
