@@ -11,6 +11,7 @@ from backend.users.models import Role
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 admin_app = typer.Typer(help="Account administration.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys: rotation of the key-encryption key.", no_args_is_help=True)
 
 
 def _context():  # type: ignore[no-untyped-def]
@@ -29,6 +30,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(admin_app, name="admin")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(keys_app, name="keys")
 
     @app.command()
     def serve(
@@ -101,3 +103,49 @@ def audit_verify() -> None:
     else:
         typer.echo(f"audit chain BROKEN: {len(result.findings)} finding(s) in {result.events} events", err=True)
         sys.exit(1)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: int = typer.Option(200, min=1, max=10_000, help="Data keys re-wrapped per committed batch."),
+    new: bool = typer.Option(False, "--new", help="Start a new rotation even if one is unfinished."),
+) -> None:
+    """Introduce a new key-encryption key and re-wrap every patient's data key with it.
+
+    Safe while the server runs; if interrupted, run it again and it resumes where it stopped.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from backend.audit.service import AuditContext, record
+    from backend.crypto.envelope import KeyProvider, Vault
+
+    _settings, keyring, db = _context()
+    vault = Vault(KeyProvider(keyring.key_encryption_root))
+    with Progress(TextColumn("re-wrapping data keys"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        task = bar.add_task("rewrap", total=None)
+
+        def on_batch(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = vault.rotate(db.session, batch_size=batch_size, force_new=new, on_batch=on_batch)
+    with db.session() as session:
+        record(session, AuditContext(actor_role="cli"), "keys.rotate", resource_type="key_encryption_key",
+               resource_id=result.kek_id, detail={"rewrapped": result.rewrapped, "remaining": result.remaining})
+        session.commit()
+    typer.echo(f"key-encryption key {result.kek_id} is current; {result.rewrapped} data keys re-wrapped, "
+               f"{result.remaining} remaining")
+    if result.remaining:
+        raise typer.Exit(1)
+
+
+@admin_app.command("resume-erasures")
+def resume_erasures() -> None:
+    """Finish patient erasures that a crash or an unavailable blob store interrupted."""
+    from backend.crypto.envelope import KeyProvider, Vault
+    from backend.patients.erasure import ErasureService
+    from backend.storage import make_blob_store
+
+    settings, keyring, db = _context()
+    service = ErasureService(Vault(KeyProvider(keyring.key_encryption_root)),
+                             make_blob_store(settings.blob_store_url, settings.data_dir / "blobs"))
+    typer.echo(f"{service.resume_pending(db.session)} erasure(s) completed")

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     create_demo_users: bool = True  # development only
 
+    blob_store_url: str = Field(
+        default="", description="Empty: local files under <data_dir>/blobs; or s3://bucket/prefix?endpoint_url=..."
+    )
+
     # Inference (the case-workflow and serving issues use these).
     model_repository: Path = REPO_ROOT / "model_repository"
     model_name: str = "ham10000_mobilenetv2"

@@ -130,6 +130,7 @@ def require_role(*roles: Role) -> Callable[..., Actor]:
 AdminActor = Annotated[Actor, Depends(require_role(Role.admin))]
 ClinicianActor = Annotated[Actor, Depends(require_role(Role.clinician))]
 DermatologistActor = Annotated[Actor, Depends(require_role(Role.dermatologist))]
+ClinicalActor = Annotated[Actor, Depends(require_role(Role.clinician, Role.dermatologist))]
 
 
 def commit_then_raise(session: Session, error: DermaLinkError) -> None:

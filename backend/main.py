@@ -22,6 +22,13 @@ from backend.core.keys import Keyring, load_master_key
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from backend.db import Database
+from backend.consent.routes import router as consent_router
+from backend.crypto.envelope import KeyProvider, Vault
+from backend.patients.erasure import ErasureService
+from backend.patients.routes import router as patients_router
+from backend.patients.service import PatientService
+from backend.storage import make_blob_store
+from backend.users.routes import clinics_router
 from backend.users.routes import router as users_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -70,9 +77,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tokens = TokenService(signing, [s.get_secret_value().encode() for s in settings.previous_secret_keys],
                           settings.access_token_minutes)  # fmt: skip
     auth = AuthService(settings, tokens, keyring.totp)
+    vault = Vault(KeyProvider(keyring.key_encryption_root))
+    blobs = make_blob_store(settings.blob_store_url, settings.data_dir / "blobs")
+    patients = PatientService(vault, keyring.blind_index)
+    erasure = ErasureService(vault, blobs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        with db.session() as session:
+            vault.current_kek_id(session)  # the first key-encryption key, before any request needs it
+            session.commit()
+        erasure.resume_pending(db.session)  # finish erasures a crash interrupted
         created = bootstrap.create_demo_users(db, settings, auth)
         if created:
             bootstrap.print_demo_users(created)
@@ -89,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings, app.state.keyring, app.state.db, app.state.auth = settings, keyring, db, auth
+    app.state.vault, app.state.blobs, app.state.patients, app.state.erasure = vault, blobs, patients, erasure
     app.state.readiness_checks = {}
 
     def limit_for(path: str) -> int:
@@ -97,7 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(RequestContextMiddleware)
     _error_handlers(app)
-    for router in (health.router, auth_router, users_router, audit_router):
+    routers = (health.router, auth_router, users_router, clinics_router, audit_router, patients_router, consent_router)
+    for router in routers:
         app.include_router(router)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")

@@ -64,3 +64,4 @@ class Keyring:
         self.totp = derive_key(master, "totp-secrets")
         self.blind_index = derive_key(master, "blind-index")
         self.jwt_fallback = derive_key(master, "jwt-signing")
+        self.key_encryption_root = derive_key(master, "kek-root")

@@ -17,6 +17,16 @@ class Role(StrEnum):
     admin = "admin"
 
 
+class Clinic(SQLModel, table=True):
+    """An organisation. A clinician belongs to one and sees only its patients."""
+
+    __tablename__ = "clinic"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class User(SQLModel, table=True):
     __tablename__ = "user_account"
 
@@ -24,6 +34,7 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=254, unique=True, index=True)
     full_name: str = Field(max_length=200)
     role: str = Field(max_length=20)
+    clinic_id: uuid.UUID | None = Field(default=None, foreign_key="clinic.id", index=True)
     password_hash: str = Field(max_length=255)
     is_active: bool = True
     # TOTP secret, sealed with a key derived from the master key (never stored in clear).

@@ -11,8 +11,8 @@ from sqlmodel import select
 from backend.core.schemas import Page, decode_cursor, encode_cursor
 from backend.deps import AdminActor, CurrentActor, SessionDep, SettingsDep
 from backend.users import service
-from backend.users.models import User
-from backend.users.schemas import UserCreate, UserOut, UserUpdate
+from backend.users.models import Clinic, User
+from backend.users.schemas import ClinicCreate, ClinicOut, UserCreate, UserOut, UserUpdate
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -44,7 +44,7 @@ def list_users(
 def create_user(body: UserCreate, actor: AdminActor, session: SessionDep, settings: SettingsDep) -> User:
     user = service.create_user(
         session, actor.ctx, email=body.email, full_name=body.full_name, role=body.role,
-        password=body.password, password_min_length=settings.password_min_length,
+        password=body.password, password_min_length=settings.password_min_length, clinic_id=body.clinic_id,
     )  # fmt: skip
     session.commit()
     return user
@@ -59,7 +59,7 @@ def get_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> User
 def update_user(user_id: uuid.UUID, body: UserUpdate, actor: AdminActor, session: SessionDep) -> User:
     user = service.update_user(
         session, actor.ctx, service.get_user(session, user_id),
-        full_name=body.full_name, role=body.role, is_active=body.is_active,
+        full_name=body.full_name, role=body.role, is_active=body.is_active, clinic_id=body.clinic_id,
     )  # fmt: skip
     session.commit()
     return user
@@ -70,3 +70,18 @@ def unlock_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> U
     user = service.unlock_user(session, actor.ctx, service.get_user(session, user_id))
     session.commit()
     return user
+
+
+clinics_router = APIRouter(prefix="/api/v1/clinics", tags=["users"])
+
+
+@clinics_router.post("", response_model=ClinicOut, status_code=status.HTTP_201_CREATED)
+def create_clinic(body: ClinicCreate, actor: AdminActor, session: SessionDep) -> Clinic:
+    clinic = service.create_clinic(session, actor.ctx, body.name)
+    session.commit()
+    return clinic
+
+
+@clinics_router.get("", response_model=list[ClinicOut])
+def list_clinics(actor: AdminActor, session: SessionDep) -> list[Clinic]:
+    return list(session.exec(select(Clinic).order_by(Clinic.name)))

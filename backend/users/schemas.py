@@ -16,12 +16,24 @@ class UserCreate(RequestBody):
     full_name: str = Field(min_length=1, max_length=200)
     role: Role
     password: str = Field(min_length=1, max_length=256)
+    clinic_id: uuid.UUID | None = Field(default=None, description="Required for clinicians")
 
 
 class UserUpdate(RequestBody):
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     is_active: bool | None = None
+    clinic_id: uuid.UUID | None = None
+
+
+class ClinicCreate(RequestBody):
+    name: str = Field(min_length=2, max_length=200)
+
+
+class ClinicOut(ResponseBody):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
 
 
 class UserOut(ResponseBody):
@@ -29,6 +41,7 @@ class UserOut(ResponseBody):
     email: str
     full_name: str
     role: Role
+    clinic_id: uuid.UUID | None
     is_active: bool
     totp_enabled: bool
     locked_until: datetime | None

@@ -10,7 +10,7 @@ from backend.audit.service import AuditContext, record
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, NotFound
 from backend.core.security import check_password_policy, hash_password
-from backend.users.models import Role, User
+from backend.users.models import Clinic, Role, User
 
 
 def normalise_email(email: str) -> str:
@@ -41,12 +41,16 @@ def create_user(
     role: Role,
     password: str,
     password_min_length: int,
+    clinic_id: uuid.UUID | None = None,
 ) -> User:
     email = normalise_email(email)
     check_password_policy(password, email=email, min_length=password_min_length)
     if get_by_email(session, email) is not None:
         raise Conflict(f"a user with e-mail {email} already exists")
-    user = User(email=email, full_name=full_name.strip(), role=role.value, password_hash=hash_password(password))
+    if clinic_id is not None:
+        get_clinic(session, clinic_id)
+    user = User(email=email, full_name=full_name.strip(), role=role.value, password_hash=hash_password(password),
+                clinic_id=clinic_id)  # fmt: skip
     session.add(user)
     session.flush()
     record(session, ctx, "user.create", resource_type="user", resource_id=user.id, detail={"role": role.value})
@@ -61,8 +65,12 @@ def update_user(
     full_name: str | None = None,
     role: Role | None = None,
     is_active: bool | None = None,
+    clinic_id: uuid.UUID | None = None,
 ) -> User:
     changes = {}
+    if clinic_id is not None and clinic_id != user.clinic_id:
+        get_clinic(session, clinic_id)
+        user.clinic_id, changes["clinic_id"] = clinic_id, str(clinic_id)
     if full_name is not None and full_name != user.full_name:
         user.full_name, changes["full_name"] = full_name.strip(), "changed"
     if role is not None and role.value != user.role:
@@ -82,3 +90,20 @@ def unlock_user(session: Session, ctx: AuditContext, user: User) -> User:
     session.add(user)
     record(session, ctx, "user.unlock", resource_type="user", resource_id=user.id)
     return user
+
+
+def get_clinic(session: Session, clinic_id: uuid.UUID) -> Clinic:
+    clinic = session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise NotFound(f"clinic {clinic_id} not found")
+    return clinic
+
+
+def create_clinic(session: Session, ctx: AuditContext, name: str) -> Clinic:
+    if session.exec(select(Clinic).where(Clinic.name == name)).first() is not None:
+        raise Conflict(f"a clinic named {name!r} already exists")
+    clinic = Clinic(name=name)
+    session.add(clinic)
+    session.flush()
+    record(session, ctx, "clinic.create", resource_type="clinic", resource_id=clinic.id)
+    return clinic

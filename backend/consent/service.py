@@ -1,0 +1,184 @@
+"""Consent: versioned documents, grants and withdrawals per scope, and enforcement.
+
+Enforcement is here, in the backend: `require(session, patient_id, scope)` is called before anything
+is analysed (ai_analysis), routed to a dermatologist (specialist_sharing) or exported for research
+(research), and refuses with an error that names the missing scope.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import uuid
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+from sqlmodel import Session, select
+
+from backend.audit.service import record
+from backend.consent.models import ConsentDocument, ConsentEvent, Method, Scope
+from backend.consent.schemas import ConsentCreate, DocumentCreate
+from backend.core.errors import Conflict, DermaLinkError, NotFound, ValidationFailed
+from backend.deps import Actor
+from backend.patients.models import Patient
+
+GRANT, WITHDRAW = "grant", "withdraw"
+MAX_SIGNATURE_PIXELS = 4_000_000
+
+
+class ConsentRequired(DermaLinkError):
+    """The patient has no active consent for the scope an action needs."""
+
+    status_code, type = 409, "consent_required"
+
+
+@dataclass(frozen=True)
+class ActiveConsent:
+    event: ConsentEvent
+    document: ConsentDocument
+
+
+def publish(session: Session, actor: Actor, body: DocumentCreate) -> ConsentDocument:
+    exists = session.exec(
+        select(ConsentDocument.id).where(ConsentDocument.version == body.version,
+                                         ConsentDocument.language == body.language)  # fmt: skip
+    ).first()
+    if exists:
+        raise Conflict(f"consent version {body.version} ({body.language}) is already published and cannot change")
+    digest = hashlib.sha256(f"{body.title}\n\n{body.text}".encode()).hexdigest()
+    document = ConsentDocument(
+        version=body.version, language=body.language, title=body.title, text=body.text, content_hash=digest,
+        scopes=",".join(s.value for s in body.scopes), requires_reconsent=body.requires_reconsent,
+        published_by=actor.user.id,
+    )  # fmt: skip
+    session.add(document)
+    session.flush()
+    record(session, actor.ctx, "consent_document.publish", resource_type="consent_document",
+           resource_id=document.id, detail={"version": body.version, "language": body.language})  # fmt: skip
+    return document
+
+
+def get_document(session: Session, document_id: uuid.UUID) -> ConsentDocument:
+    document = session.get(ConsentDocument, document_id)
+    if document is None:
+        raise NotFound(f"consent document {document_id} not found")
+    return document
+
+
+def _superseded(session: Session, document: ConsentDocument, scope: str) -> bool:
+    """A later document for this scope and language that requires re-consent supersedes ``document``."""
+    later = session.exec(
+        select(ConsentDocument).where(
+            ConsentDocument.language == document.language,
+            ConsentDocument.published_at > document.published_at,
+            ConsentDocument.requires_reconsent.is_(True),  # type: ignore[attr-defined]
+            ConsentDocument.withdrawn_at.is_(None),  # type: ignore[union-attr]
+        )
+    )
+    return any(scope in d.scopes.split(",") for d in later)
+
+
+def history(session: Session, patient_id: uuid.UUID) -> list[ConsentEvent]:
+    query = select(ConsentEvent).where(ConsentEvent.patient_id == patient_id)
+    return list(session.exec(query.order_by(ConsentEvent.recorded_at, ConsentEvent.id)))  # type: ignore[arg-type]
+
+
+def status(session: Session, patient_id: uuid.UUID) -> dict[Scope, tuple[ActiveConsent | None, bool]]:
+    """For each scope: the active grant (or None), and whether a newer version requires re-consent."""
+    latest: dict[str, ConsentEvent] = {}
+    for event in history(session, patient_id):
+        latest[event.scope] = event
+    result: dict[Scope, tuple[ActiveConsent | None, bool]] = {}
+    for scope in Scope:
+        event = latest.get(scope.value)
+        if event is None or event.kind != GRANT or event.document_id is None:
+            result[scope] = (None, False)
+            continue
+        document = session.get(ConsentDocument, event.document_id)
+        assert document is not None
+        if _superseded(session, document, scope.value):
+            result[scope] = (None, True)
+        else:
+            result[scope] = (ActiveConsent(event, document), False)
+    return result
+
+
+def require(session: Session, patient_id: uuid.UUID, scope: Scope) -> ActiveConsent:
+    active, needs_reconsent = status(session, patient_id)[scope]
+    if active is None:
+        why = "a newer consent version requires re-consent" if needs_reconsent else "no active consent"
+        raise ConsentRequired(f"missing consent scope '{scope.value}' for patient {patient_id}: {why}")
+    return active
+
+
+def decode_signature(encoded: str) -> bytes:
+    """Check that the signature is a real PNG or JPEG image and re-encode it as PNG (no metadata)."""
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise ValidationFailed("signature_png_base64 is not valid base64") from exc
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            if image.format not in ("PNG", "JPEG"):
+                raise ValidationFailed(f"signature must be PNG or JPEG, got {image.format}")
+            if image.width * image.height > MAX_SIGNATURE_PIXELS:
+                raise ValidationFailed("signature image is too large")
+            image.load()
+            out = io.BytesIO()
+            image.convert("RGBA" if "A" in image.getbands() else "RGB").save(out, format="PNG")
+            return out.getvalue()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValidationFailed("signature is not a readable PNG or JPEG image") from exc
+
+
+def grant(
+    session: Session, actor: Actor, patient: Patient, body: ConsentCreate, signature_blob: str | None
+) -> list[ConsentEvent]:
+    document = get_document(session, body.document_id)
+    if document.withdrawn_at is not None:
+        raise ValidationFailed(f"consent version {document.version} was withdrawn and cannot be used")
+    if body.method is Method.verbal and not body.witness_name:
+        raise ValidationFailed("verbal consent needs a named witness (witness_name)")
+    if body.method is Method.signed and signature_blob is None:
+        raise ValidationFailed("signed consent needs the signature image (signature_png_base64)")
+    uncovered = [s.value for s in body.scopes if s.value not in document.scopes.split(",")]
+    if uncovered:
+        raise ValidationFailed(f"consent version {document.version} does not cover scope(s) {', '.join(uncovered)}")
+    if _superseded(session, document, body.scopes[0].value):
+        raise ValidationFailed(f"consent version {document.version} was superseded; use the newest version")
+    current = status(session, patient.id)
+    events = []
+    for scope in dict.fromkeys(body.scopes):
+        active, _ = current[scope]
+        if active is not None and active.document.id == document.id:
+            raise Conflict(f"consent for scope '{scope.value}' under version {document.version} is already recorded")
+        event = ConsentEvent(
+            patient_id=patient.id, scope=scope.value, kind=GRANT, document_id=document.id, method=body.method.value,
+            witness_name=body.witness_name, signature_blob=signature_blob, recorded_by=actor.user.id,
+        )  # fmt: skip
+        session.add(event)
+        events.append(event)
+        record(session, actor.ctx, "consent.grant", resource_type="consent_event", resource_id=event.id,
+               patient_id=patient.id, detail={"scope": scope.value, "version": document.version,
+                                              "method": body.method.value})  # fmt: skip
+    session.flush()
+    return events
+
+
+def withdraw(session: Session, actor: Actor, patient: Patient, scopes: list[Scope], reason: str | None) -> list[ConsentEvent]:
+    current = status(session, patient.id)
+    not_given = [s.value for s in scopes if current[s][0] is None]
+    if not_given:
+        raise Conflict(f"cannot withdraw scope(s) {', '.join(not_given)}: no active consent to withdraw")
+    events = []
+    for scope in dict.fromkeys(scopes):
+        event = ConsentEvent(patient_id=patient.id, scope=scope.value, kind=WITHDRAW, reason=reason,
+                             recorded_by=actor.user.id)  # fmt: skip
+        session.add(event)
+        events.append(event)
+        record(session, actor.ctx, "consent.withdraw", resource_type="consent_event", resource_id=event.id,
+               patient_id=patient.id, detail={"scope": scope.value})  # fmt: skip
+    session.flush()
+    return events

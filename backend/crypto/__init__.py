@@ -1,0 +1,1 @@
+"""Envelope encryption: per-owner data keys wrapped by rotating key-encryption keys."""

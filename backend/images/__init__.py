@@ -1,0 +1,1 @@
+"""Lesion photo intake: verify, sanitize and re-encode uploads (`intake`), and judge their quality (`quality`)."""
