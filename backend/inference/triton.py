@@ -59,6 +59,7 @@ _NP_DTYPES = {
 }
 # Triton's gRPC status codes that mean "the request is wrong"; everything else may succeed later.
 _REJECT_GRPC = {"StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND", "StatusCode.UNIMPLEMENTED"}
+_UNREACHABLE = "cannot reach Triton"
 _NOT_READY_HINTS = ("not at ready state", "has no available versions", "is not ready", "unavailable")
 
 
@@ -112,11 +113,11 @@ def _classify(exc: BaseException, where: str) -> InferenceError:
         if status in _REJECT_GRPC or status == "400":
             return InferenceRejected(f"Triton at {where} rejected the request: {msg}")
         if status == "StatusCode.UNAVAILABLE":
-            return InferenceUnavailable(f"cannot reach Triton at {where}: {msg}")
+            return InferenceUnavailable(f"{_UNREACHABLE} at {where}: {msg}")
         return InferenceUnavailable(f"Triton at {where} failed ({status or 'no status'}): {msg}")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return InferenceUnavailable(f"Triton at {where} did not answer within the deadline")
-    return InferenceUnavailable(f"cannot reach Triton at {where}: {type(exc).__name__}: {_message(exc)}")
+    return InferenceUnavailable(f"{_UNREACHABLE} at {where}: {type(exc).__name__}: {_message(exc)}")
 
 
 def _int(v: Any) -> int:
@@ -143,23 +144,35 @@ class TritonClassifier(Classifier):
         self.url, self.model_name, self.version, self.protocol = url, model_name, str(version or ""), protocol
         self.timeout_s, self.retries, self.validate = timeout_s, max(1, retries), validate
         self._fallback_labels = tuple(labels) if labels else None
-        self._meta: _Meta | None = None
+        self._meta: _Meta | None = None  # current metadata; None: read it again before the next call
+        self._last_meta: _Meta | None = None  # the last metadata seen, for `info` during an outage
         self._lock = threading.Lock()
         self._local = threading.local()
         self._sync_clients: list[Any] = []
         self._aio: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> asyncio client
 
     @classmethod
-    def from_settings(cls, settings: TritonSettings | None = None) -> TritonClassifier:
-        s = settings or TritonSettings()
-        labels = None
-        if s.labels_file:
-            from pathlib import Path
+    def from_settings(cls, settings: Any = None) -> TritonClassifier:
+        """From `TritonSettings`, or from the application's settings (``backend.config.Settings``): then
+        the ``DERMALINK_TRITON_*`` variables still apply, the model name defaults to the application's
+        ``model_name``, and the labels fallback to ``<model_repository>/<model>/labels.txt`` if present."""
+        from pathlib import Path
 
-            labels = tuple(x.strip() for x in Path(s.labels_file).read_text().splitlines() if x.strip())
+        s = settings if isinstance(settings, TritonSettings) else TritonSettings()
+        model = s.model
+        labels_file = Path(s.labels_file) if s.labels_file else None
+        if settings is not None and not isinstance(settings, TritonSettings):
+            if "model" not in s.model_fields_set:
+                model = getattr(settings, "model_name", None) or model
+            repository = getattr(settings, "model_repository", None)
+            if labels_file is None and repository and (Path(repository) / model / "labels.txt").is_file():
+                labels_file = Path(repository) / model / "labels.txt"
+        labels = None
+        if labels_file is not None:
+            labels = tuple(x.strip() for x in labels_file.read_text().splitlines() if x.strip())
         return cls(
             s.url,
-            s.model,
+            model,
             version=s.version,
             protocol=s.protocol,
             timeout_s=s.timeout_s,
@@ -324,7 +337,9 @@ class TritonClassifier(Classifier):
                 )
                 server_labels = self._parse_classification(result, meta)
         except Exception as exc:
-            raise _classify(exc, self._where()) from exc
+            err = _classify(exc, self._where())
+            self._after_failure(err)
+            raise err from exc
         return self._finish_meta(meta, server_labels)
 
     async def _fetch_meta_async(self) -> _Meta:
@@ -346,24 +361,68 @@ class TritonClassifier(Classifier):
                 )
                 server_labels = self._parse_classification(result, meta)
         except Exception as exc:
-            raise _classify(exc, self._where()) from exc
+            err = _classify(exc, self._where())
+            await self._after_failure_async(err)
+            raise err from exc
         return self._finish_meta(meta, server_labels)
+
+    def _after_failure(self, err: InferenceError) -> None:
+        """After an outage: re-read the metadata, and drop this thread's client when the server could not
+        be reached, so the next call opens a fresh connection instead of waiting out gRPC's reconnect
+        backoff on a channel that failed while Triton was down."""
+        if isinstance(err, InferenceUnavailable):
+            self._meta = None
+            if _UNREACHABLE in str(err):
+                client = getattr(self._local, "client", None)
+                self._local.client = None
+                if client is not None:
+                    with self._lock:
+                        if client in self._sync_clients:
+                            self._sync_clients.remove(client)
+                    with contextlib.suppress(Exception):
+                        client.close()
+
+    async def _after_failure_async(self, err: InferenceError) -> None:
+        if isinstance(err, InferenceUnavailable):
+            self._meta = None
+            if _UNREACHABLE in str(err):
+                client = self._aio.pop(asyncio.get_running_loop(), None)
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.close()
 
     def _metadata(self) -> _Meta:
         meta = self._meta
         if meta is None:
-            meta = self._meta = self._fetch_meta()
+            meta = self._meta = self._last_meta = self._fetch_meta()
         return meta
 
     async def _metadata_async(self) -> _Meta:
         meta = self._meta
         if meta is None:
-            meta = self._meta = await self._fetch_meta_async()
+            meta = self._meta = self._last_meta = await self._fetch_meta_async()
         return meta
 
     @property
     def info(self) -> ModelInfo:
-        meta = self._metadata()
+        """The served model; while Triton cannot answer, the last one seen (or the configured name with
+        ``extra["available"] = False``): reading it never raises, so `/readyz` can always report."""
+        try:
+            meta = self._metadata()
+        except InferenceError as exc:
+            meta = self._last_meta
+            if meta is None:
+                return ModelInfo(
+                    name=self.model_name,
+                    version=self.version or "unknown",
+                    labels=self._fallback_labels or (),
+                    extra={
+                        "server": self.url,
+                        "protocol": self.protocol,
+                        "available": False,
+                        "error": str(exc),
+                    },
+                )
         return ModelInfo(
             name=meta.name,
             version=meta.version,
@@ -374,6 +433,7 @@ class TritonClassifier(Classifier):
                 "input": meta.input_name,
                 "output": meta.output_name,
                 "max_batch_size": meta.max_batch_size,
+                "available": meta is self._meta,
             },
         )
 
@@ -473,8 +533,7 @@ class TritonClassifier(Classifier):
                 )
             except Exception as exc:
                 err = _classify(exc, self._where())
-                if isinstance(err, InferenceUnavailable):
-                    self._meta = None  # re-read metadata after an outage or a reload
+                self._after_failure(err)
                 raise err from exc
             out += self._predictions(result, meta, len(chunk), (time.perf_counter() - start) * 1000)
         return out
@@ -498,8 +557,7 @@ class TritonClassifier(Classifier):
             )
         except Exception as exc:
             err = _classify(exc, self._where())
-            if isinstance(err, InferenceUnavailable):
-                self._meta = None
+            await self._after_failure_async(err)
             raise err from exc
         return self._predictions(result, meta, len(chunk), (time.perf_counter() - start) * 1000)
 
