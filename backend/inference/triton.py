@@ -66,7 +66,7 @@ _NOT_READY_HINTS = ("not at ready state", "has no available versions", "is not r
 class TritonSettings(BaseSettings):
     """``DERMALINK_TRITON_*`` environment variables (used when ``DERMALINK_INFERENCE=triton``)."""
 
-    model_config = SettingsConfigDict(env_prefix="DERMALINK_TRITON_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DERMALINK_TRITON_", env_file=".env", extra="ignore")
 
     url: str = "127.0.0.1:8001"  # host:port of the gRPC (or HTTP) endpoint, no scheme
     protocol: Protocol = "grpc"
