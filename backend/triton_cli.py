@@ -140,27 +140,35 @@ def serve(
             host=host,
             model_control=model_control,
         )
-        server.start()
-    except (TritonSetupError, TritonStartError) as exc:
+    except TritonSetupError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(
-        f"Triton ready: grpc {server.grpc_url}, http {server.http_url}, metrics {host}:{metrics_port}; "
-        f"log {server.log_path}"
-    )
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+
+    def _terminate(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the server like Ctrl-C, also while it is starting
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    died = False
     try:
-        while not stop["now"] and server.running:
+        server.start()
+        typer.echo(
+            f"Triton ready: grpc {server.grpc_url}, http {server.http_url}, metrics {host}:{metrics_port}; "
+            f"log {server.log_path}"
+        )
+        while server.running:
             time.sleep(0.5)
+        died = True
     except KeyboardInterrupt:
         pass
+    except TritonStartError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
     finally:
-        code = 0 if server.running else 1
         server.stop()
-    if code:
+        signal.signal(signal.SIGTERM, previous)
+    if died:
         typer.secho(f"tritonserver exited unexpectedly; log {server.log_path}", fg="red", err=True)
-        raise typer.Exit(code)
+        raise typer.Exit(1)
 
 
 @bench_app.command("triton")
