@@ -16,7 +16,7 @@ The store is chosen by one URL (the ``DERMALINK_BLOB_STORE_URL`` setting) throug
 
 Values in the query are percent-decoded. Every implementation honours the :class:`BlobStore` contract
 (see ``base.py``): atomic ``put``, ``get`` raising :class:`BlobNotFound`, idempotent ``delete``, ``exists``,
-``iter_keys(prefix)`` in ascending order, ``delete_prefix(prefix)`` for crypto-shredding a patient's blobs.
+``iter_keys(prefix)`` (order unspecified), ``delete_prefix(prefix)`` for crypto-shredding a patient's blobs.
 """
 
 from __future__ import annotations

@@ -113,7 +113,9 @@ class BlobStore(ABC):
 
     @abstractmethod
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
-        """Yield, in ascending order, every key strictly below ``prefix`` (whole segments; ``""``: all)."""
+        """Yield every key strictly below ``prefix`` (whole segments; ``""``: all), each once.
+
+        The order is unspecified (local: ascending; SeaweedFS lists folder by folder): sort if it matters."""
 
     @abstractmethod
     def delete_prefix(self, prefix: str) -> int:

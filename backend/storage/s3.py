@@ -10,6 +10,7 @@ Keys are stored as ``<prefix>/<key>`` when the store has a prefix.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +30,10 @@ from botocore.exceptions import (
 from .base import BlobError, BlobNotFound, BlobStore, BlobStoreUnavailable, normalize_prefix, validate_key
 
 DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
+# One boto3 session for the process: creating a session per store would reload botocore's service models
+# (a second of CPU). Clients are thread-safe; creating them from one session is not, hence the lock.
+_SESSION_LOCK = threading.Lock()
+_SESSION: boto3.session.Session | None = None
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _UNAVAILABLE_CODES = {
@@ -76,15 +81,18 @@ class S3BlobStore(BlobStore):
             # Path-style addressing works with every S3-compatible server; AWS itself picks what it needs.
             s3={"addressing_style": "path" if self.endpoint_url else "auto"},
         )
-        session = boto3.session.Session()
-        self._client = session.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            config=config,
-        )
+        global _SESSION
+        with _SESSION_LOCK:
+            if _SESSION is None:
+                _SESSION = boto3.session.Session()
+            self._client = _SESSION.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                config=config,
+            )
 
     def __repr__(self) -> str:  # never the credentials
         return f"S3BlobStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r})"
