@@ -50,7 +50,13 @@ __all__ = [
 ]
 
 _S3_PARAMS = {
-    "endpoint_url", "region", "access_key", "secret_key", "connect_timeout", "read_timeout", "max_attempts",
+    "endpoint_url",
+    "region",
+    "access_key",
+    "secret_key",
+    "connect_timeout",
+    "read_timeout",
+    "max_attempts",
     "create_bucket",
 }
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

@@ -87,7 +87,9 @@ class SeaweedFS:
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             config=Config(
-                connect_timeout=1, read_timeout=10, retries={"mode": "standard", "max_attempts": 1},
+                connect_timeout=1,
+                read_timeout=10,
+                retries={"mode": "standard", "max_attempts": 1},
                 s3={"addressing_style": "path"},
             ),
         )
@@ -115,16 +117,33 @@ def _start(weed: Path, workdir: Path) -> tuple[subprocess.Popen, SeaweedFS, Path
     data.mkdir(parents=True, exist_ok=True)
     log = workdir / "weed.log"
     command = [
-        str(weed), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0",
-        f"-master.port={master}", f"-master.port.grpc={master_grpc}",
-        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
-        f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-        "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        str(weed),
+        "server",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=0",
+        "-volume.preStopSeconds=0",
+        f"-master.port={master}",
+        f"-master.port.grpc={master_grpc}",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={volume_grpc}",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={filer_grpc}",
+        "-s3",
+        f"-s3.port={s3}",
+        f"-s3.port.grpc={s3_grpc}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
     ]
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
-            command, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command,
+            cwd=workdir,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: stopped as a whole
         )
     return process, SeaweedFS(endpoint_url=f"http://127.0.0.1:{s3}"), log, ports
