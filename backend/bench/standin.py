@@ -19,13 +19,23 @@ import numpy as np
 LABELS = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 MODEL_NAME = "ham10000_mobilenetv2"
 
-CONFIG = """name: "{name}"
+CONFIG = """# Stand-in, shaped like the exported production config (training/export.py): GPU Triton,
+# ONNX Runtime with the TensorRT FP16 accelerator, dynamic batching, warmup.
+name: "{name}"
 platform: "onnxruntime_onnx"
 max_batch_size: 32
 input [ {{ name: "image" data_type: TYPE_UINT8 dims: [ 224, 224, 3 ] }} ]
 output [ {{ name: "probabilities" data_type: TYPE_FP32 dims: [ 7 ] label_filename: "labels.txt" }} ]
-dynamic_batching {{ preferred_batch_size: [ 8, 16 ] max_queue_delay_microseconds: 2000 }}
+dynamic_batching {{ preferred_batch_size: [ 4, 8, 16, 32 ] max_queue_delay_microseconds: 2000 }}
 instance_group [ {{ count: 1 kind: KIND_GPU }} ]
+optimization {{ execution_accelerators {{ gpu_execution_accelerator: [ {{
+  name: "tensorrt"
+  parameters {{ key: "precision_mode" value: "FP16" }}
+  parameters {{ key: "max_workspace_size_bytes" value: "1073741824" }}
+  parameters {{ key: "trt_engine_cache_enable" value: "1" }}
+}} ] }} }}
+model_warmup [ {{ name: "warmup_batch_32" batch_size: 32
+  inputs {{ key: "image" value {{ data_type: TYPE_UINT8 dims: [ 224, 224, 3 ] random_data: true }} }} }} ]
 """
 
 

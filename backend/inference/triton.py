@@ -23,7 +23,7 @@ import contextlib
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -59,13 +59,14 @@ _NP_DTYPES = {
 }
 # Triton's gRPC status codes that mean "the request is wrong"; everything else may succeed later.
 _REJECT_GRPC = {"StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND", "StatusCode.UNIMPLEMENTED"}
+_UNREACHABLE = "cannot reach Triton"
 _NOT_READY_HINTS = ("not at ready state", "has no available versions", "is not ready", "unavailable")
 
 
 class TritonSettings(BaseSettings):
     """``DERMALINK_TRITON_*`` environment variables (used when ``DERMALINK_INFERENCE=triton``)."""
 
-    model_config = SettingsConfigDict(env_prefix="DERMALINK_TRITON_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DERMALINK_TRITON_", env_file=".env", extra="ignore")
 
     url: str = "127.0.0.1:8001"  # host:port of the gRPC (or HTTP) endpoint, no scheme
     protocol: Protocol = "grpc"
@@ -86,6 +87,7 @@ class _Meta:
     output_name: str
     labels: tuple[str, ...]
     max_batch_size: int
+    output_width: int = -1
 
 
 def _message(exc: BaseException) -> str:
@@ -111,11 +113,11 @@ def _classify(exc: BaseException, where: str) -> InferenceError:
         if status in _REJECT_GRPC or status == "400":
             return InferenceRejected(f"Triton at {where} rejected the request: {msg}")
         if status == "StatusCode.UNAVAILABLE":
-            return InferenceUnavailable(f"cannot reach Triton at {where}: {msg}")
+            return InferenceUnavailable(f"{_UNREACHABLE} at {where}: {msg}")
         return InferenceUnavailable(f"Triton at {where} failed ({status or 'no status'}): {msg}")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return InferenceUnavailable(f"Triton at {where} did not answer within the deadline")
-    return InferenceUnavailable(f"cannot reach Triton at {where}: {type(exc).__name__}: {_message(exc)}")
+    return InferenceUnavailable(f"{_UNREACHABLE} at {where}: {type(exc).__name__}: {_message(exc)}")
 
 
 def _int(v: Any) -> int:
@@ -142,23 +144,35 @@ class TritonClassifier(Classifier):
         self.url, self.model_name, self.version, self.protocol = url, model_name, str(version or ""), protocol
         self.timeout_s, self.retries, self.validate = timeout_s, max(1, retries), validate
         self._fallback_labels = tuple(labels) if labels else None
-        self._meta: _Meta | None = None
+        self._meta: _Meta | None = None  # current metadata; None: read it again before the next call
+        self._last_meta: _Meta | None = None  # the last metadata seen, for `info` during an outage
         self._lock = threading.Lock()
         self._local = threading.local()
         self._sync_clients: list[Any] = []
         self._aio: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> asyncio client
 
     @classmethod
-    def from_settings(cls, settings: TritonSettings | None = None) -> TritonClassifier:
-        s = settings or TritonSettings()
-        labels = None
-        if s.labels_file:
-            from pathlib import Path
+    def from_settings(cls, settings: Any = None) -> TritonClassifier:
+        """From `TritonSettings`, or from the application's settings (``backend.config.Settings``): then
+        the ``DERMALINK_TRITON_*`` variables still apply, the model name defaults to the application's
+        ``model_name``, and the labels fallback to ``<model_repository>/<model>/labels.txt`` if present."""
+        from pathlib import Path
 
-            labels = tuple(x.strip() for x in Path(s.labels_file).read_text().splitlines() if x.strip())
+        s = settings if isinstance(settings, TritonSettings) else TritonSettings()
+        model = s.model
+        labels_file = Path(s.labels_file) if s.labels_file else None
+        if settings is not None and not isinstance(settings, TritonSettings):
+            if "model" not in s.model_fields_set:
+                model = getattr(settings, "model_name", None) or model
+            repository = getattr(settings, "model_repository", None)
+            if labels_file is None and repository and (Path(repository) / model / "labels.txt").is_file():
+                labels_file = Path(repository) / model / "labels.txt"
+        labels = None
+        if labels_file is not None:
+            labels = tuple(x.strip() for x in labels_file.read_text().splitlines() if x.strip())
         return cls(
             s.url,
-            s.model,
+            model,
             version=s.version,
             protocol=s.protocol,
             timeout_s=s.timeout_s,
@@ -233,6 +247,8 @@ class TritonClassifier(Classifier):
         )
 
     def _build_meta(self, metadata: dict, config: dict) -> _Meta:
+        """Tensors from the metadata; labels from the config's ``labels`` parameter when it has one
+        (otherwise empty here: `_with_labels` asks the server or falls back to the given labels)."""
         config = config.get("config", config)
         inputs, outputs = metadata.get("inputs", []), metadata.get("outputs", [])
         if len(inputs) != 1:
@@ -241,21 +257,12 @@ class TritonClassifier(Classifier):
             )
         if not outputs:
             raise InferenceRejected(f"{self._where()}: the model has no outputs")
-        labels = None
         label_param = (config.get("parameters") or {}).get("labels", {}).get("string_value", "")
-        if label_param:
-            labels = tuple(x.strip() for x in label_param.split(",") if x.strip())
-        labels = labels or self._fallback_labels
-        if not labels:
-            raise InferenceRejected(
-                f"{self._where()}: the model config has no `labels` parameter and no labels file was given"
-            )
-        out = next((o for o in outputs if o.get("shape") and _int(o["shape"][-1]) == len(labels)), outputs[0])
-        width = _int(out["shape"][-1]) if out.get("shape") else -1
-        if width not in (-1, len(labels)):
-            raise InferenceRejected(
-                f"{self._where()}: output {out['name']} has {width} classes, labels {len(labels)}"
-            )
+        labels = tuple(x.strip() for x in label_param.split(",") if x.strip())
+        out = outputs[0]
+        if len(outputs) > 1:  # several outputs: the probabilities are the one with one value per label
+            want = len(labels or self._fallback_labels or ())
+            out = next((o for o in outputs if o.get("shape") and _int(o["shape"][-1]) == want), out)
         inp = inputs[0]
         if inp["datatype"] not in _NP_DTYPES:
             raise InferenceRejected(f"{self._where()}: unsupported input datatype {inp['datatype']}")
@@ -269,23 +276,71 @@ class TritonClassifier(Classifier):
             output_name=out["name"],
             labels=labels,
             max_batch_size=_int(config.get("max_batch_size", 0) or 0),
+            output_width=_int(out["shape"][-1]) if out.get("shape") else -1,
         )
+
+    def _classification_request(self, meta: _Meta):
+        """A zero image asking Triton's classification extension for every class: its answers are
+        ``score:index:label`` strings with the labels of the output's ``label_filename``."""
+        dims = meta.input_shape[1:] if meta.max_batch_size else meta.input_shape
+        if meta.output_width < 1 or any(d < 1 for d in dims):
+            return None
+        mod = self._module()
+        x = np.zeros((1, *dims) if meta.max_batch_size else dims, dtype=_NP_DTYPES[meta.input_datatype])
+        inp = mod.InferInput(meta.input_name, list(x.shape), meta.input_datatype)
+        inp.set_data_from_numpy(x)
+        extra = {"binary_data": False} if self.protocol == "http" else {}
+        out = mod.InferRequestedOutput(meta.output_name, class_count=meta.output_width, **extra)
+        return [inp], [out]
+
+    def _parse_classification(self, result, meta: _Meta) -> tuple[str, ...]:
+        entries = np.asarray(result.as_numpy(meta.output_name)).reshape(-1)
+        labels: dict[int, str] = {}
+        for entry in entries:
+            parts = (entry.decode() if isinstance(entry, bytes) else str(entry)).split(":", 2)
+            if len(parts) == 3 and parts[2]:
+                labels[int(parts[1])] = parts[2]
+        if sorted(labels) != list(range(meta.output_width)):
+            return ()
+        return tuple(labels[i] for i in range(meta.output_width))
+
+    def _finish_meta(self, meta: _Meta, server_labels: tuple[str, ...]) -> _Meta:
+        labels = meta.labels or server_labels or self._fallback_labels
+        if not labels:
+            raise InferenceRejected(
+                f"{self._where()}: no labels: the model config has no `labels` parameter or `label_filename`, "
+                "and no labels file was given (DERMALINK_TRITON_LABELS_FILE)"
+            )
+        if meta.output_width not in (-1, len(labels)):
+            raise InferenceRejected(
+                f"{self._where()}: output {meta.output_name} has {meta.output_width} classes, "
+                f"but there are {len(labels)} labels"
+            )
+        return replace(meta, labels=tuple(labels))
 
     def _fetch_meta(self) -> _Meta:
         client = self._client()
         kw = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        js = {"as_json": True} if self.protocol == "grpc" else {}
         try:
             if not client.is_model_ready(self.model_name, self.version, **kw):
-                index = client.get_model_repository_index(
-                    **({"as_json": True} if self.protocol == "grpc" else {}), **kw
-                )
+                index = client.get_model_repository_index(**js, **kw)
                 raise self._not_ready_reason(index.get("models", []) if isinstance(index, dict) else index)
-            js = {"as_json": True} if self.protocol == "grpc" else {}
             metadata = client.get_model_metadata(self.model_name, self.version, **js, **kw)
             config = client.get_model_config(self.model_name, self.version, **js, **kw)
+            meta = self._build_meta(metadata, config)
+            server_labels: tuple[str, ...] = ()
+            request = None if meta.labels else self._classification_request(meta)
+            if request:
+                result = client.infer(
+                    self.model_name, request[0], model_version=self.version, outputs=request[1], **kw
+                )
+                server_labels = self._parse_classification(result, meta)
         except Exception as exc:
-            raise _classify(exc, self._where()) from exc
-        return self._build_meta(metadata, config)
+            err = _classify(exc, self._where())
+            self._after_failure(err)
+            raise err from exc
+        return self._finish_meta(meta, server_labels)
 
     async def _fetch_meta_async(self) -> _Meta:
         client = self._aio_client()
@@ -297,25 +352,77 @@ class TritonClassifier(Classifier):
                 raise self._not_ready_reason(index.get("models", []) if isinstance(index, dict) else index)
             metadata = await client.get_model_metadata(self.model_name, self.version, **js, **kw)
             config = await client.get_model_config(self.model_name, self.version, **js, **kw)
+            meta = self._build_meta(metadata, config)
+            server_labels: tuple[str, ...] = ()
+            request = None if meta.labels else self._classification_request(meta)
+            if request:
+                result = await client.infer(
+                    self.model_name, request[0], model_version=self.version, outputs=request[1], **kw
+                )
+                server_labels = self._parse_classification(result, meta)
         except Exception as exc:
-            raise _classify(exc, self._where()) from exc
-        return self._build_meta(metadata, config)
+            err = _classify(exc, self._where())
+            await self._after_failure_async(err)
+            raise err from exc
+        return self._finish_meta(meta, server_labels)
+
+    def _after_failure(self, err: InferenceError) -> None:
+        """After an outage: re-read the metadata, and drop this thread's client when the server could not
+        be reached, so the next call opens a fresh connection instead of waiting out gRPC's reconnect
+        backoff on a channel that failed while Triton was down."""
+        if isinstance(err, InferenceUnavailable):
+            self._meta = None
+            if _UNREACHABLE in str(err):
+                client = getattr(self._local, "client", None)
+                self._local.client = None
+                if client is not None:
+                    with self._lock:
+                        if client in self._sync_clients:
+                            self._sync_clients.remove(client)
+                    with contextlib.suppress(Exception):
+                        client.close()
+
+    async def _after_failure_async(self, err: InferenceError) -> None:
+        if isinstance(err, InferenceUnavailable):
+            self._meta = None
+            if _UNREACHABLE in str(err):
+                client = self._aio.pop(asyncio.get_running_loop(), None)
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.close()
 
     def _metadata(self) -> _Meta:
         meta = self._meta
         if meta is None:
-            meta = self._meta = self._fetch_meta()
+            meta = self._meta = self._last_meta = self._fetch_meta()
         return meta
 
     async def _metadata_async(self) -> _Meta:
         meta = self._meta
         if meta is None:
-            meta = self._meta = await self._fetch_meta_async()
+            meta = self._meta = self._last_meta = await self._fetch_meta_async()
         return meta
 
     @property
     def info(self) -> ModelInfo:
-        meta = self._metadata()
+        """The served model; while Triton cannot answer, the last one seen (or the configured name with
+        ``extra["available"] = False``): reading it never raises, so `/readyz` can always report."""
+        try:
+            meta = self._metadata()
+        except InferenceError as exc:
+            meta = self._last_meta
+            if meta is None:
+                return ModelInfo(
+                    name=self.model_name,
+                    version=self.version or "unknown",
+                    labels=self._fallback_labels or (),
+                    extra={
+                        "server": self.url,
+                        "protocol": self.protocol,
+                        "available": False,
+                        "error": str(exc),
+                    },
+                )
         return ModelInfo(
             name=meta.name,
             version=meta.version,
@@ -326,6 +433,7 @@ class TritonClassifier(Classifier):
                 "input": meta.input_name,
                 "output": meta.output_name,
                 "max_batch_size": meta.max_batch_size,
+                "available": meta is self._meta,
             },
         )
 
@@ -358,11 +466,15 @@ class TritonClassifier(Classifier):
         step = meta.max_batch_size or len(images) or 1
         return [images[i : i + step] for i in range(0, len(images), step)]
 
-    def _inputs(self, chunk: np.ndarray, meta: _Meta):
+    def _module(self):
         if self.protocol == "grpc":
             import tritonclient.grpc as mod
         else:
             import tritonclient.http as mod
+        return mod
+
+    def _inputs(self, chunk: np.ndarray, meta: _Meta):
+        mod = self._module()
         try:
             inp = mod.InferInput(meta.input_name, list(chunk.shape), meta.input_datatype)
             if self.protocol == "http":
@@ -421,8 +533,7 @@ class TritonClassifier(Classifier):
                 )
             except Exception as exc:
                 err = _classify(exc, self._where())
-                if isinstance(err, InferenceUnavailable):
-                    self._meta = None  # re-read metadata after an outage or a reload
+                self._after_failure(err)
                 raise err from exc
             out += self._predictions(result, meta, len(chunk), (time.perf_counter() - start) * 1000)
         return out
@@ -446,8 +557,7 @@ class TritonClassifier(Classifier):
             )
         except Exception as exc:
             err = _classify(exc, self._where())
-            if isinstance(err, InferenceUnavailable):
-                self._meta = None
+            await self._after_failure_async(err)
             raise err from exc
         return self._predictions(result, meta, len(chunk), (time.perf_counter() - start) * 1000)
 

@@ -3,7 +3,8 @@
 The model is the shipped ``model_repository/ham10000_mobilenetv2`` when its ``1/model.onnx`` exists,
 otherwise the stand-in from `backend.bench.standin` (same layout and tensor contract). The CPU
 repository is derived from it exactly as `dermalink triton repo` does, plus two test-only models:
-``slow_model`` (answers after 2 s, for deadlines) and ``broken_model`` (fails to load).
+``slow_model`` (answers after 2 s, for deadlines), ``broken_model`` (fails to load), and copies of the
+model whose config has labels only as ``label_filename`` or not at all (loaded by the tests that use them).
 
 Triton's own virtualenv must exist (`dermalink triton setup`); if it does not, the tests fail
 with that instruction instead of being skipped.
@@ -81,6 +82,20 @@ def derived_repo(exported_repo, tmp_path_factory) -> Path:
     (slow / "config.pbtxt").write_text(config.replace(f'name: "{MODEL}"', 'name: "slow_model"'))
     (slow / "1" / "model.py").write_text(SLOW_MODEL_PY)
     shutil.copy(repo / MODEL / "labels.txt", slow / "labels.txt")
+    # the exported production config carries labels only as `label_filename` (no `labels` parameter)
+    from google.protobuf import text_format
+
+    from backend.inference.triton_repo import read_config
+
+    for name, keep_file in (("filelabels_model", True), ("nolabels_model", False)):
+        shutil.copytree(repo / MODEL, repo / name)
+        cfg = read_config(repo / MODEL / "config.pbtxt")
+        cfg.name = name
+        del cfg.parameters["labels"]
+        if not keep_file:
+            cfg.output[0].ClearField("label_filename")
+            (repo / name / "labels.txt").unlink()
+        (repo / name / "config.pbtxt").write_text(text_format.MessageToString(cfg))
     broken = repo / "broken_model"
     shutil.copytree(repo / MODEL, broken)
     (broken / "config.pbtxt").write_text(config.replace(f'name: "{MODEL}"', 'name: "broken_model"'))

@@ -41,15 +41,17 @@ def test_outage_and_recovery(own_server, lesion_images, how):
         with pytest.raises(InferenceUnavailable) as info:
             clf.predict_batch(lesion_images[:4])
         assert info.value.retryable and time.monotonic() - start < 5
+        seen = clf.info  # never raises: the last model seen, marked unavailable
+        assert seen.name == MODEL and len(seen.labels) == 7 and seen.extra["available"] is False
     with pytest.raises(InferenceUnavailable):
         asyncio.run(grpc.predict_batch_async(lesion_images[:1]))
 
+    fresh = TritonClassifier(own_server.grpc_url, MODEL, retries=1)
+    assert fresh.info.extra["available"] is False and fresh.info.name == MODEL
+
     own_server.start(timeout=90)  # same ports
     for name, clf in (("grpc", grpc), ("http", http)):
-        deadline = time.monotonic() + 10
-        while not clf.ready()[0] and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert clf.ready()[0], clf.ready()[1]
+        assert clf.ready()[0], clf.ready()[1]  # at once: no waiting out a reconnect backoff
         after = clf.predict_batch(lesion_images[:4])
         np.testing.assert_allclose(
             [list(p.probabilities.values()) for p in after],
@@ -57,3 +59,29 @@ def test_outage_and_recovery(own_server, lesion_images, how):
             rtol=0,
             atol=1e-6,
         )
+
+
+def test_built_from_app_settings_and_readiness_says_why(own_server, exported_repo, monkeypatch):
+    """With `DERMALINK_INFERENCE=triton` the backend builds the classifier from its application settings
+    plus `DERMALINK_TRITON_*`; its readiness report (ready() then info, what /readyz shows) explains an
+    outage and never raises."""
+    from backend.config import Settings
+
+    monkeypatch.setenv("DERMALINK_TRITON_URL", own_server.grpc_url)
+    monkeypatch.setenv("DERMALINK_TRITON_TIMEOUT_S", "2")
+    monkeypatch.setenv("DERMALINK_TRITON_RETRIES", "1")
+    clf = TritonClassifier.from_settings(Settings(model_repository=exported_repo, model_name=MODEL))
+    assert clf.model_name == MODEL and clf.url == own_server.grpc_url and clf.timeout_s == 2
+
+    def readiness() -> tuple[bool, str]:
+        ok, detail = clf.ready()
+        info = clf.info
+        return ok, f"{info.name} v{info.version}: {detail}"
+
+    ok, why = readiness()
+    assert ok and why.startswith(f"{MODEL} v1: Triton at {own_server.grpc_url} serves"), why
+    own_server.kill()
+    ok, why = readiness()
+    assert not ok and "cannot reach Triton" in why, why
+    own_server.start(timeout=90)
+    assert readiness()[0]

@@ -70,3 +70,40 @@ def test_small_max_batch_is_split_into_chunks(triton_server, lesion_images, refe
     assert len(preds) == n + 3
     expected = np.concatenate([reference] * (n // len(reference) + 2))[: n + 3]
     np.testing.assert_allclose(_matrix(preds), expected, rtol=0, atol=TOL)
+
+
+def test_labels_from_label_filename_or_given_when_the_config_has_no_labels_parameter(
+    triton_server, exported_repo, lesion_images, reference
+):
+    """The exported production config names labels.txt as `label_filename` only: the client asks Triton's
+    classification extension for them. With no labels on the server at all, it needs them given."""
+    import tritonclient.http as httpclient
+
+    from backend.inference.base import InferenceRejected
+
+    labels = OnnxClassifier(exported_repo, MODEL).info.labels
+    admin = httpclient.InferenceServerClient(triton_server.http_url)
+    admin.load_model("filelabels_model")
+    admin.load_model("nolabels_model")
+    try:
+        for protocol in ("grpc", "http"):
+            url = triton_server.grpc_url if protocol == "grpc" else triton_server.http_url
+            clf = TritonClassifier(url, "filelabels_model", protocol=protocol)
+            assert clf.info.labels == labels
+            np.testing.assert_allclose(
+                _matrix(clf.predict_batch(lesion_images[:5])), reference[:5], atol=TOL, rtol=0
+            )
+            bare = TritonClassifier(url, "nolabels_model", protocol=protocol)
+            ok, why = bare.ready()
+            assert not ok and "no labels" in why and "DERMALINK_TRITON_LABELS_FILE" in why
+            with pytest.raises(InferenceRejected, match="no labels"):
+                bare.predict_batch(lesion_images[:1])
+            given = TritonClassifier(url, "nolabels_model", protocol=protocol, labels=labels)
+            assert list(given.predict_batch(lesion_images[:1])[0].probabilities) == list(labels)
+        with pytest.raises(InferenceRejected, match="8 labels"):
+            TritonClassifier(
+                triton_server.grpc_url, "nolabels_model", labels=(*labels, "extra")
+            ).predict_batch(lesion_images[:1])
+    finally:
+        admin.unload_model("filelabels_model")
+        admin.unload_model("nolabels_model")

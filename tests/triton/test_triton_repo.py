@@ -88,3 +88,28 @@ def test_model_output_varies_with_the_image(exported_repo, lesion_images, uses_s
     probs = np.array([list(p.probabilities.values()) for p in preds])
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert probs.std(axis=0).max() > 1e-3, f"near-constant output (stand-in: {uses_standin})"
+
+
+def test_exported_gpu_config_matches_its_model_and_drives_the_cpu_derivation(exported_repo, tmp_path):
+    """The production config.pbtxt (training export; the stand-in mirrors it) is valid Triton config for
+    GPU Triton with ONNX Runtime + TensorRT FP16, and its tensors are the ONNX graph's."""
+    import onnxruntime as ort
+
+    config = read_config(exported_repo / MODEL / "config.pbtxt")
+    session = ort.InferenceSession(str(exported_repo / MODEL / "1" / "model.onnx"))
+    (graph_in,), graph_out = session.get_inputs(), session.get_outputs()[0]
+    assert config.name == MODEL and config.platform == "onnxruntime_onnx" and config.max_batch_size > 0
+    assert [i.name for i in config.input] == [graph_in.name] and list(config.input[0].dims) == [224, 224, 3]
+    assert config.output[0].name == graph_out.name and list(config.output[0].dims) == [7]
+    assert config.output[0].label_filename == "labels.txt"
+    assert len((exported_repo / MODEL / "labels.txt").read_text().split()) == 7
+    assert config.instance_group[0].kind == config.instance_group[0].KIND_GPU
+    assert list(config.dynamic_batching.preferred_batch_size)
+    (trt,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert trt.name == "tensorrt" and trt.parameters["precision_mode"] == "FP16"
+    assert config.model_warmup and config.model_warmup[0].inputs[graph_in.name].dims == config.input[0].dims
+
+    (derived,) = derive_repository(exported_repo, tmp_path, [MODEL])
+    cpu = read_config(derived / "config.pbtxt")
+    assert cpu.max_batch_size == config.max_batch_size
+    assert not cpu.HasField("optimization") and not cpu.model_warmup and not cpu.platform

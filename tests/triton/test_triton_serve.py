@@ -1,0 +1,43 @@
+"""`dermalink triton serve` end to end: derive, start the real server, answer, stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.inference.triton import TritonClassifier
+from backend.inference.triton_server import free_port
+
+pytestmark = pytest.mark.triton
+
+
+def test_serve_command_serves_and_stops_on_sigterm(triton_install, exported_repo, lesion_images, tmp_path):
+    dermalink = Path(sys.executable).parent / "dermalink"
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    env = {**os.environ, "DERMALINK_BUILD_DIR": str(tmp_path / "build")}
+    args = [
+        str(dermalink), "triton", "serve", "--source", str(exported_repo), "--out", str(tmp_path / "repo"),
+        "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        clf = TritonClassifier(f"127.0.0.1:{grpc}", "ham10000_mobilenetv2", retries=1)
+        deadline = time.monotonic() + 90
+        while not clf.ready()[0] and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+        assert clf.ready()[0], clf.ready()[1]
+        assert len(clf.predict_batch(lesion_images[:2])) == 2
+        assert (tmp_path / "repo" / "ham10000_mobilenetv2" / "1" / "model.py").exists()
+        clf.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert f"grpc 127.0.0.1:{grpc}" in out
+    assert not TritonClassifier(f"127.0.0.1:{grpc}", "ham10000_mobilenetv2", retries=1).ready()[0]
