@@ -80,6 +80,7 @@ def create_user(
     password: str = typer.Option(
         ..., prompt=True, hide_input=True, confirmation_prompt=True, help="Prompted for when omitted."
     ),
+    clinic: str | None = typer.Option(None, help="Clinic name (clinicians); created if it does not exist."),
 ) -> None:
     """Create an account (the way to make the first admin). Admins then enrol TOTP on first login."""
     from backend import migrate
@@ -91,10 +92,19 @@ def create_user(
         migrate.upgrade(db.url)
     with db.session() as session:
         try:
+            from sqlmodel import select
+
+            from backend.users.models import Clinic
+            from backend.users.service import create_clinic
             from backend.users.service import create_user as create
 
-            user = create(session, AuditContext(actor_role="cli"), email=email, full_name=full_name, role=role,
-                          password=password, password_min_length=settings.password_min_length)  # fmt: skip
+            ctx = AuditContext(actor_role="cli")
+            clinic_id = None
+            if clinic:
+                found = session.exec(select(Clinic).where(Clinic.name == clinic)).first()
+                clinic_id = (found or create_clinic(session, ctx, clinic)).id
+            user = create(session, ctx, email=email, full_name=full_name, role=role, password=password,
+                          password_min_length=settings.password_min_length, clinic_id=clinic_id)  # fmt: skip
             session.commit()
         except DermaLinkError as exc:
             typer.echo(f"error: {exc.detail}", err=True)
