@@ -15,7 +15,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from backend.audit.service import SYSTEM, record
-from backend.cases.models import AnalysisJob, AnalysisResult, Case, CaseImage, CaseState
+from backend.cases.models import AnalysisJob, AnalysisResult, Case, CaseImage
 from backend.cases.routing import route
 from backend.cases.triage import ImageEvidence, TriageRules, decide
 from backend.consent import service as consent

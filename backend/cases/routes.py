@@ -14,7 +14,14 @@ from backend.cases.schemas import AnswerCreate, CaseCreate, CaseOut, CaseSummary
 from backend.cases.service import CaseService, Upload, visible_cases
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.schemas import Page, decode_cursor, encode_cursor
-from backend.deps import ClinicalActor, ClinicianActor, DermatologistActor, SessionDep, SettingsDep, commit_then_raise
+from backend.deps import (
+    ClinicalActor,
+    ClinicianActor,
+    DermatologistActor,
+    SessionDep,
+    SettingsDep,
+    commit_then_raise,
+)
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 queue_router = APIRouter(prefix="/api/v1/queue", tags=["queue"])

@@ -95,8 +95,8 @@ class RedisDispatcher:
 
 @lru_cache(maxsize=1)
 def _worker_analyzer() -> Analyzer:
-    from backend.services import build_services
     from backend.config import get_settings
+    from backend.services import build_services
 
     return build_services(get_settings()).analyzer
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from backend.cli import _register_all, app as cli
+from backend.cli import _register_all
+from backend.cli import app as cli
 
 runner = CliRunner()
 _register_all()

@@ -19,6 +19,7 @@ from tests.backend.clinical.conftest import (  # noqa: F401  (fixtures reused he
 )
 from tests.backend.conftest import make_settings
 
+
 @pytest.fixture
 def settings(database_url, tmp_path, model_repository):  # type: ignore[no-untyped-def]
     return make_settings(database_url, tmp_path, model_repository=model_repository, analysis_wait_seconds=10)
