@@ -9,7 +9,7 @@ from backend.auth.service import AuthService
 from backend.config import Settings
 from backend.db import Database
 from backend.users.models import Role
-from backend.users.service import count_users, create_user
+from backend.users.service import count_users, create_clinic, create_user
 
 DEMO_DOMAIN = "demo.dermalink.local"
 
@@ -22,11 +22,13 @@ def create_demo_users(db: Database, settings: Settings, auth: AuthService) -> li
         if count_users(session):
             return None
         created = []
+        clinic = create_clinic(session, SYSTEM, "Demo Clinic")
         for role in Role:
             password = secrets.token_urlsafe(12)
             user = create_user(
                 session, SYSTEM, email=f"{role.value}@{DEMO_DOMAIN}", full_name=f"Demo {role.value}",
                 role=role, password=password, password_min_length=settings.password_min_length,
+                clinic_id=clinic.id if role is Role.clinician else None,
             )  # fmt: skip
             entry = {"role": role.value, "email": user.email, "password": password}
             if role is Role.admin:  # admins need TOTP: enrol the demo admin right away

@@ -32,3 +32,7 @@ def _register_all() -> None:
 def main() -> None:
     _register_all()
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -12,6 +13,8 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 admin_app = typer.Typer(help="Account administration.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys: rotation of the key-encryption key.", no_args_is_help=True)
+research_app = typer.Typer(help="De-identified data for research (only with the patient's consent).",
+                           no_args_is_help=True)
 
 
 def _context():  # type: ignore[no-untyped-def]
@@ -31,6 +34,20 @@ def register(app: typer.Typer) -> None:
     app.add_typer(admin_app, name="admin")
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(research_app, name="research")
+
+    @app.command()
+    def worker(
+        burst: bool = typer.Option(False, help="Process what is queued, then exit."),
+        sweep_seconds: float = typer.Option(30.0, help="How often to re-enqueue due jobs Redis may have lost."),
+    ) -> None:
+        """Run analysis jobs from Redis (DERMALINK_QUEUE=redis). Start as many as the load needs."""
+        from backend.cases.worker import run_worker
+        from backend.config import get_settings
+
+        settings = get_settings()
+        typer.echo(f"dermalink worker: queue at {settings.redis_url}, model {settings.model_name}")
+        run_worker(settings.redis_url, sweep_seconds=sweep_seconds, burst=burst)
 
     @app.command()
     def serve(
@@ -63,6 +80,7 @@ def create_user(
     password: str = typer.Option(
         ..., prompt=True, hide_input=True, confirmation_prompt=True, help="Prompted for when omitted."
     ),
+    clinic: str | None = typer.Option(None, help="Clinic name (clinicians); created if it does not exist."),
 ) -> None:
     """Create an account (the way to make the first admin). Admins then enrol TOTP on first login."""
     from backend import migrate
@@ -74,10 +92,19 @@ def create_user(
         migrate.upgrade(db.url)
     with db.session() as session:
         try:
+            from sqlmodel import select
+
+            from backend.users.models import Clinic
+            from backend.users.service import create_clinic
             from backend.users.service import create_user as create
 
-            user = create(session, AuditContext(actor_role="cli"), email=email, full_name=full_name, role=role,
-                          password=password, password_min_length=settings.password_min_length)  # fmt: skip
+            ctx = AuditContext(actor_role="cli")
+            clinic_id = None
+            if clinic:
+                found = session.exec(select(Clinic).where(Clinic.name == clinic)).first()
+                clinic_id = (found or create_clinic(session, ctx, clinic)).id
+            user = create(session, ctx, email=email, full_name=full_name, role=role, password=password,
+                          password_min_length=settings.password_min_length, clinic_id=clinic_id)  # fmt: skip
             session.commit()
         except DermaLinkError as exc:
             typer.echo(f"error: {exc.detail}", err=True)
@@ -149,3 +176,26 @@ def resume_erasures() -> None:
     service = ErasureService(Vault(KeyProvider(keyring.key_encryption_root)),
                              make_blob_store(settings.blob_store_url, settings.data_dir / "blobs"))
     typer.echo(f"{service.resume_pending(db.session)} erasure(s) completed")
+
+
+
+@research_app.command("export")
+def research_export(
+    out: Path = typer.Option(..., help="Folder to write images/ and metadata.csv into (must be empty or new)."),
+) -> None:
+    """Export de-identified lesion images and labels of patients who consented to research (scope c).
+
+    Images are re-encoded without metadata and named by random ids; no patient or case id leaves.
+    Patients without an active research consent are skipped and counted.
+    """
+    from backend.config import get_settings
+    from backend.research import export_research
+    from backend.services import build_services
+
+    services = build_services(get_settings())
+    if out.exists() and any(out.iterdir()):
+        typer.echo(f"error: {out} is not empty", err=True)
+        raise typer.Exit(2)
+    summary = export_research(services, out)
+    typer.echo(f"exported {summary.images} image(s) of {summary.patients} patient(s) to {out}; "
+               f"skipped {summary.skipped_patients} patient(s) without research consent")

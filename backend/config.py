@@ -42,8 +42,11 @@ class Settings(BaseSettings):
     login_lockout_after: int = 10  # failed attempts before the account locks
     login_lockout_minutes: int = 15
     max_body_bytes: int = 1_000_000  # JSON bodies; uploads have their own limit
-    max_upload_bytes: int = 20_000_000
-    upload_path_suffixes: tuple[str, ...] = ("/images", "/signature")
+    max_upload_bytes: int = 50_000_000  # a whole multipart case submission
+    upload_paths: tuple[str, ...] = ("/api/v1/cases",)
+    max_images_per_case: int = 4
+    max_image_bytes: int = 12_000_000
+    max_image_pixels: int = 40_000_000  # decompression-bomb guard, checked before decoding
     auto_migrate: bool = Field(default=True, description="Upgrade the schema at start-up (one replica only)")
     cors_origins: list[str] = Field(default_factory=list)
     create_demo_users: bool = True  # development only
@@ -52,9 +55,17 @@ class Settings(BaseSettings):
         default="", description="Empty: local files under <data_dir>/blobs; or s3://bucket/prefix?endpoint_url=..."
     )
 
-    # Inference (the case-workflow and serving issues use these).
+    # Inference and analysis jobs.
+    inference: Literal["onnx", "triton"] = "onnx"
     model_repository: Path = REPO_ROOT / "model_repository"
     model_name: str = "ham10000_mobilenetv2"
+    onnx_threads: int = 0  # 0: ONNX Runtime's default
+    queue: Literal["embedded", "redis"] = "embedded"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    analysis_wait_seconds: float = 5.0  # how long a submission waits for its analysis before answering
+    claim_minutes: int = 30
+    triage_malignant_threshold: float | None = None  # overrides the model's triage.json
+    triage_low_confidence_threshold: float | None = None
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

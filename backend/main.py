@@ -1,4 +1,4 @@
-"""The FastAPI application factory: `create_app()` wires settings, keys, database, routes and errors."""
+"""The FastAPI application factory: `create_app()` wires settings, services, routes and errors."""
 
 from __future__ import annotations
 
@@ -14,20 +14,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from backend import bootstrap, health, migrate
 from backend.audit.routes import router as audit_router
 from backend.auth.routes import router as auth_router
-from backend.auth.service import AuthService
-from backend.auth.tokens import TokenService
-from backend.config import DEFAULT_SECRET, Settings, get_settings
+from backend.cases.routes import queue_router
+from backend.cases.routes import router as cases_router
+from backend.cases.worker import EmbeddedRunner, RedisDispatcher
+from backend.config import Settings, get_settings
+from backend.consent.routes import router as consent_router
 from backend.core.errors import DermaLinkError, error_body
-from backend.core.keys import Keyring, load_master_key
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from backend.db import Database
-from backend.consent.routes import router as consent_router
-from backend.crypto.envelope import KeyProvider, Vault
-from backend.patients.erasure import ErasureService
 from backend.patients.routes import router as patients_router
-from backend.patients.service import PatientService
-from backend.storage import make_blob_store
+from backend.services import build_services
 from backend.users.routes import clinics_router
 from backend.users.routes import router as users_router
 
@@ -65,33 +61,27 @@ def _error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    settings.check_production()
+    services = build_services(settings)
     configure_logging(json=settings.is_production)
-    keyring = Keyring(load_master_key(settings))
-    db = Database(str(settings.database_url), audit_key=keyring.audit)
+    db = services.db
     if settings.auto_migrate:
         migrate.upgrade(db.url)
-
-    secret = settings.secret_key.get_secret_value()
-    signing = keyring.jwt_fallback if secret == DEFAULT_SECRET else secret.encode()
-    tokens = TokenService(signing, [s.get_secret_value().encode() for s in settings.previous_secret_keys],
-                          settings.access_token_minutes)  # fmt: skip
-    auth = AuthService(settings, tokens, keyring.totp)
-    vault = Vault(KeyProvider(keyring.key_encryption_root))
-    blobs = make_blob_store(settings.blob_store_url, settings.data_dir / "blobs")
-    patients = PatientService(vault, keyring.blind_index)
-    erasure = ErasureService(vault, blobs)
+    dispatcher = (
+        RedisDispatcher(settings.redis_url, services.analyzer) if settings.queue == "redis" else EmbeddedRunner(services.analyzer)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         with db.session() as session:
-            vault.current_kek_id(session)  # the first key-encryption key, before any request needs it
+            services.vault.current_kek_id(session)  # the first key-encryption key, before any request needs it
             session.commit()
-        erasure.resume_pending(db.session)  # finish erasures a crash interrupted
-        created = bootstrap.create_demo_users(db, settings, auth)
+        services.erasure.resume_pending(db.session)  # finish erasures a crash interrupted
+        created = bootstrap.create_demo_users(db, settings, services.auth)
         if created:
             bootstrap.print_demo_users(created)
+        dispatcher.start()
         yield
+        dispatcher.stop()
         db.dispose()
 
     app = FastAPI(
@@ -103,17 +93,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.settings, app.state.keyring, app.state.db, app.state.auth = settings, keyring, db, auth
-    app.state.vault, app.state.blobs, app.state.patients, app.state.erasure = vault, blobs, patients, erasure
-    app.state.readiness_checks = {}
+    app.state.services, app.state.settings, app.state.keyring, app.state.db = services, settings, services.keyring, db
+    app.state.auth, app.state.vault, app.state.blobs = services.auth, services.vault, services.blobs
+    app.state.patients, app.state.erasure, app.state.cases = services.patients, services.erasure, services.cases
+    app.state.dispatcher = dispatcher
+    app.state.readiness_checks = {"model": services.classifier.readiness}
 
     def limit_for(path: str) -> int:
-        return settings.max_upload_bytes if path.endswith(settings.upload_path_suffixes) else settings.max_body_bytes
+        return settings.max_upload_bytes if path in settings.upload_paths else settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(RequestContextMiddleware)
     _error_handlers(app)
-    routers = (health.router, auth_router, users_router, clinics_router, audit_router, patients_router, consent_router)
+    routers = (health.router, auth_router, users_router, clinics_router, audit_router, patients_router,
+               consent_router, cases_router, queue_router)  # fmt: skip
     for router in routers:
         app.include_router(router)
     if STATIC_DIR.is_dir():

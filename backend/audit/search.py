@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from backend.audit.models import AuditEvent
-from backend.audit.schemas import AuditFilter, AuditEventOut
+from backend.audit.schemas import AuditEventOut, AuditFilter
 
 
 def _aware(moment: datetime) -> datetime:

@@ -4,12 +4,32 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from backend.auth.schemas import LoginRequest, PasswordChange, RefreshRequest, TokenPair, TotpConfirm, TotpEnrolment
-from backend.auth.service import IssuedTokens
 from backend.audit.service import record
-from backend.core.errors import AccountLocked, BadRequest, InvalidCredentials, NotAuthenticated, TooManyRequests
+from backend.auth.schemas import (
+    LoginRequest,
+    PasswordChange,
+    RefreshRequest,
+    TokenPair,
+    TotpConfirm,
+    TotpEnrolment,
+)
+from backend.auth.service import IssuedTokens
+from backend.core.errors import (
+    AccountLocked,
+    BadRequest,
+    InvalidCredentials,
+    NotAuthenticated,
+    TooManyRequests,
+)
 from backend.core.security import check_password_policy, hash_password, verify_password
-from backend.deps import AuditContextDep, AuthServiceDep, CurrentActor, SessionDep, SettingsDep, commit_then_raise
+from backend.deps import (
+    AuditContextDep,
+    AuthServiceDep,
+    CurrentActor,
+    SessionDep,
+    SettingsDep,
+    commit_then_raise,
+)
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 

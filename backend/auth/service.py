@@ -15,6 +15,7 @@ from backend.audit.service import AuditContext, record
 from backend.auth.models import AuthSession, RefreshToken
 from backend.auth.tokens import TokenService, hash_refresh_token, new_refresh_token
 from backend.config import Settings
+from backend.core import security
 from backend.core.clock import utcnow
 from backend.core.errors import (
     AccountLocked,
@@ -24,7 +25,6 @@ from backend.core.errors import (
     TooManyRequests,
     TotpRequired,
 )
-from backend.core import security
 from backend.core.security import hash_password, needs_rehash, seal, unseal, verify_password
 from backend.users.models import User
 from backend.users.service import get_by_email

@@ -8,12 +8,25 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from backend.consent import service as consent
-from backend.consent.schemas import ConsentCreate, ConsentEventOut, ConsentStatus, ConsentWithdraw, ScopeStatus
+from backend.consent.schemas import (
+    ConsentCreate,
+    ConsentEventOut,
+    ConsentStatus,
+    ConsentWithdraw,
+    ScopeStatus,
+)
 from backend.core.errors import NotFound
 from backend.deps import AdminActor, ClinicalActor, ClinicianActor, SessionDep, commit_then_raise
 from backend.patients.erasure import ErasureService
 from backend.patients.models import Patient
-from backend.patients.schemas import ErasureBody, ErasureOut, PatientIdentity, PatientOut, PatientUpdate, ReasonBody
+from backend.patients.schemas import (
+    ErasureBody,
+    ErasureOut,
+    PatientIdentity,
+    PatientOut,
+    PatientUpdate,
+    ReasonBody,
+)
 from backend.patients.service import PatientService, get_visible
 
 router = APIRouter(prefix="/api/v1/patients", tags=["patients"])

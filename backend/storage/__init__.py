@@ -16,7 +16,7 @@ The store is chosen by one URL (the ``DERMALINK_BLOB_STORE_URL`` setting) throug
 
 Values in the query are percent-decoded. Every implementation honours the :class:`BlobStore` contract
 (see ``base.py``): atomic ``put``, ``get`` raising :class:`BlobNotFound`, idempotent ``delete``, ``exists``,
-``iter_keys(prefix)`` in ascending order, ``delete_prefix(prefix)`` for crypto-shredding a patient's blobs.
+``iter_keys(prefix)`` (order unspecified), ``delete_prefix(prefix)`` for crypto-shredding a patient's blobs.
 """
 
 from __future__ import annotations
@@ -50,7 +50,13 @@ __all__ = [
 ]
 
 _S3_PARAMS = {
-    "endpoint_url", "region", "access_key", "secret_key", "connect_timeout", "read_timeout", "max_attempts",
+    "endpoint_url",
+    "region",
+    "access_key",
+    "secret_key",
+    "connect_timeout",
+    "read_timeout",
+    "max_attempts",
     "create_bucket",
 }
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

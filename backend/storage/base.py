@@ -50,7 +50,7 @@ class BlobStoreUnavailable(BlobError):
 def validate_key(key: str) -> str:
     """Return ``key`` unchanged if it is a valid key, else raise ``ValueError`` saying exactly why."""
     if not isinstance(key, str):
-        raise ValueError(f"blob key must be a str, not {type(key).__name__}")
+        raise TypeError(f"blob key must be a str, not {type(key).__name__}")
     if key == "":
         raise ValueError("blob key is empty")
     if len(key) > MAX_KEY_LENGTH:
@@ -68,7 +68,9 @@ def validate_key(key: str) -> str:
         if segment in (".", ".."):
             raise ValueError(f"{where} is {segment!r}; relative path components are refused")
         if len(segment) > MAX_SEGMENT_LENGTH:
-            raise ValueError(f"{where} is {len(segment)} characters long; the maximum is {MAX_SEGMENT_LENGTH}")
+            raise ValueError(
+                f"{where} is {len(segment)} characters long; the maximum is {MAX_SEGMENT_LENGTH}"
+            )
         if not _SEGMENT.fullmatch(segment):
             bad = sorted({c for c in segment if not re.fullmatch(r"[A-Za-z0-9._-]", c)})
             raise ValueError(f"{where} contains characters outside [A-Za-z0-9._-]: {bad!r}")
@@ -78,10 +80,10 @@ def validate_key(key: str) -> str:
 def normalize_prefix(prefix: str) -> str:
     """Validate a prefix and return it without a trailing ``/`` (``""`` means the whole store)."""
     if not isinstance(prefix, str):
-        raise ValueError(f"blob prefix must be a str, not {type(prefix).__name__}")
+        raise TypeError(f"blob prefix must be a str, not {type(prefix).__name__}")
     if prefix == "":
         return ""
-    stripped = prefix[:-1] if prefix.endswith("/") else prefix
+    stripped = prefix.removesuffix("/")
     if stripped == "":
         raise ValueError("blob prefix '/' is absolute; use '' for the whole store")
     try:
@@ -113,7 +115,9 @@ class BlobStore(ABC):
 
     @abstractmethod
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
-        """Yield, in ascending order, every key strictly below ``prefix`` (whole segments; ``""``: all)."""
+        """Yield every key strictly below ``prefix`` (whole segments; ``""``: all), each once.
+
+        The order is unspecified (local: ascending; SeaweedFS lists folder by folder): sort if it matters."""
 
     @abstractmethod
     def delete_prefix(self, prefix: str) -> int:

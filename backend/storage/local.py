@@ -61,6 +61,25 @@ class LocalBlobStore(BlobStore):
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
+    def _check_folders(self, path: Path) -> bool:
+        """Whether every folder between root and ``path`` exists; a symlink among them raises :class:`BlobError`.
+
+        (The root is 0700 and only this service writes below it, so a symlink there is a misconfiguration or an
+        intrusion: refused rather than followed out of the store.)"""
+        current = self.root
+        for part in path.parent.relative_to(self.root).parts:
+            current = current / part
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            if stat.S_ISLNK(mode):
+                key = current.relative_to(self.root).as_posix()
+                raise BlobError(f"refusing to follow a symlink at {key!r} in the blob store")
+            if not stat.S_ISDIR(mode):
+                return False
+        return True
+
     def _make_dirs(self, directory: Path) -> None:
         """Create ``directory`` (below root) level by level with mode 0700, fsyncing each new entry."""
         current = self.root
@@ -69,8 +88,13 @@ class LocalBlobStore(BlobStore):
             try:
                 os.mkdir(current, DIR_MODE)
             except FileExistsError:
-                if not stat.S_ISDIR(os.lstat(current).st_mode):
+                mode = os.lstat(current).st_mode
+                if not stat.S_ISDIR(mode):
                     key = current.relative_to(self.root).as_posix()
+                    if stat.S_ISLNK(mode):
+                        raise BlobError(
+                            f"refusing to follow a symlink at {key!r} in the blob store"
+                        ) from None
                     raise BlobError(f"cannot store below {key!r}: it is a blob, not a folder") from None
                 continue
             os.chmod(current, DIR_MODE)
@@ -100,7 +124,9 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:
                 # A concurrent delete pruned the (then empty) folder between mkdir and open: retry.
                 if attempt == 2:
-                    raise BlobError(f"cannot create a file for blob {key!r}: folder keeps vanishing") from None
+                    raise BlobError(
+                        f"cannot create a file for blob {key!r}: folder keeps vanishing"
+                    ) from None
                 continue
             except OSError as exc:
                 raise BlobError(f"cannot write blob {key!r}: {exc}") from exc
@@ -133,6 +159,8 @@ class LocalBlobStore(BlobStore):
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
+        if not self._check_folders(path):
+            raise BlobNotFound(key)
         try:
             fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
@@ -155,6 +183,8 @@ class LocalBlobStore(BlobStore):
 
     def delete(self, key: str) -> None:
         path = self._path(key)
+        if not self._check_folders(path):
+            return
         try:
             if not stat.S_ISREG(os.lstat(path).st_mode):
                 return
@@ -166,8 +196,11 @@ class LocalBlobStore(BlobStore):
         self._prune_empty_dirs(path.parent)
 
     def exists(self, key: str) -> bool:
+        path = self._path(key)
+        if not self._check_folders(path):
+            return False
         try:
-            return stat.S_ISREG(os.lstat(self._path(key)).st_mode)
+            return stat.S_ISREG(os.lstat(path).st_mode)
         except (FileNotFoundError, NotADirectoryError):
             return False
         except OSError as exc:
@@ -176,6 +209,8 @@ class LocalBlobStore(BlobStore):
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         normalized = normalize_prefix(prefix)
         start = self.root.joinpath(*normalized.split("/")) if normalized else self.root
+        if normalized and (not self._check_folders(start) or os.path.islink(start)):
+            return
         yield from self._walk(start, normalized)
 
     def _walk(self, directory: Path, key_prefix: str) -> Iterator[str]:

@@ -10,6 +10,7 @@ Keys are stored as ``<prefix>/<key>`` when the store has a prefix.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,21 +20,36 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     HTTPClientError,
     IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
 )
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
 
 from .base import BlobError, BlobNotFound, BlobStore, BlobStoreUnavailable, normalize_prefix, validate_key
 
 DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
+# One boto3 session for the process: creating a session per store would reload botocore's service models
+# (a second of CPU). Clients are thread-safe; creating them from one session is not, hence the lock.
+_SESSION_LOCK = threading.Lock()
+_SESSION: boto3.session.Session | None = None
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _UNAVAILABLE_CODES = {
-    "SlowDown", "ServiceUnavailable", "RequestTimeout", "RequestTimeTooSkewed", "InternalError",
-    "Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequestsException", "503", "500",
+    "SlowDown",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "Throttling",
+    "ThrottlingException",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "503",
+    "500",
 }
 
 
@@ -65,29 +81,36 @@ class S3BlobStore(BlobStore):
         self.endpoint_url = endpoint_url or None
         self.region = region or None
         if (access_key is None) != (secret_key is None):
-            raise ValueError("S3 access_key and secret_key must be given together (or both left to the environment)")
+            raise ValueError(
+                "S3 access_key and secret_key must be given together (or both left to the environment)"
+            )
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
         config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max_attempts},  # first try included
             tcp_keepalive=True,
             # Path-style addressing works with every S3-compatible server; AWS itself picks what it needs.
             s3={"addressing_style": "path" if self.endpoint_url else "auto"},
         )
-        session = boto3.session.Session()
-        self._client = session.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            config=config,
-        )
+        global _SESSION
+        with _SESSION_LOCK:
+            if _SESSION is None:
+                _SESSION = boto3.session.Session()
+            self._client = _SESSION.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                config=config,
+            )
 
     def __repr__(self) -> str:  # never the credentials
-        return f"S3BlobStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r})"
+        return (
+            f"S3BlobStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r})"
+        )
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -113,14 +136,20 @@ class S3BlobStore(BlobStore):
             if key is not None and code in _NOT_FOUND_CODES:
                 raise BlobNotFound(key) from None
             if code == "NoSuchBucket":
-                raise BlobError(f"S3 {what} failed: {where} does not exist (create it or call ensure_bucket())") from exc
+                raise BlobError(
+                    f"S3 {what} failed: {where} does not exist (create it or call ensure_bucket())"
+                ) from exc
             if code in _UNAVAILABLE_CODES or status >= 500:
-                raise BlobStoreUnavailable(f"S3 {what} failed: {where} answered {code or status}: {message}") from exc
+                raise BlobStoreUnavailable(
+                    f"S3 {what} failed: {where} answered {code or status}: {message}"
+                ) from exc
             raise BlobError(f"S3 {what} failed: {where} answered {code or status}: {message}") from exc
         except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
             raise BlobStoreUnavailable(f"S3 {what} failed: {where} unreachable: {exc}") from exc
         except (NoCredentialsError, PartialCredentialsError) as exc:
-            raise BlobError(f"S3 {what} failed: no usable credentials ({exc}); set AWS_ACCESS_KEY_ID/...") from exc
+            raise BlobError(
+                f"S3 {what} failed: no usable credentials ({exc}); set AWS_ACCESS_KEY_ID/..."
+            ) from exc
         except BotoCoreError as exc:
             raise BlobError(f"S3 {what} failed on {where}: {exc}") from exc
 
@@ -208,7 +237,9 @@ class S3BlobStore(BlobStore):
                 )
             errors = response.get("Errors") or []
             if errors:
-                sample = ", ".join(f"{e.get('Key')}: {e.get('Code')} {e.get('Message', '')}".strip() for e in errors[:5])
+                sample = ", ".join(
+                    f"{e.get('Key')}: {e.get('Code')} {e.get('Message', '')}".strip() for e in errors[:5]
+                )
                 raise BlobError(
                     f"S3 delete under {normalized!r}: {len(errors)} of {len(batch)} objects not deleted ({sample})"
                 )

@@ -39,16 +39,14 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 stamp="$venv/.dermalink-triton-setup"
-want="pytriton=$PYTRITON_VERSION tritonclient=$TRITONCLIENT_VERSION $(cat "$0" "$repo/constraints.txt" 2>/dev/null | sha256sum | cut -c1-16)"
+want="pytriton=$PYTRITON_VERSION tritonclient=$TRITONCLIENT_VERSION $(cat "$0" "$repo/infra/triton/constraints.txt" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   log "$venv is up to date ($want)"
 else
   log "installing packages into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2)
-  constraints=()
-  # The project's pins where they apply (numpy 1.26, the same onnxruntime as the backend: exact parity).
-  [ -f "$repo/constraints.txt" ] && constraints=(-c "$repo/constraints.txt")
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${constraints[@]}" \
+  # Triton's side has its own pins (numpy 1.26; the same onnxruntime as the backend, for exact parity).
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$repo/infra/triton/constraints.txt" \
     "nvidia-pytriton==$PYTRITON_VERSION" \
     "numpy<2" \
     "onnxruntime>=1.18" \

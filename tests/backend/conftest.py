@@ -16,7 +16,9 @@ from backend.core.security import use_cheapest_hashing_for_tests
 from backend.main import create_app
 from backend.models import metadata
 from backend.users.models import Role, User
-from tests.conftest import MASTER_KEY
+from tests.conftest import MASTER_KEY, REPO
+
+MODEL = "ham10000_mobilenetv2"
 
 PASSWORD = "correct horse battery staple"
 use_cheapest_hashing_for_tests()
@@ -47,9 +49,19 @@ def wipe(app) -> None:  # type: ignore[no-untyped-def]
                 conn.execute(table.delete())
 
 
+@pytest.fixture(scope="session")
+def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped model when it is there; otherwise the stand-in ONNX model in the same layout."""
+    if (REPO / "model_repository" / MODEL / "1" / "model.onnx").exists():
+        return REPO / "model_repository"
+    from backend.bench.standin import build_repository
+
+    return build_repository(tmp_path_factory.mktemp("models"))
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path)
+def settings(database_url: str, tmp_path: Path, model_repository: Path) -> Settings:
+    return make_settings(database_url, tmp_path, model_repository=model_repository)
 
 
 @pytest.fixture

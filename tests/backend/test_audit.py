@@ -101,7 +101,8 @@ def test_verify_detects_reordered_events(app):
 def test_cli_verify_reports_tampering(app, settings, monkeypatch):
     from typer.testing import CliRunner
 
-    from backend.cli import _register_all, app as cli
+    from backend.cli import _register_all
+    from backend.cli import app as cli
     from backend.config import get_settings
 
     _events(app)

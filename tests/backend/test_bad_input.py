@@ -90,3 +90,17 @@ def test_health_readiness_and_docs(client):
     assert client.get("/docs").status_code == 200
     assert "/api/v1/auth/login" in client.get("/openapi.json").json()["paths"]
     assert "DermaLink" in client.get("/").text
+
+
+def test_readiness_says_why_the_model_is_missing(database_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from backend.main import create_app
+    from tests.backend.conftest import make_settings
+
+    app = create_app(make_settings(database_url, tmp_path, model_repository=tmp_path / "empty"))
+    with TestClient(app) as client:
+        ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
+    assert ready.json()["checks"]["database"]["ok"] is True
+    assert "ham10000_mobilenetv2" in ready.json()["checks"]["model"]["detail"]

@@ -42,11 +42,17 @@ def _api_routes(app):  # type: ignore[no-untyped-def]
 
 
 def test_every_route_is_in_a_matrix(app):
+    import re
+
+    from tests.backend.cases.test_routes_cases import CASE_MATRIX
     from tests.backend.clinical.test_routes_clinical import CLINICAL_MATRIX
 
-    rows = MATRIX + CLINICAL_MATRIX
-    covered = {(m, p.split("?")[0].replace("{patient}", "{id}").replace("{document}", "{id}")) for m, p, *_ in rows}
-    normalised = {(m, p.replace("{patient_id}", "{id}").replace("{document_id}", "{id}")) for m, p in _api_routes(app)}
+    def norm(path: str) -> str:
+        return re.sub(r"\{[a-z_]+\}", "{id}", path.split("?")[0])
+
+    rows = MATRIX + CLINICAL_MATRIX + CASE_MATRIX + [("POST", "/api/v1/cases")]
+    covered = {(m, norm(p)) for m, p, *_ in rows}
+    normalised = {(m, norm(p)) for m, p in _api_routes(app)}
     assert normalised <= covered | PUBLIC, normalised - covered - PUBLIC
 
 

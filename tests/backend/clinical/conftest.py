@@ -24,8 +24,8 @@ def blob_store_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(database_url, tmp_path, blob_store_url):  # type: ignore[no-untyped-def]
-    return make_settings(database_url, tmp_path, blob_store_url=blob_store_url)
+def settings(database_url, tmp_path, blob_store_url, model_repository):  # type: ignore[no-untyped-def]
+    return make_settings(database_url, tmp_path, blob_store_url=blob_store_url, model_repository=model_repository)
 
 
 @dataclass
@@ -82,3 +82,5 @@ def signature_png() -> str:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return base64.b64encode(out.getvalue()).decode()
+
+from tests.backend.storage.seaweedfs import seaweedfs, seaweedfs_s3_url  # noqa: E402, F401

@@ -46,10 +46,10 @@ def _fill(value, ids):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def settings(database_url, tmp_path):  # type: ignore[no-untyped-def]
+def settings(database_url, tmp_path, model_repository):  # type: ignore[no-untyped-def]
     from tests.backend.conftest import make_settings
 
-    return make_settings(database_url, tmp_path)  # the matrix needs no second blob store
+    return make_settings(database_url, tmp_path, model_repository=model_repository)  # one blob store is enough
 
 
 @pytest.mark.parametrize("row", CLINICAL_MATRIX, ids=[f"{m} {p}" for m, p, *_ in CLINICAL_MATRIX])

@@ -1,0 +1,168 @@
+"""Running one analysis job: decrypt the case's images, classify, store results, triage, route.
+
+A job is claimed with a lease (status ``running`` until ``lease_expires_at``). A worker that dies keeps
+its lease until it expires; then any worker may claim the job again, so a crash delays analysis but never
+loses it. An inference outage reschedules the job with exponential backoff; the case shows why it waits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from backend.audit.service import SYSTEM, record
+from backend.cases.models import AnalysisJob, AnalysisResult, Case, CaseImage
+from backend.cases.routing import route
+from backend.cases.triage import ImageEvidence, TriageRules, decide
+from backend.consent import service as consent
+from backend.consent.models import Scope
+from backend.core.clock import utcnow
+from backend.core.logging import log
+from backend.crypto.envelope import Vault
+from backend.inference.base import Classifier, InferenceError
+from backend.inference.preprocess import batch, load_image
+
+LEASE = timedelta(minutes=2)
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 300.0
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+
+
+class Analyzer:
+    def __init__(
+        self,
+        session_factory: Callable[[], Session],
+        vault: Vault,
+        blobs,  # type: ignore[no-untyped-def]
+        classifier: Callable[[], Classifier],
+        rules: TriageRules,
+    ) -> None:
+        self.session_factory = session_factory
+        self.vault = vault
+        self.blobs = blobs
+        self.classifier = classifier
+        self.rules = rules
+
+    def claim_due(self, limit: int = 4) -> list[uuid.UUID]:
+        """Take up to ``limit`` due jobs (pending and due, or running with an expired lease)."""
+        now = utcnow()
+        with self.session_factory() as session:
+            query = (
+                select(AnalysisJob)
+                .where(or_(
+                    (AnalysisJob.status == "pending") & (AnalysisJob.next_attempt_at <= now),
+                    (AnalysisJob.status == "running") & (AnalysisJob.lease_expires_at < now),  # type: ignore[operator]
+                ))  # fmt: skip
+                .order_by(AnalysisJob.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            jobs = list(session.exec(query))
+            for job in jobs:
+                job.status, job.lease_expires_at = "running", now + LEASE
+                job.attempts += 1
+                job.updated_at = now
+                session.add(job)
+            session.commit()
+            return [job.id for job in jobs]
+
+    def claim(self, job_id: uuid.UUID) -> bool:
+        """Claim one specific job if it is due (used by queue workers that were handed its id)."""
+        now = utcnow()
+        with self.session_factory() as session:
+            job = session.exec(select(AnalysisJob).where(AnalysisJob.id == job_id).with_for_update()).first()
+            if job is None or job.status in ("done", "failed"):
+                return False
+            if job.status == "running" and job.lease_expires_at and job.lease_expires_at > now:
+                return False  # another worker holds it
+            job.status, job.lease_expires_at, job.attempts, job.updated_at = "running", now + LEASE, job.attempts + 1, now
+            session.add(job)
+            session.commit()
+            return True
+
+    def run(self, job_id: uuid.UUID) -> str:
+        """Run a claimed job. Returns its new status: done, pending (will retry) or failed."""
+        with self.session_factory() as session:
+            job = session.get(AnalysisJob, job_id)
+            case = session.get(Case, job.case_id) if job else None
+            if job is None or case is None:
+                return "failed"
+            try:
+                consent.require(session, case.patient_id, Scope.ai_analysis)
+                images = list(session.exec(select(CaseImage).where(CaseImage.case_id == case.id).order_by(CaseImage.position)))
+                pixels = batch([load_image(self.vault.decrypt(session, case.patient_id, f"blob:{i.blob_key}",
+                                                              self.blobs.get(i.blob_key))) for i in images])  # fmt: skip
+                predictions = self.classifier().predict_batch(pixels)
+            except consent.ConsentRequired as exc:
+                return self._fail(session, job, case, str(exc.detail))
+            except InferenceError as exc:
+                if not exc.retryable:
+                    return self._fail(session, job, case, f"inference rejected the request: {exc}")
+                return self._retry(session, job, case, f"inference unavailable: {exc}")
+            except Exception as exc:  # a blob store or database hiccup: retry later, keep the reason
+                log.exception("analysis failed", job_id=str(job_id))
+                return self._retry(session, job, case, f"{type(exc).__name__}: {exc}")
+            self._store(session, case, images, predictions)
+            job.status, job.lease_expires_at, job.last_error, job.updated_at = "done", None, None, utcnow()
+            session.add(job)
+            session.commit()
+            return "done"
+
+    def _store(self, session: Session, case: Case, images: list[CaseImage], predictions) -> None:  # type: ignore[no-untyped-def]
+        evidence = []
+        for image, prediction in zip(images, predictions, strict=True):
+            probs = prediction.probabilities
+            malignant = sum(probs.get(c, 0.0) for c in self.rules.malignant_classes)
+            session.add(AnalysisResult(
+                case_id=case.id, image_id=image.id, probabilities=probs, top_label=prediction.top_label,
+                top_probability=prediction.top_probability, malignant_probability=malignant,
+                model_name=prediction.model_name, model_version=prediction.model_version,
+                inference_ms=prediction.inference_ms,
+            ))  # fmt: skip
+            evidence.append(ImageEvidence(probs, image.quality_ok))
+        decision = decide(self.rules, evidence, concern=case.concern, wants_specialist=case.wants_specialist)
+        case.triage_level, case.triage_rule, case.triage_detail = decision.level.value, decision.rule, decision.detail
+        route(session, case, SYSTEM, analysed=True)
+        record(session, SYSTEM, "case.analyse", resource_type="case", resource_id=case.id, patient_id=case.patient_id,
+               detail={"level": decision.level.value, "rule": decision.rule,
+                       "model": f"{predictions[0].model_name}:{predictions[0].model_version}"})  # fmt: skip
+
+    def _retry(self, session: Session, job: AnalysisJob, case: Case, reason: str) -> str:
+        session.rollback()
+        job, case = session.get(AnalysisJob, job.id), session.get(Case, case.id)
+        job.status, job.lease_expires_at = "pending", None
+        job.next_attempt_at = utcnow() + backoff(job.attempts)
+        job.last_error, job.updated_at = reason[:1000], utcnow()
+        session.add(job)
+        session.commit()
+        log.warning("analysis postponed", case_id=str(case.id), attempts=job.attempts, reason=reason[:200])
+        return "pending"
+
+    def _fail(self, session: Session, job: AnalysisJob, case: Case, reason: str) -> str:
+        session.rollback()
+        job, case = session.get(AnalysisJob, job.id), session.get(Case, case.id)
+        job.status, job.lease_expires_at, job.last_error, job.updated_at = "failed", None, reason[:1000], utcnow()
+        session.add(job)
+        record(session, SYSTEM, "case.analyse", outcome="failed", resource_type="case", resource_id=case.id,
+               patient_id=case.patient_id, reason=reason[:1000])  # fmt: skip
+        session.commit()
+        return "failed"
+
+    def run_due(self, limit: int = 4) -> list[uuid.UUID]:
+        """Claim and run due jobs; returns the ids of the jobs it ran."""
+        job_ids = self.claim_due(limit)
+        for job_id in job_ids:
+            self.run(job_id)
+        return job_ids
+
+    def status(self, job_id: uuid.UUID) -> str | None:
+        with self.session_factory() as session:
+            job = session.get(AnalysisJob, job_id)
+            return job.status if job else None

@@ -1,0 +1,198 @@
+"""/api/v1/cases (clinicians submit and read; dermatologists read what is routed to them) and
+/api/v1/queue (dermatologists: the consultation queue, claims and answers)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile, status
+from pydantic import ValidationError
+
+from backend.cases.models import Case
+from backend.cases.schemas import AnswerCreate, CaseCreate, CaseOut, CaseSummary, QueueItem
+from backend.cases.service import CaseService, Upload, visible_cases
+from backend.core.errors import NotFound, ValidationFailed
+from backend.core.schemas import Page, decode_cursor, encode_cursor
+from backend.deps import (
+    ClinicalActor,
+    ClinicianActor,
+    DermatologistActor,
+    SessionDep,
+    SettingsDep,
+    commit_then_raise,
+)
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+queue_router = APIRouter(prefix="/api/v1/queue", tags=["queue"])
+
+
+def get_case_service(request: Request) -> CaseService:
+    return request.app.state.cases
+
+
+CaseServiceDep = Annotated[CaseService, Depends(get_case_service)]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=100,
+                                       description="A random key per submission; retries reuse it")]  # fmt: skip
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40)]
+
+
+def _respond(response: Response, out: CaseOut) -> CaseOut:
+    response.headers["ETag"] = f'"{out.version}"'
+    return out
+
+
+def _parse_metadata(metadata: str) -> CaseCreate:
+    try:
+        return CaseCreate.model_validate_json(metadata)
+    except ValidationError as exc:
+        errors = [{"loc": ["metadata", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise ValidationFailed(errors) from exc
+
+
+@router.post("", response_model=CaseOut, status_code=status.HTTP_201_CREATED,
+             responses={200: {"description": "A retry of a submission already stored (same Idempotency-Key)"}})  # fmt: skip
+def submit_case(
+    request: Request,
+    response: Response,
+    actor: ClinicianActor,
+    session: SessionDep,
+    settings: SettingsDep,
+    cases: CaseServiceDep,
+    idempotency_key: IdempotencyKey,
+    metadata: Annotated[str, Form(max_length=10_000, description="CaseCreate as JSON")],
+    images: Annotated[list[UploadFile], File(description="JPEG, PNG or HEIC photos of the lesion")],
+) -> CaseOut:
+    """Submit a lesion: stored encrypted, analysed by the classifier, triaged and routed.
+
+    The response carries the analysis when it finishes within a few seconds; otherwise poll the case.
+    A retry with the same Idempotency-Key returns the stored case instead of creating another."""
+    body = _parse_metadata(metadata)
+    uploads = [Upload(i.filename or "", i.file.read(settings.max_image_bytes + 1)) for i in images]
+    try:
+        case, job, created = cases.submit(session, actor, body, uploads, idempotency_key)
+    except NotFound as exc:
+        commit_then_raise(session, exc)
+    case_id, job_id = case.id, job.id
+    session.close()  # hold no transaction while waiting (SQLite has one writer)
+    if created:
+        dispatcher = request.app.state.dispatcher
+        dispatcher.submit(job_id)
+        dispatcher.wait(job_id, settings.analysis_wait_seconds)
+    else:
+        response.status_code = status.HTTP_200_OK
+    out = cases.view(session, session.get(Case, case_id))
+    session.commit()
+    return _respond(response, out)
+
+
+@router.get("", response_model=Page[CaseSummary])
+def list_cases(
+    actor: ClinicalActor,
+    session: SessionDep,
+    state: Annotated[str | None, Query(max_length=24)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> Page[CaseSummary]:
+    """Your cases, newest first (clinicians: your clinic's; dermatologists: those routed to you)."""
+    query = visible_cases(actor)
+    if state:
+        query = query.where(Case.state == state)
+    if cursor:
+        created, case_id = decode_cursor(cursor)
+        from datetime import datetime
+
+        moment = datetime.fromisoformat(created)
+        query = query.where((Case.created_at < moment) | ((Case.created_at == moment) & (Case.id < uuid.UUID(case_id))))
+    rows = list(session.exec(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit + 1)))  # type: ignore[attr-defined]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [CaseSummary(id=c.id, patient_id=c.patient_id, state=c.state, triage_level=c.triage_level,
+                         created_at=c.created_at, updated_at=c.updated_at) for c in rows]  # fmt: skip
+    from backend.audit.service import record
+
+    record(session, actor.ctx, "case.list", resource_type="case", detail={"items": len(items)})
+    session.commit()
+    return Page(items=items, next_cursor=encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None)
+
+
+@router.get("/{case_id}", response_model=CaseOut)
+def read_case(case_id: uuid.UUID, response: Response, actor: ClinicalActor, session: SessionDep,
+              cases: CaseServiceDep) -> CaseOut:  # fmt: skip
+    """The case with its images' metadata, AI result (with its disclaimer), triage, answer and history."""
+    try:
+        case = cases.get(session, actor, case_id)
+    except NotFound as exc:
+        commit_then_raise(session, exc)
+    out = cases.view(session, case)
+    session.commit()
+    return _respond(response, out)
+
+
+@router.get("/{case_id}/images/{image_id}", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})  # fmt: skip
+def read_image(case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, session: SessionDep,
+               cases: CaseServiceDep) -> Response:  # fmt: skip
+    """The lesion image (metadata stripped at intake), decrypted for this request only."""
+    try:
+        data = cases.image(session, actor, case_id, image_id)
+    except NotFound as exc:
+        commit_then_raise(session, exc)
+    session.commit()
+    return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/{case_id}/answer", response_model=CaseOut)
+def answer_case(case_id: uuid.UUID, body: AnswerCreate, response: Response, actor: DermatologistActor,
+                session: SessionDep, cases: CaseServiceDep, if_match: IfMatch = None) -> CaseOut:  # fmt: skip
+    """Answer a case you have claimed: diagnosis, management plan and a note. Needs If-Match."""
+    case = cases.answer(session, actor, case_id, body, if_match)
+    session.commit()
+    return _respond(response, cases.view(session, case))
+
+
+@router.post("/{case_id}/close", response_model=CaseOut)
+def close_case(case_id: uuid.UUID, response: Response, actor: ClinicianActor, session: SessionDep,
+               cases: CaseServiceDep, if_match: IfMatch = None) -> CaseOut:  # fmt: skip
+    case = cases.close(session, actor, case_id, if_match)
+    session.commit()
+    return _respond(response, cases.view(session, case))
+
+
+@queue_router.get("", response_model=Page[QueueItem])
+def queue(
+    actor: DermatologistActor,
+    session: SessionDep,
+    cases: CaseServiceDep,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> Page[QueueItem]:
+    """Waiting cases, urgent first, then longest waiting. Claim one to see its images."""
+    after = decode_cursor(cursor) if cursor else None
+    items = cases.queue(session, actor, after=after, limit=limit + 1)
+    session.commit()
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = None
+    if more:
+        last = items[-1]
+        next_cursor = encode_cursor([0 if last.triage_level == "urgent" else 1, last.waiting_since.isoformat(),
+                                     str(last.case_id)])  # fmt: skip
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@queue_router.post("/{case_id}/claim", response_model=CaseOut)
+def claim(case_id: uuid.UUID, response: Response, actor: DermatologistActor, session: SessionDep,
+          cases: CaseServiceDep) -> CaseOut:  # fmt: skip
+    """Claim a waiting case for yourself; the claim expires, returning the case to the queue."""
+    case = cases.claim(session, actor, case_id)
+    session.commit()
+    return _respond(response, cases.view(session, case))
+
+
+@queue_router.post("/{case_id}/release", response_model=CaseOut)
+def release(case_id: uuid.UUID, response: Response, actor: DermatologistActor, session: SessionDep,
+            cases: CaseServiceDep) -> CaseOut:  # fmt: skip
+    case = cases.release(session, actor, case_id)
+    session.commit()
+    return _respond(response, cases.view(session, case))

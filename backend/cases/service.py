@@ -1,0 +1,332 @@
+"""Case intake, reading, the consultation queue and answers.
+
+Authorization lives in the query: `visible_cases` gives a clinician the cases of their clinic and a
+dermatologist the cases routed to them (claimed or answered); admins see none. The queue shows waiting
+cases to every dermatologist, without images, until one claims a case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from PIL import Image
+from sqlalchemy import case as sql_case
+from sqlalchemy import false, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from backend.audit.service import record
+from backend.cases.models import (
+    AnalysisJob,
+    AnalysisResult,
+    Answer,
+    Case,
+    CaseImage,
+    CaseState,
+    CaseTransition,
+    TriageLevel,
+)
+from backend.cases.routing import touch, transition
+from backend.cases.schemas import (
+    AnalysisOut,
+    AnswerCreate,
+    AnswerOut,
+    CaseCreate,
+    CaseOut,
+    ImageOut,
+    QueueItem,
+    ResultOut,
+    TransitionOut,
+    TriageOut,
+)
+from backend.consent import service as consent
+from backend.consent.models import Scope
+from backend.core.clock import utcnow
+from backend.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from backend.crypto.envelope import Vault
+from backend.deps import Actor
+from backend.images.intake import sanitize
+from backend.images.quality import assess
+from backend.patients.service import get_visible
+from backend.users.models import Role
+
+URGENCY_RANK = sql_case((Case.triage_level == TriageLevel.urgent.value, 0), else_=1)
+
+
+def patients_routed_to(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    """Patients a dermatologist may see: those of the cases they hold or answered."""
+    return select(Case.patient_id).where(or_(Case.claimed_by == user_id, Case.answered_by == user_id))
+
+
+def visible_cases(actor: Actor) -> SelectOfScalar[Case]:
+    query = select(Case)
+    if actor.role is Role.clinician and actor.user.clinic_id is not None:
+        return query.where(Case.clinic_id == actor.user.clinic_id)
+    if actor.role is Role.dermatologist:
+        return query.where(or_(Case.claimed_by == actor.user.id, Case.answered_by == actor.user.id))
+    return query.where(false())
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    max_images: int
+    max_image_bytes: int
+    max_pixels: int
+
+
+def submission_hash(body: CaseCreate, uploads: list[Upload]) -> str:
+    digest = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode())
+    for upload in uploads:
+        digest.update(hashlib.sha256(upload.data).digest())
+    return digest.hexdigest()
+
+
+class CaseService:
+    def __init__(self, vault: Vault, blobs, limits: IntakeLimits, claim_minutes: int) -> None:  # type: ignore[no-untyped-def]
+        self.vault = vault
+        self.blobs = blobs
+        self.limits = limits
+        self.claim_minutes = claim_minutes
+
+    # -- intake --------------------------------------------------------------------------------
+    def submit(
+        self, session: Session, actor: Actor, body: CaseCreate, uploads: list[Upload], idempotency_key: str
+    ) -> tuple[Case, AnalysisJob, bool]:
+        """Store the case, its images (encrypted) and its analysis job in one commit.
+
+        Returns ``(case, job, created)``; ``created`` is False when this is a retry of a submission
+        already stored under the same idempotency key."""
+        request_hash = submission_hash(body, uploads)
+        existing = self._by_idempotency_key(session, actor, idempotency_key)
+        if existing is not None:
+            return self._replay(session, existing, request_hash)
+        if not 1 <= len(uploads) <= self.limits.max_images:
+            raise ValidationFailed(f"send between 1 and {self.limits.max_images} images (field 'images')")
+        patient = get_visible(session, actor, body.patient_id)
+        consent.require(session, patient.id, Scope.ai_analysis)
+        sanitized = [
+            sanitize(u.data, max_bytes=self.limits.max_image_bytes, max_pixels=self.limits.max_pixels)
+            for u in uploads
+        ]
+        case = Case(
+            patient_id=patient.id, clinic_id=patient.clinic_id, created_by=actor.user.id,
+            idempotency_key=idempotency_key, request_hash=request_hash, age=body.age, sex=body.sex,
+            site=body.site, history=body.history.model_dump(), concern=body.concern,
+            wants_specialist=body.wants_specialist,
+        )  # fmt: skip
+        session.add(case)
+        session.flush()
+        if body.notes:
+            case.notes_sealed = self.vault.encrypt(session, patient.id, f"case:{case.id}:notes", body.notes.encode())
+        for position, image in enumerate(sanitized):
+            blob_key = f"patients/{patient.id}/images/{case.id}/{position}-{uuid.uuid4().hex}.jpg.enc"
+            with Image.open(io.BytesIO(image.data)) as decoded:
+                quality = assess(decoded)
+            # The encrypted image is stored before the database commit that refers to it.
+            self.blobs.put(blob_key, self.vault.encrypt(session, patient.id, f"blob:{blob_key}", image.data))
+            session.add(CaseImage(
+                case_id=case.id, position=position, blob_key=blob_key, sha256=image.sha256,
+                media_type=image.media_type, width=image.width, height=image.height, quality_ok=quality.ok,
+                quality={"ok": quality.ok, "reasons": quality.reasons,
+                         "laplacian_variance": round(quality.laplacian_variance, 2)},
+            ))  # fmt: skip
+        session.add(CaseTransition(case_id=case.id, from_state=None, to_state=CaseState.received.value,
+                                   actor_id=actor.user.id, actor_role=actor.user.role))  # fmt: skip
+        job = AnalysisJob(case_id=case.id)
+        session.add(job)
+        record(session, actor.ctx, "case.create", resource_type="case", resource_id=case.id, patient_id=patient.id,
+               detail={"images": len(sanitized)})  # fmt: skip
+        try:
+            session.commit()
+        except IntegrityError:  # the same key raced in from a parallel retry
+            session.rollback()
+            existing = self._by_idempotency_key(session, actor, idempotency_key)
+            if existing is None:
+                raise
+            return self._replay(session, existing, request_hash)
+        return case, job, True
+
+    def _by_idempotency_key(self, session: Session, actor: Actor, key: str) -> Case | None:
+        return session.exec(select(Case).where(Case.created_by == actor.user.id, Case.idempotency_key == key)).first()
+
+    def _replay(self, session: Session, case: Case, request_hash: str) -> tuple[Case, AnalysisJob, bool]:
+        if case.request_hash != request_hash:
+            raise Conflict("this Idempotency-Key was already used for a different submission")
+        job = session.exec(select(AnalysisJob).where(AnalysisJob.case_id == case.id)).one()
+        return case, job, False
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, session: Session, actor: Actor, case_id: uuid.UUID, *, audit: bool = True) -> Case:
+        case = session.exec(visible_cases(actor).where(Case.id == case_id)).first()
+        if case is None:
+            record(session, actor.ctx, "case.view", outcome="denied", resource_type="case", resource_id=case_id,
+                   reason="not found or not visible")  # fmt: skip
+            raise NotFound(f"case {case_id} not found")
+        if actor.role is Role.dermatologist:
+            consent.require(session, case.patient_id, Scope.specialist_sharing)
+        if audit:
+            record(session, actor.ctx, "case.view", resource_type="case", resource_id=case.id,
+                   patient_id=case.patient_id)  # fmt: skip
+        return case
+
+    def view(self, session: Session, case: Case) -> CaseOut:
+        images = list(session.exec(select(CaseImage).where(CaseImage.case_id == case.id).order_by(CaseImage.position)))
+        results = list(session.exec(select(AnalysisResult).where(AnalysisResult.case_id == case.id)))
+        job = session.exec(select(AnalysisJob).where(AnalysisJob.case_id == case.id)).first()
+        answer = session.exec(select(Answer).where(Answer.case_id == case.id)).first()
+        transitions = session.exec(select(CaseTransition).where(CaseTransition.case_id == case.id)
+                                   .order_by(CaseTransition.at))  # type: ignore[arg-type]  # fmt: skip
+        notes = None
+        if case.notes_sealed:
+            notes = self.vault.decrypt(session, case.patient_id, f"case:{case.id}:notes", case.notes_sealed).decode()
+        answer_out = None
+        if answer is not None:
+            note = None
+            if answer.note_sealed:
+                note = self.vault.decrypt(session, case.patient_id, f"answer:{answer.id}", answer.note_sealed).decode()
+            answer_out = AnswerOut.model_validate(answer).model_copy(update={"note": note})
+        message = None
+        if case.sharing_consent_missing:
+            message = ("This case should be reviewed by a dermatologist, but the patient has not consented to "
+                       "sharing (scope 'specialist_sharing'). Record that consent to send it.")  # fmt: skip
+        return CaseOut(
+            id=case.id, patient_id=case.patient_id, state=case.state, version=case.version, age=case.age,
+            sex=case.sex, site=case.site, history=case.history, concern=case.concern,
+            wants_specialist=case.wants_specialist, notes=notes,
+            images=[ImageOut.model_validate(i) for i in images],
+            analysis=AnalysisOut(
+                status=job.status if job else "pending", attempts=job.attempts if job else 0,
+                last_error=job.last_error if job else None,
+                next_attempt_at=job.next_attempt_at if job and job.status == "pending" else None,
+                results=[ResultOut.model_validate(r) for r in results],
+            ),
+            triage=TriageOut(level=case.triage_level, rule=case.triage_rule, detail=case.triage_detail,
+                             sharing_consent_missing=case.sharing_consent_missing, message=message),
+            claimed_by=case.claimed_by, claim_expires_at=case.claim_expires_at, answer=answer_out,
+            transitions=[TransitionOut.model_validate(t) for t in transitions],
+            created_at=case.created_at, updated_at=case.updated_at,
+        )  # fmt: skip
+
+    def image(self, session: Session, actor: Actor, case_id: uuid.UUID, image_id: uuid.UUID) -> bytes:
+        case = self.get(session, actor, case_id, audit=False)
+        image = session.exec(select(CaseImage).where(CaseImage.case_id == case.id, CaseImage.id == image_id)).first()
+        if image is None:
+            raise NotFound(f"image {image_id} not found in case {case_id}")
+        data = self.vault.decrypt(session, case.patient_id, f"blob:{image.blob_key}", self.blobs.get(image.blob_key))
+        record(session, actor.ctx, "case.image_view", resource_type="case_image", resource_id=image.id,
+               patient_id=case.patient_id)  # fmt: skip
+        return data
+
+    # -- queue ---------------------------------------------------------------------------------
+    def waiting(self) -> SelectOfScalar[Case]:
+        now = utcnow()
+        return select(Case).where(
+            Case.state == CaseState.awaiting_specialist.value,
+            or_(Case.claimed_by.is_(None), Case.claim_expires_at < now),  # type: ignore[union-attr, operator]
+        )
+
+    def queue(self, session: Session, actor: Actor, *, after: list | None, limit: int) -> list[QueueItem]:
+        query = self.waiting().order_by(URGENCY_RANK, Case.queued_at, Case.id)
+        if after:
+            rank, queued_at, case_id = after
+            from datetime import datetime
+
+            moment = datetime.fromisoformat(queued_at)
+            query = query.where(or_(
+                URGENCY_RANK > rank,
+                (URGENCY_RANK == rank) & (Case.queued_at > moment),
+                (URGENCY_RANK == rank) & (Case.queued_at == moment) & (Case.id > uuid.UUID(case_id)),
+            ))  # fmt: skip
+        cases = list(session.exec(query.limit(limit)))
+        items = []
+        for case in cases:
+            results = list(session.exec(select(AnalysisResult).where(AnalysisResult.case_id == case.id)))
+            top = max(results, key=lambda r: r.malignant_probability, default=None)
+            items.append(QueueItem(
+                case_id=case.id, triage_level=case.triage_level or "review", triage_rule=case.triage_rule,
+                waiting_since=case.queued_at or case.created_at, age=case.age, sex=case.sex, site=case.site,
+                concern=case.concern, ai_top_label=top.top_label if top else None,
+                ai_top_probability=top.top_probability if top else None, image_count=len(results),
+            ))  # fmt: skip
+        record(session, actor.ctx, "queue.view", resource_type="queue", detail={"items": len(items)})
+        return items
+
+    def claim(self, session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
+        case = session.exec(select(Case).where(Case.id == case_id).with_for_update()).first()
+        if case is None or case.state != CaseState.awaiting_specialist:
+            raise NotFound(f"case {case_id} is not waiting in the queue")
+        now = utcnow()
+        if case.claimed_by not in (None, actor.user.id) and case.claim_expires_at and case.claim_expires_at > now:
+            raise Conflict(f"case {case_id} is already claimed by another dermatologist until {case.claim_expires_at}")
+        consent.require(session, case.patient_id, Scope.specialist_sharing)
+        case.claimed_by, case.claim_expires_at = actor.user.id, now + timedelta(minutes=self.claim_minutes)
+        touch(case)
+        session.add(case)
+        record(session, actor.ctx, "case.claim", resource_type="case", resource_id=case.id, patient_id=case.patient_id,
+               detail={"expires_at": case.claim_expires_at.isoformat()})  # fmt: skip
+        return case
+
+    def release(self, session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
+        case = self._held(session, actor, case_id)
+        case.claimed_by, case.claim_expires_at = None, None
+        touch(case)
+        session.add(case)
+        record(session, actor.ctx, "case.release", resource_type="case", resource_id=case.id, patient_id=case.patient_id)
+        return case
+
+    def _held(self, session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
+        case = session.exec(select(Case).where(Case.id == case_id).with_for_update()).first()
+        if case is None or (case.claimed_by != actor.user.id and case.answered_by != actor.user.id):
+            raise NotFound(f"case {case_id} not found")
+        if case.state != CaseState.awaiting_specialist:
+            raise Conflict(f"case {case_id} is {case.state}, not awaiting a specialist")
+        if case.claimed_by != actor.user.id or case.claim_expires_at is None or case.claim_expires_at <= utcnow():
+            raise Conflict("your claim on this case expired; claim it again from the queue")
+        return case
+
+    def answer(self, session: Session, actor: Actor, case_id: uuid.UUID, body: AnswerCreate, if_match: str | None) -> Case:
+        if body.diagnosis == "other" and not body.diagnosis_text:
+            raise ValidationFailed("diagnosis 'other' needs diagnosis_text")
+        if body.management == "monitor" and body.follow_up_weeks is None:
+            raise ValidationFailed("management 'monitor' needs follow_up_weeks")
+        case = self._held(session, actor, case_id)
+        check_version(case, if_match)
+        answer = Answer(case_id=case.id, dermatologist_id=actor.user.id, diagnosis=body.diagnosis,
+                        diagnosis_text=body.diagnosis_text, management=body.management,
+                        follow_up_weeks=body.follow_up_weeks)  # fmt: skip
+        if body.note:
+            answer.note_sealed = self.vault.encrypt(session, case.patient_id, f"answer:{answer.id}", body.note.encode())
+        session.add(answer)
+        case.answered_by, case.claimed_by, case.claim_expires_at = actor.user.id, None, None
+        transition(session, case, CaseState.answered, actor.ctx)
+        record(session, actor.ctx, "case.answer", resource_type="case", resource_id=case.id, patient_id=case.patient_id,
+               detail={"diagnosis": body.diagnosis, "management": body.management})  # fmt: skip
+        return case
+
+    def close(self, session: Session, actor: Actor, case_id: uuid.UUID, if_match: str | None) -> Case:
+        case = self.get(session, actor, case_id, audit=False)
+        check_version(case, if_match)
+        if case.state not in (CaseState.analysed, CaseState.answered):
+            raise Conflict(f"a case that is {case.state} cannot be closed")
+        transition(session, case, CaseState.closed, actor.ctx)
+        return case
+
+
+def check_version(case: Case, if_match: str | None) -> None:
+    """Optimistic concurrency: writes that change a case must name the version they saw (If-Match)."""
+    if if_match is None:
+        raise PreconditionFailed("send If-Match with the case's ETag (its version) so no change is overwritten")
+    if if_match.strip().strip('"').removeprefix("W/").strip('"') != str(case.version):
+        raise PreconditionFailed(f"the case changed (now version {case.version}); reload it and try again")

@@ -1,0 +1,58 @@
+"""Building the service objects from settings, once per process (the API server and `dermalink worker`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.auth.service import AuthService
+from backend.auth.tokens import TokenService
+from backend.cases.analysis import Analyzer
+from backend.cases.service import CaseService, IntakeLimits
+from backend.cases.triage import TriageRules
+from backend.config import DEFAULT_SECRET, Settings
+from backend.core.keys import Keyring, load_master_key
+from backend.crypto.envelope import KeyProvider, Vault
+from backend.db import Database
+from backend.inference.factory import ClassifierProvider
+from backend.patients.erasure import ErasureService
+from backend.patients.service import PatientService
+from backend.storage import BlobStore, make_blob_store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    keyring: Keyring
+    db: Database
+    auth: AuthService
+    vault: Vault
+    blobs: BlobStore
+    patients: PatientService
+    erasure: ErasureService
+    classifier: ClassifierProvider
+    rules: TriageRules
+    cases: CaseService
+    analyzer: Analyzer
+
+
+def build_services(settings: Settings) -> Services:
+    settings.check_production()
+    keyring = Keyring(load_master_key(settings))
+    db = Database(str(settings.database_url), audit_key=keyring.audit)
+    secret = settings.secret_key.get_secret_value()
+    signing = keyring.jwt_fallback if secret == DEFAULT_SECRET else secret.encode()
+    tokens = TokenService(signing, [s.get_secret_value().encode() for s in settings.previous_secret_keys],
+                          settings.access_token_minutes)  # fmt: skip
+    vault = Vault(KeyProvider(keyring.key_encryption_root))
+    blobs = make_blob_store(settings.blob_store_url, settings.data_dir / "blobs")
+    classifier = ClassifierProvider(settings)
+    rules = TriageRules.from_file(settings.model_repository / settings.model_name / "triage.json").with_overrides(
+        settings.triage_malignant_threshold, settings.triage_low_confidence_threshold
+    )
+    limits = IntakeLimits(settings.max_images_per_case, settings.max_image_bytes, settings.max_image_pixels)
+    return Services(
+        settings=settings, keyring=keyring, db=db, auth=AuthService(settings, tokens, keyring.totp), vault=vault,
+        blobs=blobs, patients=PatientService(vault, keyring.blind_index), erasure=ErasureService(vault, blobs),
+        classifier=classifier, rules=rules, cases=CaseService(vault, blobs, limits, settings.claim_minutes),
+        analyzer=Analyzer(db.session, vault, blobs, classifier, rules),
+    )  # fmt: skip
