@@ -86,9 +86,13 @@ def setup(
     ] = None,
 ) -> None:
     """Create or update Triton's own virtualenv (pytriton server, numpy<2, onnxruntime, perf_analyzer). Idempotent."""
-    from backend.inference.triton_server import run_setup
+    from backend.inference.triton_server import TritonSetupError, run_setup
 
-    run_setup(venv)
+    try:
+        run_setup(venv)
+    except TritonSetupError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
 
 
 @triton_app.command("repo")
@@ -200,6 +204,7 @@ def bench_triton(
     name: str = typer.Option("triton_cpu", help="Output file stem: <name>.md, .csv, .png."),
     plot: bool = typer.Option(True, help="Write the PNG plot (needs matplotlib)."),
     note: str = typer.Option("", help="A note for the report (e.g. the GPU card)."),
+    setup: bool = typer.Option(True, help="First run the (idempotent) Triton/perf_analyzer set-up."),
 ) -> None:
     """perf_analyzer against Triton (gRPC/HTTP, batch x concurrency sweep) next to in-process ONNX Runtime."""
     from backend.bench.triton import BenchConfig, run
@@ -229,6 +234,10 @@ def bench_triton(
         command=_command_line(ctx),
     )
     try:
+        if setup:
+            from backend.inference.triton_server import run_setup
+
+            run_setup()  # perf_analyzer 2.50.0 and its two libraries (libb64, libcudart), Triton's venv
         result = run(config, log=typer.echo)
     except (TritonSetupError, TritonStartError, FileNotFoundError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)

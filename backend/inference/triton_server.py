@@ -316,4 +316,8 @@ def run_setup(venv: Path | None = None) -> None:
     args = ["bash", str(SETUP_SCRIPT)]
     if venv:
         args.append(str(venv))
-    subprocess.run(args, check=True, stdout=sys.stdout, stderr=sys.stderr)
+    proc = subprocess.run(args, check=False, capture_output=True, text=True)
+    print(proc.stdout, end="")
+    print(proc.stderr, end="", file=sys.stderr)
+    if proc.returncode != 0:
+        raise TritonSetupError(f"{SETUP_SCRIPT} failed with exit code {proc.returncode}")
