@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -70,7 +71,51 @@ class Row:
     server_queue_ms: float | None = None
     server_compute_ms: float | None = None
     stable: bool = True
+    other_cores: float | None = None  # CPU cores other processes kept busy meanwhile (shared machine)
     extra: dict = field(default_factory=dict)
+
+
+class CpuMeter:
+    """How many cores *other* processes kept busy during a measurement, on a shared machine.
+
+    Busy time of the whole machine (/proc/stat) minus what we used: this process, our finished children
+    (perf_analyzer) and the Triton server's process group (server and python backend stubs)."""
+
+    def __init__(self, triton_pgid: int | None = None) -> None:
+        self.pgid = triton_pgid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _machine_busy(self) -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return (sum(fields) - fields[3] - fields[4]) / self.tick  # minus idle and iowait
+
+    def _group(self) -> float:
+        if self.pgid is None:
+            return 0.0
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                f = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if len(f) > 12 and f[2] == str(self.pgid):
+                total += int(f[11]) + int(f[12])  # utime + stime
+        return total / self.tick
+
+    def _ours(self) -> float:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime + self._group()
+
+    def __enter__(self) -> Self:
+        self.t0, self.busy0, self.ours0 = time.monotonic(), self._machine_busy(), self._ours()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = max(time.monotonic() - self.t0, 1e-6)
+        others = (self._machine_busy() - self.busy0) - (self._ours() - self.ours0)
+        self.other_cores = max(others, 0.0) / wall
 
 
 def shared_dir() -> Path:
@@ -307,32 +352,41 @@ def run(config: BenchConfig, *, log=print) -> dict:
                     continue
                 for batch in config.batch_sizes:
                     for conc in config.concurrencies:
-                        row = run_perf_analyzer(
-                            perf_analyzer,
-                            pa_env,
-                            model=config.model,
-                            url=urls[protocol],
-                            protocol=protocol,
-                            batch=batch,
-                            concurrency=conc,
-                            input_data=input_data,
-                            interval_ms=config.measurement_interval_ms,
-                            stability=config.stability_percent,
-                            max_trials=config.max_trials,
-                            workdir=work,
-                        )
+                        meter = CpuMeter(server._proc.pid if server is not None and server._proc else None)
+                        with meter:
+                            row = run_perf_analyzer(
+                                perf_analyzer,
+                                pa_env,
+                                model=config.model,
+                                url=urls[protocol],
+                                protocol=protocol,
+                                batch=batch,
+                                concurrency=conc,
+                                input_data=input_data,
+                                interval_ms=config.measurement_interval_ms,
+                                stability=config.stability_percent,
+                                max_trials=config.max_trials,
+                                workdir=work,
+                            )
+                        row.other_cores = meter.other_cores
                         rows.append(row)
                         log(
                             f"{row.engine:22s} b{batch:<3d} c{conc:<3d} {row.throughput:8.1f} inf/s  "
-                            f"p50 {row.p50_ms:7.2f} ms  p99 {row.p99_ms:7.2f} ms{'' if row.stable else '  (unstable)'}"
+                            f"p50 {row.p50_ms:7.2f} ms  p99 {row.p99_ms:7.2f} ms  others {row.other_cores:.2f} cores"
+                            f"{'' if row.stable else '  (unstable)'}"
                         )
     finally:
         if server is not None:
             server.stop()
     for batch in config.batch_sizes:  # after Triton stopped: the same cores, nothing else of ours running
-        row = bench_onnx(repository, config.model, images, batch, config.onnx_seconds)
+        with CpuMeter() as meter:
+            row = bench_onnx(repository, config.model, images, batch, config.onnx_seconds)
+        row.other_cores = meter.other_cores
         rows.append(row)
-        log(f"{row.engine:22s} b{batch:<3d} c1   {row.throughput:8.1f} inf/s  p50 {row.p50_ms:7.2f} ms")
+        log(
+            f"{row.engine:22s} b{batch:<3d} c1   {row.throughput:8.1f} inf/s  p50 {row.p50_ms:7.2f} ms  "
+            f"others {row.other_cores:.2f} cores"
+        )
 
     meta = {
         "started": started.isoformat(timespec="seconds"),
@@ -384,6 +438,7 @@ CSV_FIELDS = [
     "server_queue_ms",
     "server_compute_ms",
     "stable",
+    "other_cores",
 ]
 
 
@@ -468,18 +523,30 @@ def markdown(rows: list[Row], meta: dict, png: str | None) -> str:
         "",
         "## All measurements",
         "",
-        "| engine | batch | concurrency | images/s | p50 ms | p90 ms | p95 ms | p99 ms | server queue ms | server compute ms | stable |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        (
+            "| engine | batch | concurrency | images/s | p50 ms | p90 ms | p95 ms | p99 ms | server queue ms "
+            "| server compute ms | stable | other load (cores) |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r.engine} | {r.batch} | {r.concurrency} | {r.throughput:.1f} | {r.p50_ms:.2f} | {r.p90_ms:.2f} | "
             f"{r.p95_ms:.2f} | {r.p99_ms:.2f} | {_ms(r.server_queue_ms)} | {_ms(r.server_compute_ms)} | "
-            f"{'yes' if r.stable else 'no'} |"
+            f"{'yes' if r.stable else 'no'} | {_ms(r.other_cores)} |"
         )
     if png:
         lines += ["", f"![throughput vs latency]({png})"]
-    lines += ["", "Latencies are per request (a request carries `batch` images); images/s counts images.", ""]
+    lines += [
+        "",
+        (
+            "Latencies are per request (a request carries `batch` images); images/s counts images. "
+            "*Other load* is how many CPU cores processes outside this benchmark kept busy during that "
+            "measurement (machine busy time minus the benchmark's own processes): on a shared 2-core machine, "
+            "compare rows with low other load."
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 
