@@ -324,6 +324,21 @@ def run(config: BenchConfig, *, log=print) -> dict:
     started = dt.datetime.now(dt.UTC)
     machine_before = machine_description()
 
+    def onnx_pass(when: str) -> None:
+        """In-process ONNX Runtime at every batch size (run twice: before the Triton sweep, with the server
+        idle, and after it, so a busy spell of the shared machine is less likely to hit only one side)."""
+        for batch in config.batch_sizes:
+            with CpuMeter() as meter:
+                row = bench_onnx(repository, config.model, images, batch, config.onnx_seconds)
+            row.other_cores, row.extra["when"] = meter.other_cores, when
+            rows.append(row)
+            log(
+                f"{row.engine:22s} b{batch:<3d} c1   {row.throughput:8.1f} inf/s  p50 {row.p50_ms:7.2f} ms  "
+                f"others {row.other_cores:.2f} cores  ({when})"
+            )
+
+    rows: list[Row] = []
+    onnx_pass("before the Triton sweep")
     server = None
     http_url, grpc_url = config.http_url, config.grpc_url
     if not (http_url or grpc_url):
@@ -333,7 +348,6 @@ def run(config: BenchConfig, *, log=print) -> dict:
         http_url, grpc_url = server.http_url, server.grpc_url
         log(f"started tritonserver: http {http_url}, grpc {grpc_url}")
     urls = {"http": http_url, "grpc": grpc_url}
-    rows: list[Row] = []
     try:
         from backend.inference.triton import TritonClassifier
 
@@ -378,15 +392,7 @@ def run(config: BenchConfig, *, log=print) -> dict:
     finally:
         if server is not None:
             server.stop()
-    for batch in config.batch_sizes:  # after Triton stopped: the same cores, nothing else of ours running
-        with CpuMeter() as meter:
-            row = bench_onnx(repository, config.model, images, batch, config.onnx_seconds)
-        row.other_cores = meter.other_cores
-        rows.append(row)
-        log(
-            f"{row.engine:22s} b{batch:<3d} c1   {row.throughput:8.1f} inf/s  p50 {row.p50_ms:7.2f} ms  "
-            f"others {row.other_cores:.2f} cores"
-        )
+    onnx_pass("after Triton stopped")
 
     meta = {
         "started": started.isoformat(timespec="seconds"),
@@ -405,23 +411,46 @@ def run(config: BenchConfig, *, log=print) -> dict:
     return {"rows": rows, "files": files, "meta": meta}
 
 
+QUIET_CORES = 0.25  # measurements during which other processes used less than this count as quiet
+
+
 def summarize(rows: list[Row]) -> dict:
+    """Best throughput per engine and Triton/in-process ratios. On a shared machine only *quiet*
+    measurements (other load < QUIET_CORES) are compared when every engine has some; else all are."""
+    engines = {r.engine for r in rows}
+    quiet = [r for r in rows if r.other_cores is None or r.other_cores < QUIET_CORES]
+    use_quiet = all(any(r.engine == e for r in quiet) for e in engines)
+    pool = quiet if use_quiet else rows
+
     def best(engine_prefix: str) -> Row | None:
-        cand = [r for r in rows if r.engine.startswith(engine_prefix)]
+        cand = [r for r in pool if r.engine.startswith(engine_prefix)]
         return max(cand, key=lambda r: r.throughput) if cand else None
 
     onnx_best, out = best("onnxruntime"), {}
-    onnx_b1 = next((r for r in rows if r.engine.startswith("onnxruntime") and r.batch == 1), None)
-    for engine in sorted({r.engine for r in rows if r.engine.startswith("triton")}):
+    onnx_b1 = max(
+        (r for r in pool if r.engine.startswith("onnxruntime") and r.batch == 1),
+        key=lambda r: r.throughput,
+        default=None,
+    )
+    for engine in sorted(e for e in engines if e.startswith("triton")):
         b = best(engine)
         out[engine] = {
             "best": b,
             "ratio_to_onnx": b.throughput / onnx_best.throughput if onnx_best else None,
-            "b1c1": next(
-                (r for r in rows if r.engine == engine and r.batch == 1 and r.concurrency == 1), None
+            "b1c1": max(
+                (r for r in pool if r.engine == engine and r.batch == 1 and r.concurrency == 1),
+                key=lambda r: r.throughput,
+                default=None,
             ),
         }
     out["onnx_best"], out["onnx_b1"] = onnx_best, onnx_b1
+    out["basis"] = (
+        f"measurements with less than {QUIET_CORES} cores of other load ({len(quiet)} of {len(rows)})"
+        if use_quiet and len(quiet) < len(rows)
+        else "all measurements"
+        if use_quiet
+        else "all measurements (not every engine had a quiet one: ratios are under shared load)"
+    )
     return out
 
 
@@ -439,6 +468,7 @@ CSV_FIELDS = [
     "server_compute_ms",
     "stable",
     "other_cores",
+    "when",
 ]
 
 
@@ -450,7 +480,7 @@ def write_outputs(rows: list[Row], meta: dict, config: BenchConfig) -> list[Path
         w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         w.writeheader()
         for r in rows:
-            d = asdict(r)
+            d = {**asdict(r), "when": r.extra.get("when", "")}
             w.writerow({k: (round(d[k], 3) if isinstance(d[k], float) else d[k]) for k in CSV_FIELDS})
     files = [csv_path]
     plotted = False
@@ -496,7 +526,7 @@ def markdown(rows: list[Row], meta: dict, png: str | None) -> str:
         lines.append(f"- Command: `{cfg['command']}`")
     if cfg.get("note"):
         lines.append(f"- Note: {cfg['note']}")
-    lines += ["", "## Summary", ""]
+    lines += ["", "## Summary", "", f"Compared over {s['basis']}.", ""]
     ob = s["onnx_best"]
     if ob:
         lines.append(
@@ -529,9 +559,13 @@ def markdown(rows: list[Row], meta: dict, png: str | None) -> str:
         ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
+
+    def name(r: Row) -> str:
+        return f"{r.engine} ({r.extra['when']})" if r.extra.get("when") else r.engine
+
     for r in rows:
         lines.append(
-            f"| {r.engine} | {r.batch} | {r.concurrency} | {r.throughput:.1f} | {r.p50_ms:.2f} | {r.p90_ms:.2f} | "
+            f"| {name(r)} | {r.batch} | {r.concurrency} | {r.throughput:.1f} | {r.p50_ms:.2f} | {r.p90_ms:.2f} | "
             f"{r.p95_ms:.2f} | {r.p99_ms:.2f} | {_ms(r.server_queue_ms)} | {_ms(r.server_compute_ms)} | "
             f"{'yes' if r.stable else 'no'} | {_ms(r.other_cores)} |"
         )
@@ -544,6 +578,11 @@ def markdown(rows: list[Row], meta: dict, png: str | None) -> str:
             "*Other load* is how many CPU cores processes outside this benchmark kept busy during that "
             "measurement (machine busy time minus the benchmark's own processes): on a shared 2-core machine, "
             "compare rows with low other load."
+            + (
+                ""
+                if meta["server"].startswith("started")
+                else " The Triton server was external here, so its own CPU counts as other load too."
+            )
         ),
         "",
     ]
