@@ -205,6 +205,12 @@ def bench_triton(
     plot: bool = typer.Option(True, help="Write the PNG plot (needs matplotlib)."),
     note: str = typer.Option("", help="A note for the report (e.g. the GPU card)."),
     setup: bool = typer.Option(True, help="First run the (idempotent) Triton/perf_analyzer set-up."),
+    max_other_load: Annotated[
+        float | None,
+        typer.Option(help="Shared machine: measure only while other processes use fewer cores than this."),
+    ] = None,
+    quiet_wait: float = typer.Option(120.0, help="With --max-other-load: longest wait for quiet (s)."),
+    quiet_retries: int = typer.Option(2, help="With --max-other-load: repeats of a disturbed measurement."),
 ) -> None:
     """perf_analyzer against Triton (gRPC/HTTP, batch x concurrency sweep) next to in-process ONNX Runtime."""
     from backend.bench.triton import BenchConfig, run
@@ -232,6 +238,9 @@ def bench_triton(
         plot=plot,
         note=note,
         command=_command_line(ctx),
+        max_other_load=max_other_load,
+        quiet_wait_s=quiet_wait,
+        quiet_retries=quiet_retries,
     )
     try:
         if setup:
