@@ -471,6 +471,16 @@ def summarize(rows: list[Row]) -> dict:
             ),
         }
     out["onnx_best"], out["onnx_b1"] = onnx_best, onnx_b1
+    passes: dict[str, Row] = {}
+    for r in pool:
+        when = r.extra.get("when")
+        if (
+            r.engine.startswith("onnxruntime")
+            and when
+            and (when not in passes or r.throughput > passes[when].throughput)
+        ):
+            passes[when] = r
+    out["onnx_passes"] = passes
     out["basis"] = (
         f"measurements with less than {QUIET_CORES} cores of other load ({len(quiet)} of {len(rows)})"
         if use_quiet and len(quiet) < len(rows)
@@ -582,6 +592,15 @@ def markdown(rows: list[Row], meta: dict, png: str | None) -> str:
             + (f"; batch 1, concurrency 1: p50 {b1.p50_ms:.2f} ms" if b1 else "")
             + "."
         )
+        if len(s["onnx_passes"]) > 1:
+            lines.append(
+                "  Against each in-process pass separately (the machine's speed drifts between them): "
+                + ", ".join(
+                    f"{b.throughput / r.throughput:.0%} of the pass {when} ({r.throughput:.1f}/s)"
+                    for when, r in s["onnx_passes"].items()
+                )
+                + "."
+            )
     lines += [
         "",
         "## All measurements",
