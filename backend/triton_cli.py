@@ -86,9 +86,13 @@ def setup(
     ] = None,
 ) -> None:
     """Create or update Triton's own virtualenv (pytriton server, numpy<2, onnxruntime, perf_analyzer). Idempotent."""
-    from backend.inference.triton_server import run_setup
+    from backend.inference.triton_server import TritonSetupError, run_setup
 
-    run_setup(venv)
+    try:
+        run_setup(venv)
+    except TritonSetupError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
 
 
 @triton_app.command("repo")
@@ -140,27 +144,35 @@ def serve(
             host=host,
             model_control=model_control,
         )
-        server.start()
-    except (TritonSetupError, TritonStartError) as exc:
+    except TritonSetupError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(
-        f"Triton ready: grpc {server.grpc_url}, http {server.http_url}, metrics {host}:{metrics_port}; "
-        f"log {server.log_path}"
-    )
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+
+    def _terminate(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the server like Ctrl-C, also while it is starting
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    died = False
     try:
-        while not stop["now"] and server.running:
+        server.start()
+        typer.echo(
+            f"Triton ready: grpc {server.grpc_url}, http {server.http_url}, metrics {host}:{metrics_port}; "
+            f"log {server.log_path}"
+        )
+        while server.running:
             time.sleep(0.5)
+        died = True
     except KeyboardInterrupt:
         pass
+    except TritonStartError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
     finally:
-        code = 0 if server.running else 1
         server.stop()
-    if code:
+        signal.signal(signal.SIGTERM, previous)
+    if died:
         typer.secho(f"tritonserver exited unexpectedly; log {server.log_path}", fg="red", err=True)
-        raise typer.Exit(code)
+        raise typer.Exit(1)
 
 
 @bench_app.command("triton")
@@ -192,6 +204,7 @@ def bench_triton(
     name: str = typer.Option("triton_cpu", help="Output file stem: <name>.md, .csv, .png."),
     plot: bool = typer.Option(True, help="Write the PNG plot (needs matplotlib)."),
     note: str = typer.Option("", help="A note for the report (e.g. the GPU card)."),
+    setup: bool = typer.Option(True, help="First run the (idempotent) Triton/perf_analyzer set-up."),
 ) -> None:
     """perf_analyzer against Triton (gRPC/HTTP, batch x concurrency sweep) next to in-process ONNX Runtime."""
     from backend.bench.triton import BenchConfig, run
@@ -221,6 +234,10 @@ def bench_triton(
         command=_command_line(ctx),
     )
     try:
+        if setup:
+            from backend.inference.triton_server import run_setup
+
+            run_setup()  # perf_analyzer 2.50.0 and its two libraries (libb64, libcudart), Triton's venv
         result = run(config, log=typer.echo)
     except (TritonSetupError, TritonStartError, FileNotFoundError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)

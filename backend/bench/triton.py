@@ -263,7 +263,12 @@ def run(config: BenchConfig, *, log=print) -> dict:
     """Run the whole benchmark; returns ``{"rows": [...], "files": [...], ...}``."""
     from backend.inference import triton_repo
     from backend.inference.onnx import latest_version
-    from backend.inference.triton_server import TritonInstall, TritonServer, default_build_dir
+    from backend.inference.triton_server import (
+        TritonInstall,
+        TritonServer,
+        TritonStartError,
+        default_build_dir,
+    )
 
     install = TritonInstall.find()
     perf_analyzer, pa_env = install.perf_analyzer, install.perf_analyzer_env()
@@ -288,7 +293,11 @@ def run(config: BenchConfig, *, log=print) -> dict:
         from backend.inference.triton import TritonClassifier
 
         probe_url, probe_proto = (grpc_url, "grpc") if grpc_url else (http_url, "http")
-        info = TritonClassifier(probe_url, config.model, protocol=probe_proto).info
+        probe = TritonClassifier(probe_url, config.model, protocol=probe_proto)
+        ok, why = probe.ready()
+        if not ok:
+            raise TritonStartError(f"cannot benchmark: {why}")
+        info = probe.info
         with tempfile.TemporaryDirectory(prefix="dermalink-bench-") as tmp:
             work = Path(tmp)
             input_data = write_input_data(images, info.extra["input"], work / "input_data.json")
@@ -513,6 +522,9 @@ def write_plot(rows: list[Row], path: Path, meta: dict) -> bool:
         )
         for r in onnx:
             ax.annotate(f"b{r.batch}", (r.throughput, r.p50_ms), fontsize=7)
+    lat = [r.p50_ms for r in rows if r.p50_ms > 0]
+    if lat and max(lat) / min(lat) > 30:
+        ax.set_yscale("log")
     ax.set_xlabel("throughput (images/s)")
     ax.set_ylabel("p50 latency per request (ms)")
     ax.set_title(

@@ -9,6 +9,7 @@ perf_analyzer (from ``tritonclient[all]==2.50.0`` in the same venv) is located h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -124,6 +125,33 @@ class TritonInstall:
         return env
 
 
+def _wait_exited(pid: int, timeout: float) -> bool:
+    """Wait until the child ``pid`` has exited, leaving it unreaped (a zombie keeps its pid)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # already reaped
+            return True
+        if info is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is still running (zombies do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,12 +211,19 @@ class TritonServer:
             f"--model-control-mode={self.model_control}",
             "--log-verbose=0",
             f"--exit-timeout-secs={self.exit_timeout_s}",
+            # Our own prefix for the python backend's shared-memory regions, so they can be removed
+            # after a crash (SIGKILL leaves them in /dev/shm).
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
         ]
         if self.model_control == "explicit":
             cmd += [
                 f"--load-model={m}" for m in (self.load_models if self.load_models is not None else ["*"])
             ]
         return cmd + list(self.extra_args)
+
+    @property
+    def shm_prefix(self) -> str:
+        return f"dermalink_triton_{os.getpid()}_{self.http_port}"
 
     def start(self, timeout: float = 60.0) -> TritonServer:
         if self.running:
@@ -250,13 +285,21 @@ class TritonServer:
 
     def _terminate(self, sig: int, timeout: float) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # our own process group (start_new_session=True)
-                proc.wait()
+        if proc is not None:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, sig)  # not Popen.send_signal: it would reap an exited server
+                _wait_exited(proc.pid, timeout)  # without reaping: its pid stays reserved as our group id
+            # The server's process group (start_new_session=True) holds its python backend stubs: a
+            # killed server leaves them running, so end whatever is left of the group, then reap.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+                while _group_has_live_members(proc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            proc.wait()
+            for region in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+                region.unlink(missing_ok=True)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -273,4 +316,8 @@ def run_setup(venv: Path | None = None) -> None:
     args = ["bash", str(SETUP_SCRIPT)]
     if venv:
         args.append(str(venv))
-    subprocess.run(args, check=True, stdout=sys.stdout, stderr=sys.stderr)
+    proc = subprocess.run(args, check=False, capture_output=True, text=True)
+    print(proc.stdout, end="")
+    print(proc.stderr, end="", file=sys.stderr)
+    if proc.returncode != 0:
+        raise TritonSetupError(f"{SETUP_SCRIPT} failed with exit code {proc.returncode}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,13 @@ from backend.inference.triton_server import TritonServer
 
 pytestmark = pytest.mark.triton
 MODEL = "ham10000_mobilenetv2"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @pytest.fixture
@@ -34,6 +42,15 @@ def test_outage_and_recovery(own_server, lesion_images, how):
     before = {name: c.predict_batch(lesion_images[:4]) for name, c in (("grpc", grpc), ("http", http))}
 
     own_server.kill() if how == "kill" else own_server.stop()
+    # nothing of it is left behind: no python backend stub processes, no shared-memory regions
+    backend_dir = str(own_server.build_dir / "triton_backends")
+    stubs = [
+        p
+        for p in Path("/proc").glob("[0-9]*/cmdline")
+        if backend_dir in _read(p) and _read(p.with_name("stat")).split(") ")[-1][:1] != "Z"  # not a zombie
+    ]
+    assert not stubs, [_read(p.with_name("stat"))[:120] for p in stubs]
+    assert not list(Path("/dev/shm").glob(f"{own_server.shm_prefix}*"))
     for clf in (grpc, http):
         ok, why = clf.ready()
         assert not ok and "cannot reach Triton" in why and own_server.host in why, why

@@ -17,6 +17,34 @@ from backend.inference.triton_server import free_port
 pytestmark = pytest.mark.triton
 
 
+def server_gone(tmp_path: Path) -> bool:
+    """No process runs from this test's backend folder (the server's python stubs) any more."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().decode(errors="replace")
+            state = cmdline.with_name("stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if str(tmp_path) in text and state != "Z":
+            return False
+    return True
+
+
+def test_serve_stops_cleanly_on_sigterm_while_starting(triton_install, exported_repo, tmp_path):
+    dermalink = Path(sys.executable).parent / "dermalink"
+    env = {**os.environ, "DERMALINK_BUILD_DIR": str(tmp_path / "build")}
+    args = [str(dermalink), "triton", "serve", "--source", str(exported_repo), "--out", str(tmp_path / "repo"),
+            "--http-port", str(free_port()), "--grpc-port", str(free_port()), "--metrics-port", str(free_port())]  # fmt: skip
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "build").glob("tritonserver-*.log")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server process has been started
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert server_gone(tmp_path)
+
+
 def test_serve_command_serves_and_stops_on_sigterm(triton_install, exported_repo, lesion_images, tmp_path):
     dermalink = Path(sys.executable).parent / "dermalink"
     http, grpc, metrics = free_port(), free_port(), free_port()
@@ -39,5 +67,6 @@ def test_serve_command_serves_and_stops_on_sigterm(triton_install, exported_repo
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert f"grpc 127.0.0.1:{grpc}" in out
+    assert f"grpc 127.0.0.1:{grpc}" in out or "Triton ready" not in out  # SIGTERM may come before the line
+    assert server_gone(tmp_path)
     assert not TritonClassifier(f"127.0.0.1:{grpc}", "ham10000_mobilenetv2", retries=1).ready()[0]
