@@ -91,6 +91,7 @@ def bare_model(config: ApiBenchConfig, images: list[bytes]) -> dict:
 
 def _prepare(settings_env: dict[str, str]) -> dict:
     """Create a clinic, a clinician, a consent version and a consenting patient directly in the database."""
+    from backend import migrate
     from backend.audit.service import SYSTEM
     from backend.config import Settings
     from backend.consent import service as consent
@@ -101,8 +102,6 @@ def _prepare(settings_env: dict[str, str]) -> dict:
     from backend.services import build_services
     from backend.users.models import Role
     from backend.users.service import create_clinic, create_user
-
-    from backend import migrate
 
     settings = Settings(**{k.removeprefix("DERMALINK_").lower(): v for k, v in settings_env.items()})
     services = build_services(settings)
@@ -254,8 +253,8 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
         f"- Server: one `dermalink serve` process on the embedded defaults (SQLite, local encrypted blobs, "
         f"embedded analysis runner, in-process ONNX Runtime), model {config.model_name} "
         f"v{bare['model_version']} from `{config.model_repository}`",
-        f"- Requests: `POST /api/v1/cases` with one real HAM10000 image (600×450 JPEG) each; the response "
-        f"waits for the analysis, so latency = upload → stored → analysed → answered",
+        "- Requests: `POST /api/v1/cases` with one real HAM10000 image (600×450 JPEG) each; the response "
+        "waits for the analysis, so latency = upload → stored → analysed → answered",
         "",
         "| concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s | analysed in response |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
