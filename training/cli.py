@@ -186,6 +186,7 @@ def register(app: typer.Typer) -> None:
         compare_run: list[Path] = typer.Option(None, help="other run dirs (e.g. the leaky split) for the report"),
         bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95% intervals"),
         cache_dir: Path = typer.Option(Path("runs/cache"), help="decoded-image cache folder"),
+        run_dir: Path = typer.Option(None, "--run", help="training run directory (for the training curves)"),
     ) -> None:
         """Evaluate a model on any labelled data: metrics with bootstrap CIs, calibration, plots, report."""
         from training.evaluate import evaluate
@@ -194,7 +195,7 @@ def register(app: typer.Typer) -> None:
             ds = _load(data, images, None, require_all_classes=False)
             result = evaluate(model, ds, split_file=split_file, subset=subset if split_file else None, out=out,
                               baseline=baseline, compare_runs=compare_run or [], n_boot=bootstrap,
-                              cache_dir=cache_dir)
+                              cache_dir=cache_dir, run_dir=run_dir)
         except DatasetError as exc:
             raise _fail(exc) from None
         console.print(result["text"])
