@@ -32,8 +32,14 @@ def handcrafted_features(images: np.ndarray, size: int = 112) -> np.ndarray:
             lbp = local_binary_pattern(gray, p, r, method="uniform")
             h, _ = np.histogram(lbp, bins=p + 2, range=(0, p + 2))
             f.extend(h / h.sum())
-        glcm = graycomatrix(gray // 8, distances=[1, 3], angles=[0, np.pi / 4, np.pi / 2, 3 * np.pi / 4],
-                            levels=32, symmetric=True, normed=True)
+        glcm = graycomatrix(
+            gray // 8,
+            distances=[1, 3],
+            angles=[0, np.pi / 4, np.pi / 2, 3 * np.pi / 4],
+            levels=32,
+            symmetric=True,
+            normed=True,
+        )
         for prop in ("contrast", "homogeneity", "energy", "correlation", "dissimilarity"):
             f.extend(graycoprops(glcm, prop).mean(axis=1))
         out.append(np.asarray(f, dtype=np.float32))
@@ -46,8 +52,10 @@ def fit_svm(features: np.ndarray, y: np.ndarray, seed: int = 0):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    clf = make_pipeline(StandardScaler(), SVC(C=10.0, gamma="scale", class_weight="balanced",
-                                              decision_function_shape="ovr", random_state=seed))
+    clf = make_pipeline(
+        StandardScaler(),
+        SVC(C=10.0, gamma="scale", class_weight="balanced", decision_function_shape="ovr", random_state=seed),
+    )
     clf.fit(features, y)
     return clf
 

@@ -21,8 +21,11 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
     """The temperature minimising validation negative log-likelihood (bounded 1-D search on log T)."""
     from scipy.optimize import minimize_scalar
 
-    res = minimize_scalar(lambda lt: nll(apply_temperature(probs, float(np.exp(lt))), y),
-                          bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    res = minimize_scalar(
+        lambda lt: nll(apply_temperature(probs, float(np.exp(lt))), y),
+        bounds=(np.log(0.05), np.log(20.0)),
+        method="bounded",
+    )
     return float(np.exp(res.x))
 
 
@@ -39,8 +42,15 @@ def reliability(probs: np.ndarray, y: np.ndarray, n_bins: int = 15) -> dict:
         if m.any():
             gap = abs(conf[m].mean() - correct[m].mean())
             ece += m.mean() * gap
-            bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "confidence": float(conf[m].mean()),
-                         "accuracy": float(correct[m].mean()), "count": int(m.sum())})
+            bins.append(
+                {
+                    "lo": float(edges[b]),
+                    "hi": float(edges[b + 1]),
+                    "confidence": float(conf[m].mean()),
+                    "accuracy": float(correct[m].mean()),
+                    "count": int(m.sum()),
+                }
+            )
     return {"ece": float(ece), "bins": bins}
 
 

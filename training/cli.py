@@ -7,6 +7,7 @@ imported inside the command functions (the serving install has no TensorFlow).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,19 +17,26 @@ from training.data import DatasetError
 from training.paths import default_images, default_metadata, default_weights, model_repository
 
 console = Console(stderr=True)
+DEFAULT_REPOSITORY = model_repository()
 
-DATA_HELP = ("HAM10000_metadata.csv, an ISIC ground-truth CSV, a folder holding one, or a class-per-folder tree "
-             "(default: $DERMALINK_SHARED/data/ham10000/HAM10000_metadata.csv)")
-IMAGES_HELP = ("image folder(s) searched recursively for <image_id>.jpg (repeatable; default: "
-               "$DERMALINK_SHARED/data/ham10000/images_200x150 for the default metadata, else the CSV's folder)")
+DATA_HELP = (
+    "HAM10000_metadata.csv, an ISIC ground-truth CSV, a folder holding one, or a class-per-folder tree "
+    "(default: $DERMALINK_SHARED/data/ham10000/HAM10000_metadata.csv)"
+)
+IMAGES_HELP = (
+    "image folder(s) searched recursively for <image_id>.jpg (repeatable; default: "
+    "$DERMALINK_SHARED/data/ham10000/images_200x150 for the default metadata, else the CSV's folder)"
+)
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}")
+    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
     return typer.Exit(code=2)
 
 
-def _load(data: Path | None, images: list[Path] | None, exclude: Path | None, require_all_classes: bool = True):
+def _load(
+    data: Path | None, images: list[Path] | None, exclude: Path | None, require_all_classes: bool = True
+):
     from training.data import load_dataset
 
     if data is None:
@@ -38,15 +46,18 @@ def _load(data: Path | None, images: list[Path] | None, exclude: Path | None, re
 
 
 def register(app: typer.Typer) -> None:
-    data_app = typer.Typer(help="Validate HAM10000-style data, split it by lesion, find duplicates.",
-                           no_args_is_help=True)
+    data_app = typer.Typer(
+        help="Validate HAM10000-style data, split it by lesion, find duplicates.", no_args_is_help=True
+    )
     app.add_typer(data_app, name="data")
 
     @data_app.command("validate")
     def data_validate(
-        data: Path = typer.Option(None, "--data", help=DATA_HELP),
-        images: list[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
-        exclude: Path = typer.Option(None, help="exclusion list: one image id per line (# comments)"),
+        data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
+        images: Annotated[list[Path] | None, typer.Option("--images", help=IMAGES_HELP)] = None,
+        exclude: Annotated[
+            Path | None, typer.Option(help="exclusion list: one image id per line (# comments)")
+        ] = None,
     ) -> None:
         """Check the data before training: missing/unreadable images, unknown labels, duplicate ids, extras."""
         try:
@@ -58,17 +69,21 @@ def register(app: typer.Typer) -> None:
 
     @data_app.command("split")
     def data_split(
-        out: Path = typer.Option(Path("runs/split.csv"), help="where to write the split CSV"),
-        data: Path = typer.Option(None, "--data", help=DATA_HELP),
-        images: list[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
-        exclude: Path = typer.Option(None, help="exclusion list: one image id per line"),
-        train: float = typer.Option(0.70, help="train fraction"),
-        val: float = typer.Option(0.15, help="validation fraction"),
-        test: float = typer.Option(0.15, help="test fraction"),
-        seed: int = typer.Option(42, help="random seed"),
-        image_level_split: bool = typer.Option(
-            False, "--image-level-split",
-            help="split images, not lesions: the seed study's LEAKY split (only to measure its inflation)"),
+        out: Annotated[Path, typer.Option(help="where to write the split CSV")] = Path("runs/split.csv"),
+        data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
+        images: Annotated[list[Path] | None, typer.Option("--images", help=IMAGES_HELP)] = None,
+        exclude: Annotated[Path | None, typer.Option(help="exclusion list: one image id per line")] = None,
+        train: Annotated[float, typer.Option(help="train fraction")] = 0.70,
+        val: Annotated[float, typer.Option(help="validation fraction")] = 0.15,
+        test: Annotated[float, typer.Option(help="test fraction")] = 0.15,
+        seed: Annotated[int, typer.Option(help="random seed")] = 42,
+        image_level_split: Annotated[
+            bool,
+            typer.Option(
+                "--image-level-split",
+                help="split images, not lesions: the seed study's LEAKY split (only to measure its inflation)",
+            ),
+        ] = False,
     ) -> None:
         """Write a stratified, lesion-grouped (default) train/val/test split to a CSV."""
         from training.split import make_split
@@ -86,12 +101,20 @@ def register(app: typer.Typer) -> None:
 
     @data_app.command("duplicates")
     def data_duplicates(
-        out: Path = typer.Option(Path("runs/duplicates.csv"), help="CSV listing every duplicate pair"),
-        data: Path = typer.Option(None, "--data", help=DATA_HELP),
-        images: list[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
-        threshold: int = typer.Option(4, help="max perceptual-hash Hamming distance (of 64 bits) for near duplicates"),
-        write_exclusions: Path = typer.Option(
-            None, help="also write an exclusion list (the second image of every exact-duplicate pair)"),
+        out: Annotated[Path, typer.Option(help="CSV listing every duplicate pair")] = Path(
+            "runs/duplicates.csv"
+        ),
+        data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
+        images: Annotated[list[Path] | None, typer.Option("--images", help=IMAGES_HELP)] = None,
+        threshold: Annotated[
+            int, typer.Option(help="max perceptual-hash Hamming distance (of 64 bits) for near duplicates")
+        ] = 4,
+        write_exclusions: Annotated[
+            Path | None,
+            typer.Option(
+                help="also write an exclusion list (the second image of every exact-duplicate pair)"
+            ),
+        ] = None,
     ) -> None:
         """Find exact (MD5) and near (pHash) duplicate images; flag near duplicates across lesion ids."""
         from tqdm.auto import tqdm
@@ -108,34 +131,69 @@ def register(app: typer.Typer) -> None:
         console.print(report.summary())
         if write_exclusions:
             ids = sorted({o for g in report.exact_groups for o in g[1:]})
-            write_exclusions.write_text("# exact duplicates (dermalink data duplicates)\n" + "".join(f"{i}\n" for i in ids))
+            write_exclusions.write_text(
+                "# exact duplicates (dermalink data duplicates)\n" + "".join(f"{i}\n" for i in ids)
+            )
             console.print(f"wrote {len(ids)} id(s) to {write_exclusions}")
         console.print(f"wrote {out}")
 
     @app.command("train")
     def train_cmd(
-        out: Path = typer.Option(Path("runs/default"), help="run directory (checkpoints, logs, model)"),
-        preset: str = typer.Option("default", help="hyperparameter preset: default | paper | default-full"),
-        data: Path = typer.Option(None, "--data", help=DATA_HELP),
-        images: list[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
-        exclude: Path = typer.Option(None, help="exclusion list: one image id per line"),
-        split_file: Path = typer.Option(None, "--split", help="split CSV (default: make a lesion-grouped one)"),
-        image_level_split: bool = typer.Option(False, "--image-level-split",
-                                               help="make the study's leaky image-level split instead"),
-        weights: str = typer.Option(None, help="ImageNet MobileNetV2 .h5 (no top); 'imagenet' downloads; "
-                                    "default: $DERMALINK_SHARED/weights/mobilenet_v2/<file for alpha>"),
-        alpha: float = typer.Option(None, help="MobileNetV2 width multiplier (preset: 1.0)"),
-        image_size: int = typer.Option(None, help="input size in pixels (preset: 224)"),
-        batch_size: int = typer.Option(None, help="batch size"),
-        head_epochs: int = typer.Option(None, help="phase 1 epochs (head on the frozen backbone)"),
-        finetune_epochs: int = typer.Option(None, help="phase 2 epochs (top of the backbone)"),
-        finetune_after: str = typer.Option(None, help="cut: fine-tune after block_12|block_13|block_14|block_15; "
-                                           "'all' for the whole backbone; 'none' for no phase 2"),
-        strategy: str = typer.Option(None, help="'cached' (backbone activations computed once; CPU) or 'full'"),
-        cached_flips: int = typer.Option(None, help="cached strategy: 1, 2 or 4 flipped copies of the training set"),
-        seed: int = typer.Option(None, help="random seed"),
-        cache_dir: Path = typer.Option(Path("runs/cache"), help="decoded-image cache folder"),
-        run_eagerly: bool = typer.Option(False, help="eager Keras (faster on tiny data, no graph tracing)"),
+        out: Annotated[Path, typer.Option(help="run directory (checkpoints, logs, model)")] = Path(
+            "runs/default"
+        ),
+        preset: Annotated[
+            str, typer.Option(help="hyperparameter preset: default | paper | default-full")
+        ] = "default",
+        data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
+        images: Annotated[list[Path] | None, typer.Option("--images", help=IMAGES_HELP)] = None,
+        exclude: Annotated[Path | None, typer.Option(help="exclusion list: one image id per line")] = None,
+        split_file: Annotated[
+            Path | None, typer.Option("--split", help="split CSV (default: make a lesion-grouped one)")
+        ] = None,
+        image_level_split: Annotated[
+            bool, typer.Option("--image-level-split", help="make the study's leaky image-level split instead")
+        ] = False,
+        weights: Annotated[
+            str | None,
+            typer.Option(
+                help="ImageNet MobileNetV2 .h5 (no top); 'imagenet' downloads; "
+                "default: $DERMALINK_SHARED/weights/mobilenet_v2/<file for alpha>"
+            ),
+        ] = None,
+        alpha: Annotated[
+            float | None, typer.Option(help="MobileNetV2 width multiplier (preset: 1.0)")
+        ] = None,
+        image_size: Annotated[int | None, typer.Option(help="input size in pixels (preset: 224)")] = None,
+        batch_size: Annotated[int | None, typer.Option(help="batch size")] = None,
+        head_epochs: Annotated[
+            int | None, typer.Option(help="phase 1 epochs (head on the frozen backbone)")
+        ] = None,
+        finetune_epochs: Annotated[
+            int | None, typer.Option(help="phase 2 epochs (top of the backbone)")
+        ] = None,
+        finetune_after: Annotated[
+            str | None,
+            typer.Option(
+                help="cut: fine-tune after block_9|block_12|block_13|block_14|block_15; "
+                "'all' for the whole backbone; 'none' for no phase 2"
+            ),
+        ] = None,
+        strategy: Annotated[
+            str | None, typer.Option(help="'cached' (backbone activations computed once; CPU) or 'full'")
+        ] = None,
+        cached_views: Annotated[
+            int | None,
+            typer.Option(
+                help="cached strategy: 1, 2, 4 or 8 flipped/rotated views per "
+                "training image (one drawn at random per image and epoch)"
+            ),
+        ] = None,
+        seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+        cache_dir: Annotated[Path, typer.Option(help="decoded-image cache folder")] = Path("runs/cache"),
+        run_eagerly: Annotated[
+            bool, typer.Option(help="eager Keras (faster on tiny data, no graph tracing)")
+        ] = False,
     ) -> None:
         """Train MobileNetV2 on HAM10000-style data (two-phase transfer learning by default)."""
         from training.config import get_preset
@@ -145,9 +203,16 @@ def register(app: typer.Typer) -> None:
         try:
             base = get_preset(preset)
             cut = {"all": None, "none": ""}.get(finetune_after, finetune_after)
-            cfg = base.replace(alpha=alpha, image_size=image_size, batch_size=batch_size, head_epochs=head_epochs,
-                               finetune_epochs=finetune_epochs, strategy=strategy, cached_flips=cached_flips,
-                               seed=seed)
+            cfg = base.replace(
+                alpha=alpha,
+                image_size=image_size,
+                batch_size=batch_size,
+                head_epochs=head_epochs,
+                finetune_epochs=finetune_epochs,
+                strategy=strategy,
+                cached_views=cached_views,
+                seed=seed,
+            )
             if finetune_after is not None:
                 cfg = _with_cut(cfg, cut)
             w = weights or str(default_weights(cfg.alpha))
@@ -169,57 +234,107 @@ def register(app: typer.Typer) -> None:
             info = train(cfg, ds, split, w, out, cache_dir=cache_dir, run_eagerly=run_eagerly)
         except DatasetError as exc:
             raise _fail(exc) from None
-        console.print(f"[green]done[/]: validation balanced accuracy {info['val_bal_acc']:.3f}, "
-                      f"temperature {info['temperature']:.3f}; model in {out / 'model.keras'}")
+        console.print(
+            f"[green]done[/]: validation balanced accuracy {info['val_bal_acc']:.3f}, "
+            f"temperature {info['temperature']:.3f}; model in {out / 'model.keras'}"
+        )
 
     @app.command("evaluate")
     def evaluate_cmd(
-        model: Path = typer.Option(None, help="a run directory (model.keras), a .keras file, a model.onnx, or a "
-                                   "model-repository model folder (default: the shipped model)"),
-        data: Path = typer.Option(None, "--data", help=DATA_HELP),
-        images: list[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
-        split_file: Path = typer.Option(None, "--split", help="split CSV; with --subset evaluates that part only"),
-        subset: str = typer.Option("test", help="which part of --split to evaluate: train | val | test"),
-        out: Path = typer.Option(None, help="report folder (Markdown + PNG); default: print only"),
-        baseline: bool = typer.Option(False, help="also fit the SVM baseline on the split's train part and "
-                                      "compare with McNemar's test (needs --split)"),
-        compare_run: list[Path] = typer.Option(None, help="other run dirs (e.g. the leaky split) for the report"),
-        bootstrap: int = typer.Option(1000, help="bootstrap resamples for the 95% intervals"),
-        cache_dir: Path = typer.Option(Path("runs/cache"), help="decoded-image cache folder"),
-        run_dir: Path = typer.Option(None, "--run", help="training run directory (for the training curves)"),
+        model: Annotated[
+            Path | None,
+            typer.Option(
+                help="a run directory (model.keras), a .keras file, a model.onnx, or a "
+                "model-repository model folder (default: the shipped model)"
+            ),
+        ] = None,
+        data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
+        images: Annotated[list[Path] | None, typer.Option("--images", help=IMAGES_HELP)] = None,
+        split_file: Annotated[
+            Path | None, typer.Option("--split", help="split CSV; with --subset evaluates that part only")
+        ] = None,
+        subset: Annotated[
+            str, typer.Option(help="which part of --split to evaluate: train | val | test")
+        ] = "test",
+        out: Annotated[
+            Path | None, typer.Option(help="report folder (Markdown + PNG); default: print only")
+        ] = None,
+        baseline: Annotated[
+            bool,
+            typer.Option(
+                help="also fit the SVM baseline on the split's train part and "
+                "compare with McNemar's test (needs --split)"
+            ),
+        ] = False,
+        compare_run: Annotated[
+            list[Path] | None, typer.Option(help="other run dirs (e.g. the leaky split) for the report")
+        ] = None,
+        bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the 95% intervals")] = 1000,
+        cache_dir: Annotated[Path, typer.Option(help="decoded-image cache folder")] = Path("runs/cache"),
+        run_dir: Annotated[
+            Path | None, typer.Option("--run", help="training run directory (for the training curves)")
+        ] = None,
     ) -> None:
         """Evaluate a model on any labelled data: metrics with bootstrap CIs, calibration, plots, report."""
         from training.evaluate import evaluate
 
         try:
             ds = _load(data, images, None, require_all_classes=False)
-            result = evaluate(model, ds, split_file=split_file, subset=subset if split_file else None, out=out,
-                              baseline=baseline, compare_runs=compare_run or [], n_boot=bootstrap,
-                              cache_dir=cache_dir, run_dir=run_dir)
+            result = evaluate(
+                model,
+                ds,
+                split_file=split_file,
+                subset=subset if split_file else None,
+                out=out,
+                baseline=baseline,
+                compare_runs=compare_run or [],
+                n_boot=bootstrap,
+                cache_dir=cache_dir,
+                run_dir=run_dir,
+            )
         except DatasetError as exc:
             raise _fail(exc) from None
         console.print(result["text"])
 
     @app.command("export")
     def export_cmd(
-        run: Path = typer.Option(Path("runs/default"), help="run directory with model.keras and triage.json"),
-        repository: Path = typer.Option(model_repository(), help="Triton model repository"),
-        name: str = typer.Option(MODEL_NAME, help="model name in the repository"),
-        version: str = typer.Option("1", help="model version folder"),
-        data: Path = typer.Option(None, "--data", help=DATA_HELP + " (real images for the parity check)"),
-        images: list[Path] = typer.Option(None, "--images", help=IMAGES_HELP),
-        parity_images: int = typer.Option(64, help="real images used for the Keras-vs-ONNX parity check"),
-        tolerance: float = typer.Option(1e-4, help="max absolute difference allowed between Keras and ONNX"),
-        tflite: Path = typer.Option(None, help="also write TFLite float16 and int8 models to this folder"),
-        max_batch_size: int = typer.Option(32, help="Triton max_batch_size"),
+        run: Annotated[Path, typer.Option(help="run directory with model.keras and triage.json")] = Path(
+            "runs/default"
+        ),
+        repository: Annotated[Path, typer.Option(help="Triton model repository")] = DEFAULT_REPOSITORY,
+        name: Annotated[str, typer.Option(help="model name in the repository")] = MODEL_NAME,
+        version: Annotated[str, typer.Option(help="model version folder")] = "1",
+        data: Annotated[
+            Path | None, typer.Option("--data", help=DATA_HELP + " (real images for the parity check)")
+        ] = None,
+        images: Annotated[list[Path] | None, typer.Option("--images", help=IMAGES_HELP)] = None,
+        parity_images: Annotated[
+            int, typer.Option(help="real images used for the Keras-vs-ONNX parity check")
+        ] = 64,
+        tolerance: Annotated[
+            float, typer.Option(help="max absolute difference allowed between Keras and ONNX")
+        ] = 1e-4,
+        tflite: Annotated[
+            Path | None, typer.Option(help="also write TFLite float16 and int8 models to this folder")
+        ] = None,
+        max_batch_size: Annotated[int, typer.Option(help="Triton max_batch_size")] = 32,
     ) -> None:
         """Export to ONNX + Triton config + labels (+ TFLite); fail unless ONNX matches Keras on real images."""
         from training.export import export
 
         try:
             ds = _load(data, images, None, require_all_classes=False)
-            result = export(run, repository, name, version, ds, n_parity=parity_images, tolerance=tolerance,
-                            tflite_dir=tflite, max_batch_size=max_batch_size)
+            result = export(
+                run,
+                repository,
+                name,
+                version,
+                ds,
+                n_parity=parity_images,
+                tolerance=tolerance,
+                tflite_dir=tflite,
+                max_batch_size=max_batch_size,
+            )
         except DatasetError as exc:
             raise _fail(exc) from None
         console.print(result["text"])
@@ -228,4 +343,6 @@ def register(app: typer.Typer) -> None:
 def _with_cut(cfg, cut):
     import dataclasses
 
-    return dataclasses.replace(cfg, finetune_after=cut, finetune_epochs=0 if cut == "" else cfg.finetune_epochs)
+    return dataclasses.replace(
+        cfg, finetune_after=cut, finetune_epochs=0 if cut == "" else cfg.finetune_epochs
+    )

@@ -12,6 +12,7 @@ from training.data import DatasetError
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 # MobileNetV2 blocks whose output is a cut point for "fine-tune the top": everything after it trains.
 CUT_LAYERS = {
+    "block_9": "block_9_add",  # fine-tune blocks 10-16 + Conv_1
     "block_12": "block_12_add",  # fine-tune blocks 13-16 + Conv_1 (the whole 7x7 stage)
     "block_13": "block_13_project_BN",  # fine-tune blocks 14-16 + Conv_1
     "block_14": "block_14_add",
@@ -47,7 +48,10 @@ class TrainConfig:
     # "cached": backbone activations up to the cut are computed once (original + flipped copies)
     # and phases 1 and 2 train on them: the CPU-friendly path (flip augmentation only).
     strategy: str = "cached"
-    cached_flips: int = 2  # 1: originals only; 2: + horizontal flip; 4: + vertical + both
+    # cached strategy: dihedral views of each training image whose activations are cached (1: original;
+    # 2: + horizontal flip; 4: + vertical flip, 180 degrees; 8: + the 90/270-degree rotations, flipped or not).
+    # Phase 2 draws one random view per image per epoch (augmentation); phase 1 uses all of them.
+    cached_views: int = 8
     early_stopping_patience: int = 6
     seed: int = 42
 
@@ -58,7 +62,9 @@ class TrainConfig:
         if self.image_size < 32 or self.image_size % 32:
             problems.append(f"image_size {self.image_size} must be a multiple of 32 and >= 32")
         if self.finetune_after not in (None, "", *CUT_LAYERS):
-            problems.append(f"finetune_after {self.finetune_after!r} must be None, '' or one of {list(CUT_LAYERS)}")
+            problems.append(
+                f"finetune_after {self.finetune_after!r} must be None, '' or one of {list(CUT_LAYERS)}"
+            )
         if self.lr_schedule not in ("cosine", "step", "constant"):
             problems.append(f"lr_schedule {self.lr_schedule!r} unknown")
         if self.class_weights not in ("balanced", "sqrt", "none"):
@@ -67,8 +73,8 @@ class TrainConfig:
             problems.append(f"strategy {self.strategy!r} must be 'full' or 'cached'")
         if self.strategy == "cached" and not self.finetune_after and self.finetune_epochs:
             problems.append("the cached strategy needs a cut point (finetune_after) to fine-tune after")
-        if self.cached_flips not in (1, 2, 4):
-            problems.append("cached_flips must be 1, 2 or 4")
+        if self.cached_views not in (1, 2, 4, 8):
+            problems.append("cached_views must be 1, 2, 4 or 8")
         if problems:
             raise DatasetError("invalid training configuration: " + "; ".join(problems))
 
@@ -88,16 +94,33 @@ PRESETS: dict[str, TrainConfig] = {
     # The seed study exactly: 224x224, batch 64, Adam 0.005 halved every 6 epochs, 20 epochs, rotation,
     # flips and slight zoom, the whole network trained end to end, no class weighting.
     "paper": TrainConfig(
-        preset="paper", alpha=1.0, image_size=224, batch_size=64, head_epochs=0, head_lr=0.005,
-        finetune_epochs=20, finetune_lr=0.005, finetune_after=None, lr_schedule="step", lr_step_epochs=6,
-        dropout=0.0, class_weights="none", flip=True, rotation=0.1, zoom=0.1, brightness=0.0, contrast=0.0,
-        strategy="full", early_stopping_patience=0,
+        preset="paper",
+        alpha=1.0,
+        image_size=224,
+        batch_size=64,
+        head_epochs=0,
+        head_lr=0.005,
+        finetune_epochs=20,
+        finetune_lr=0.005,
+        finetune_after=None,
+        lr_schedule="step",
+        lr_step_epochs=6,
+        dropout=0.0,
+        class_weights="none",
+        flip=True,
+        rotation=0.1,
+        zoom=0.1,
+        brightness=0.0,
+        contrast=0.0,
+        strategy="full",
+        early_stopping_patience=0,
     ),
     # Two-phase transfer learning with class weights, sized for a 2-core CPU (see docs/model/REPORT.md).
     "default": TrainConfig(),
     # The same recipe through the whole network with full tf.data augmentation (for a GPU).
-    "default-full": TrainConfig(preset="default-full", strategy="full", head_epochs=8, finetune_epochs=20,
-                                finetune_after="block_12"),
+    "default-full": TrainConfig(
+        preset="default-full", strategy="full", head_epochs=8, finetune_epochs=20, finetune_after="block_12"
+    ),
 }
 
 

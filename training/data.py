@@ -25,7 +25,15 @@ from training import LABELS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 HAM_REQUIRED = ("lesion_id", "image_id", "dx")
-ISIC_COLUMNS = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AKIEC": "akiec", "BKL": "bkl", "DF": "df", "VASC": "vasc"}
+ISIC_COLUMNS = {
+    "MEL": "mel",
+    "NV": "nv",
+    "BCC": "bcc",
+    "AKIEC": "akiec",
+    "BKL": "bkl",
+    "DF": "df",
+    "VASC": "vasc",
+}
 
 
 class DatasetError(ValueError):
@@ -68,7 +76,10 @@ class ValidationReport:
 
         show(self.missing_images, "image(s) listed in the metadata but not found")
         show(self.unreadable_images, "unreadable image file(s)")
-        show([f"{i}={lab!r}" for i, lab in self.unknown_labels], f"unknown label(s) (known: {', '.join(LABELS)})")
+        show(
+            [f"{i}={lab!r}" for i, lab in self.unknown_labels],
+            f"unknown label(s) (known: {', '.join(LABELS)})",
+        )
         show(self.duplicate_ids, "duplicate image id(s) in the metadata")
         show([f"{k} in {v}" for k, v in self.ambiguous_ids.items()], "image id(s) found in several folders")
         if self.missing_classes:
@@ -79,8 +90,10 @@ class ValidationReport:
     def warnings(self) -> list[str]:
         out = list(self.notes)
         if self.images_without_metadata:
-            out.append(f"{len(self.images_without_metadata)} image file(s) without metadata (ignored), "
-                       f"e.g. {', '.join(self.images_without_metadata[:5])}")
+            out.append(
+                f"{len(self.images_without_metadata)} image file(s) without metadata (ignored), "
+                f"e.g. {', '.join(self.images_without_metadata[:5])}"
+            )
         if self.excluded:
             out.append(f"{len(self.excluded)} image(s) removed by the exclusion list")
         return out
@@ -90,10 +103,14 @@ class ValidationReport:
         return not self.errors
 
     def summary(self) -> str:
-        lines = [f"source: {self.source}",
-                 f"metadata rows: {self.n_metadata_rows}; usable images: {sum(self.class_counts.values())}; "
-                 f"lesions: {self.n_lesions}",
-                 "class counts: " + ", ".join(f"{k} {v}" for k, v in self.class_counts.items())]
+        lines = [
+            f"source: {self.source}",
+            (
+                f"metadata rows: {self.n_metadata_rows}; usable images: {sum(self.class_counts.values())}; "
+                f"lesions: {self.n_lesions}"
+            ),
+            "class counts: " + ", ".join(f"{k} {v}" for k, v in self.class_counts.items()),
+        ]
         lines += [f"ERROR: {e}" for e in self.errors]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -119,7 +136,9 @@ class Dataset:
         by_id = {r.image_id: r for r in self.records}
         missing = [i for i in image_ids if i not in by_id]
         if missing:
-            raise DatasetError(f"{len(missing)} id(s) of the split are not in the dataset, e.g. {missing[:5]}")
+            raise DatasetError(
+                f"{len(missing)} id(s) of the split are not in the dataset, e.g. {missing[:5]}"
+            )
         return Dataset([by_id[i] for i in image_ids], self.report)
 
 
@@ -228,7 +247,9 @@ def load_dataset(
     report.n_metadata_rows = len(rows)
     index, report.ambiguous_ids = index_images(roots)
     if not index:
-        raise DatasetError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found under {', '.join(map(str, roots))}")
+        raise DatasetError(
+            f"no image files ({', '.join(IMAGE_SUFFIXES)}) found under {', '.join(map(str, roots))}"
+        )
 
     seen: Counter[str] = Counter(r[0] for r in rows)
     report.duplicate_ids = sorted(i for i, n in seen.items() if n > 1)
@@ -266,11 +287,15 @@ def _find_csv(folder: Path) -> Path | None:
         return preferred
     csvs = sorted(folder.glob("*.csv"))
     if len(csvs) > 1:
-        raise DatasetError(f"{folder} holds several CSV files ({[c.name for c in csvs]}): pass one explicitly")
+        raise DatasetError(
+            f"{folder} holds several CSV files ({[c.name for c in csvs]}): pass one explicitly"
+        )
     return csvs[0] if csvs else None
 
 
-def _class_folder_rows(root: Path, images: list[Path] | None) -> tuple[list[tuple[str, str, str]], list[Path]]:
+def _class_folder_rows(
+    root: Path, images: list[Path] | None
+) -> tuple[list[tuple[str, str, str]], list[Path]]:
     subdirs = sorted(p for p in root.iterdir() if p.is_dir())
     if not subdirs:
         raise DatasetError(

@@ -28,9 +28,11 @@ class DuplicateReport:
 
     def summary(self) -> str:
         n_exact = sum(len(g) - 1 for g in self.exact_groups)
-        return (f"exact duplicates: {len(self.exact_groups)} group(s), {n_exact} redundant file(s)\n"
-                f"near duplicates (perceptual-hash distance <= {self.threshold}): {len(self.near_pairs)} pair(s)\n"
-                f"  of which with different lesion ids (leak across a split): {len(self.cross_lesion_pairs)}")
+        return (
+            f"exact duplicates: {len(self.exact_groups)} group(s), {n_exact} redundant file(s)\n"
+            f"near duplicates (perceptual-hash distance <= {self.threshold}): {len(self.near_pairs)} pair(s)\n"
+            f"  of which with different lesion ids (leak across a split): {len(self.cross_lesion_pairs)}"
+        )
 
     def save(self, path: Path, lesions: dict[str, str]) -> None:
         path = Path(path)
@@ -72,12 +74,12 @@ def hamming_pairs(bits: np.ndarray, threshold: int, chunk: int = 1024) -> list[t
     nx = 1.0 - x
     out = []
     for start in range(0, len(x), chunk):
-        a = x[start:start + chunk]
+        a = x[start : start + chunk]
         d = a @ nx.T + (1.0 - a) @ x.T  # differing bits
         ii, jj = np.nonzero(d <= threshold + 0.5)
         for i, j in zip(ii + start, jj, strict=True):
             if i < j:
-                out.append((int(i), int(j), int(round(d[i - start, j]))))
+                out.append((int(i), int(j), round(d[i - start, j])))
     return out
 
 

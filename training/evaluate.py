@@ -28,7 +28,11 @@ class Predictor:
         onnx = None
         if path.suffix == ".onnx":
             onnx = path
-        elif path.is_dir() and (path / "config.pbtxt").exists() or (path.is_dir() and any(path.glob("*/model.onnx"))):
+        elif (
+            path.is_dir()
+            and (path / "config.pbtxt").exists()
+            or (path.is_dir() and any(path.glob("*/model.onnx")))
+        ):
             from backend.inference.onnx import latest_version
 
             onnx = path / latest_version(path) / "model.onnx"
@@ -65,7 +69,7 @@ class Predictor:
 
         out = []
         for s in tqdm(range(0, len(images), 32), desc=f"predict ({self.kind})", unit="batch", leave=False):
-            batch = np.ascontiguousarray(images[s:s + 32])
+            batch = np.ascontiguousarray(images[s : s + 32])
             if self.kind == "onnx":
                 from training.export import onnx_predict
 
@@ -82,9 +86,19 @@ def _subset(dataset: Dataset, split_file: Path | None, subset: str | None) -> tu
     return dataset.subset(split.ids(subset or "test")), split
 
 
-def evaluate(model: Path | None, dataset: Dataset, *, split_file: Path | None = None, subset: str | None = None,
-             out: Path | None = None, baseline: bool = False, compare_runs: list[Path] | None = None,
-             n_boot: int = 1000, cache_dir: Path | None = None, run_dir: Path | None = None) -> dict:
+def evaluate(
+    model: Path | None,
+    dataset: Dataset,
+    *,
+    split_file: Path | None = None,
+    subset: str | None = None,
+    out: Path | None = None,
+    baseline: bool = False,
+    compare_runs: list[Path] | None = None,
+    n_boot: int = 1000,
+    cache_dir: Path | None = None,
+    run_dir: Path | None = None,
+) -> dict:
     predictor = Predictor(model)
     data, split = _subset(dataset, split_file, subset)
     if not len(data):
@@ -95,8 +109,11 @@ def evaluate(model: Path | None, dataset: Dataset, *, split_file: Path | None = 
     probs = predictor.predict(images)
     threshold = predictor.triage["malignant_threshold"] if predictor.triage else None
     result: dict = {
-        "model": str(predictor.path), "kind": predictor.kind, "data": dataset.report.source,
-        "subset": subset if split_file else "all", "n": int(len(y)),
+        "model": str(predictor.path),
+        "kind": predictor.kind,
+        "data": dataset.report.source,
+        "subset": subset if split_file else "all",
+        "n": len(y),
         "class_counts": {lab: int((y == i).sum()) for i, lab in enumerate(LABELS)},
         "referral_threshold": threshold,
         "metrics": point_metrics(y, probs, threshold),
@@ -113,14 +130,25 @@ def evaluate(model: Path | None, dataset: Dataset, *, split_file: Path | None = 
     if baseline:
         if split is None:
             raise DatasetError("--baseline needs --split (the SVM is fitted on the split's train part)")
-        result["baseline"] = _baseline(dataset, split, data, images, y, probs, groups, n_boot, cache_dir,
-                                       predictor.size)
+        result["baseline"] = _baseline(
+            dataset, split, data, images, y, probs, groups, n_boot, cache_dir, predictor.size
+        )
     if compare_runs:
         result["compare"] = [_evaluate_run(Path(r), dataset, cache_dir, n_boot) for r in compare_runs]
     result["text"] = _text(result)
     if out is not None:
-        write_report(result, Path(out), probs, y, run_dir or (Path(model) if model and Path(model).is_dir()
-                                                               and (Path(model) / "run.json").exists() else None))
+        write_report(
+            result,
+            Path(out),
+            probs,
+            y,
+            run_dir
+            or (
+                Path(model)
+                if model and Path(model).is_dir() and (Path(model) / "run.json").exists()
+                else None
+            ),
+        )
     return result
 
 
@@ -156,10 +184,16 @@ def _evaluate_run(run: Path, dataset: Dataset, cache_dir, n_boot: int) -> dict:
     images = cached_images(data.records, p.size, cache_dir)
     y = np.array(data.label_indices)
     probs = p.predict(images)
-    return {"run": str(run), "split_kind": split.kind, "shared_lesions": len(split.shared_lesions()),
-            "n": int(len(y)), "metrics": point_metrics(y, probs),
-            "ci95": bootstrap(y, probs, None, n_boot=n_boot) if n_boot else {},
-            "config": p.run_info.get("config", {}), "command": p.run_info.get("command")}
+    return {
+        "run": str(run),
+        "split_kind": split.kind,
+        "shared_lesions": len(split.shared_lesions()),
+        "n": len(y),
+        "metrics": point_metrics(y, probs),
+        "ci95": bootstrap(y, probs, None, n_boot=n_boot) if n_boot else {},
+        "config": p.run_info.get("config", {}),
+        "command": p.run_info.get("command"),
+    }
 
 
 def _fmt(m: dict, ci: dict, key: str) -> str:
@@ -173,19 +207,29 @@ def _fmt(m: dict, ci: dict, key: str) -> str:
 def _text(r: dict) -> str:
     m, ci = r["metrics"], r["ci95"]
     lines = [f"{r['model']} on {r['n']} images ({r['subset']})"]
-    for k in ("accuracy", "balanced_accuracy", "macro_auc", "mel_sensitivity_at_referral",
-              "benign_specificity_at_referral", "fraction_referred"):
+    for k in (
+        "accuracy",
+        "balanced_accuracy",
+        "macro_auc",
+        "mel_sensitivity_at_referral",
+        "benign_specificity_at_referral",
+        "fraction_referred",
+    ):
         if k in m:
             lines.append(f"  {k:32s} {_fmt(m, ci, k)}")
     lines.append(f"  ECE {r['calibration']['calibrated']['ece']:.3f}")
     if "baseline" in r:
         b = r["baseline"]
-        lines.append(f"  SVM baseline: accuracy {b['metrics']['accuracy']:.3f}, balanced accuracy "
-                     f"{b['metrics']['balanced_accuracy']:.3f}, macro AUC {b['metrics']['macro_auc']:.3f}; "
-                     f"McNemar p = {b['mcnemar_cnn_vs_svm']['p_value']:.2g}")
+        lines.append(
+            f"  SVM baseline: accuracy {b['metrics']['accuracy']:.3f}, balanced accuracy "
+            f"{b['metrics']['balanced_accuracy']:.3f}, macro AUC {b['metrics']['macro_auc']:.3f}; "
+            f"McNemar p = {b['mcnemar_cnn_vs_svm']['p_value']:.2g}"
+        )
     for c in r.get("compare", []):
-        lines.append(f"  {c['run']} ({c['split_kind']}-level split): accuracy {c['metrics']['accuracy']:.3f}, "
-                     f"balanced accuracy {c['metrics']['balanced_accuracy']:.3f}")
+        lines.append(
+            f"  {c['run']} ({c['split_kind']}-level split): accuracy {c['metrics']['accuracy']:.3f}, "
+            f"balanced accuracy {c['metrics']['balanced_accuracy']:.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -212,8 +256,15 @@ def write_report(r: dict, out: Path, probs: np.ndarray, y: np.ndarray, run_dir: 
     ax.set_ylabel("true")
     for i in range(len(LABELS)):
         for j in range(len(LABELS)):
-            ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     fig.colorbar(im, ax=ax, label="fraction of true class")
     ax.set_title("Confusion matrix (test)")
     fig.tight_layout()
@@ -262,10 +313,15 @@ def write_report(r: dict, out: Path, probs: np.ndarray, y: np.ndarray, run_dir: 
                 continue
             rows = list(csv.DictReader(path.open()))
             ep = [offset + int(row["epoch"]) + 1 for row in rows]
-            axes[0].plot(ep, [float(row["loss"]) for row in rows], "-", label=f"{phase} train loss (weighted)")
-            axes[0].plot(ep, [float(row["val_loss"]) for row in rows], "--", label=f"{phase} val loss")
+            axes[0].plot(
+                ep, [float(row["loss"]) for row in rows], "-", label=f"{phase} train loss (weighted)"
+            )
+            if rows and "val_loss" in rows[0]:
+                axes[0].plot(ep, [float(row["val_loss"]) for row in rows], "--", label=f"{phase} val loss")
             axes[1].plot(ep, [float(row["accuracy"]) for row in rows], "-", label=f"{phase} train accuracy")
-            axes[1].plot(ep, [float(row["val_bal_acc"]) for row in rows], "--", label=f"{phase} val balanced acc")
+            axes[1].plot(
+                ep, [float(row["val_bal_acc"]) for row in rows], "--", label=f"{phase} val balanced acc"
+            )
             offset = ep[-1] if ep else offset
         axes[0].set_xlabel("epoch")
         axes[1].set_xlabel("epoch")
@@ -283,65 +339,122 @@ def write_report(r: dict, out: Path, probs: np.ndarray, y: np.ndarray, run_dir: 
 
 def _markdown(r: dict, plots: list[tuple[str, str]]) -> str:
     m, ci = r["metrics"], r["ci95"]
-    L = ["# DermaLink model evaluation report", "",
-         f"Model: `{r['model']}` ({r['kind']}). Data: `{r['data']}`, subset **{r['subset']}**, {r['n']} images.",
-         "95% intervals: percentile bootstrap resampling lesions (clusters), "
-         f"{'with' if ci else 'without'} 1,000 resamples.", "",
-         "## Headline (test split)", "", "| metric | value [95% CI] |", "|---|---|"]
-    names = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy (mean per-class recall)",
-             "macro_auc": "macro one-vs-rest ROC AUC", "mel_sensitivity_argmax": "melanoma sensitivity (argmax)",
-             "mel_specificity_argmax": "melanoma specificity (argmax)",
-             "mel_sensitivity_at_referral": "melanoma sensitivity at the referral threshold",
-             "malignant_sensitivity_at_referral": "malignant (mel+bcc+akiec) sensitivity at the referral threshold",
-             "benign_specificity_at_referral": "benign specificity at the referral threshold",
-             "fraction_referred": "fraction of cases referred"}
+    L = [
+        "# DermaLink model evaluation report",
+        "",
+        f"Model: `{r['model']}` ({r['kind']}). Data: `{r['data']}`, subset **{r['subset']}**, {r['n']} images.",
+        (
+            "95% intervals: percentile bootstrap resampling lesions (clusters), "
+            f"{'with' if ci else 'without'} 1,000 resamples."
+        ),
+        "",
+        "## Headline (test split)",
+        "",
+        "| metric | value [95% CI] |",
+        "|---|---|",
+    ]
+    names = {
+        "accuracy": "accuracy",
+        "balanced_accuracy": "balanced accuracy (mean per-class recall)",
+        "macro_auc": "macro one-vs-rest ROC AUC",
+        "mel_sensitivity_argmax": "melanoma sensitivity (argmax)",
+        "mel_specificity_argmax": "melanoma specificity (argmax)",
+        "mel_sensitivity_at_referral": "melanoma sensitivity at the referral threshold",
+        "malignant_sensitivity_at_referral": "malignant (mel+bcc+akiec) sensitivity at the referral threshold",
+        "benign_specificity_at_referral": "benign specificity at the referral threshold",
+        "fraction_referred": "fraction of cases referred",
+    }
     for k, label in names.items():
         if k in m:
             L.append(f"| {label} | {_fmt(m, ci, k)} |")
     if r.get("referral_threshold") is not None:
-        L += ["", f"Referral threshold (summed mel+bcc+akiec probability, chosen on validation for 95% "
-                  f"sensitivity): **{r['referral_threshold']:.4f}**."]
-    L += ["", "## Per class", "", "| class | n | precision | recall | F1 | AUC |", "|---|---|---|---|---|---|"]
+        L += [
+            "",
+            (
+                f"Referral threshold (summed mel+bcc+akiec probability, chosen on validation for 95% "
+                f"sensitivity): **{r['referral_threshold']:.4f}**."
+            ),
+        ]
+    L += [
+        "",
+        "## Per class",
+        "",
+        "| class | n | precision | recall | F1 | AUC |",
+        "|---|---|---|---|---|---|",
+    ]
     for lab, v in r["per_class"].items():
-        L.append(f"| {lab} | {v['support']} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | "
-                 f"{v['auc']:.3f} |")
+        L.append(
+            f"| {lab} | {v['support']} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | "
+            f"{v['auc']:.3f} |"
+        )
     L += ["", "Confusion matrix (rows true, columns predicted, order " + ", ".join(LABELS) + "):", "", "```"]
     L += [" ".join(f"{c:5d}" for c in row) for row in r["confusion_matrix"]]
     L += ["```", "", "## Calibration", ""]
     cal = r["calibration"]
     if "uncalibrated" in cal:
-        L.append(f"Temperature scaling fitted on validation: T = {cal['temperature']:.3f}. Test ECE (15 bins) "
-                 f"before {cal['uncalibrated']['ece']:.3f}, after {cal['calibrated']['ece']:.3f}. The shipped "
-                 "model has T baked into its last layer, so it serves the calibrated probabilities.")
+        L.append(
+            f"Temperature scaling fitted on validation: T = {cal['temperature']:.3f}. Test ECE (15 bins) "
+            f"before {cal['uncalibrated']['ece']:.3f}, after {cal['calibrated']['ece']:.3f}. The shipped "
+            "model has T baked into its last layer, so it serves the calibrated probabilities."
+        )
     else:
         L.append(f"Test ECE (15 bins): {cal['calibrated']['ece']:.3f}.")
     if "baseline" in r:
         b = r["baseline"]
         t = b["mcnemar_cnn_vs_svm"]
-        L += ["", "## SVM baseline (handcrafted colour/texture features, same split)", "",
-              f"{b['features']} features (HSV histograms, RGB/Lab colour moments, LBP, GLCM), RBF SVM with "
-              "balanced class weights, fitted on the train split, scored on the same test images.", "",
-              "| metric | MobileNetV2 | SVM |", "|---|---|---|"]
+        L += [
+            "",
+            "## SVM baseline (handcrafted colour/texture features, same split)",
+            "",
+            (
+                f"{b['features']} features (HSV histograms, RGB/Lab colour moments, LBP, GLCM), RBF SVM with "
+                "balanced class weights, fitted on the train split, scored on the same test images."
+            ),
+            "",
+            "| metric | MobileNetV2 | SVM |",
+            "|---|---|---|",
+        ]
         for k in ("accuracy", "balanced_accuracy", "macro_auc"):
             L.append(f"| {names[k]} | {_fmt(m, ci, k)} | {_fmt(b['metrics'], b['ci95'], k)} |")
-        L += ["", f"McNemar's paired test on the same {r['n']} test images: CNN right / SVM wrong "
-                  f"{t['a_right_b_wrong']}, CNN wrong / SVM right {t['a_wrong_b_right']}, "
-                  f"statistic {t['statistic']:.2f}, p = {t['p_value']:.2g} "
-                  f"({'exact binomial' if t['exact'] else 'chi-squared with continuity correction'})."]
+        L += [
+            "",
+            (
+                f"McNemar's paired test on the same {r['n']} test images: CNN right / SVM wrong "
+                f"{t['a_right_b_wrong']}, CNN wrong / SVM right {t['a_wrong_b_right']}, "
+                f"statistic {t['statistic']:.2f}, p = {t['p_value']:.2g} "
+                f"({'exact binomial' if t['exact'] else 'chi-squared with continuity correction'})."
+            ),
+        ]
     if r.get("compare"):
-        L += ["", "## Split leakage: lesion-grouped vs image-level split", "",
-              "| run | split | shared lesions train/val/test | test n | accuracy | balanced accuracy | macro AUC |",
-              "|---|---|---|---|---|---|---|"]
+        L += [
+            "",
+            "## Split leakage: lesion-grouped vs image-level split",
+            "",
+            "| run | split | shared lesions train/val/test | test n | accuracy | balanced accuracy | macro AUC |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for c in r["compare"]:
             cm_, cci = c["metrics"], c["ci95"]
-            L.append(f"| `{c['run']}` | {c['split_kind']}-level | {c['shared_lesions']} | {c['n']} | "
-                     f"{_fmt(cm_, cci, 'accuracy')} | {_fmt(cm_, cci, 'balanced_accuracy')} | "
-                     f"{_fmt(cm_, cci, 'macro_auc')} |")
-        L += ["", "Same recipe, different split: images of one lesion on both sides of the image-level split "
-                  "let the model recognise the lesion rather than the disease."]
+            L.append(
+                f"| `{c['run']}` | {c['split_kind']}-level | {c['shared_lesions']} | {c['n']} | "
+                f"{_fmt(cm_, cci, 'accuracy')} | {_fmt(cm_, cci, 'balanced_accuracy')} | "
+                f"{_fmt(cm_, cci, 'macro_auc')} |"
+            )
+        L += [
+            "",
+            (
+                "Same recipe, different split: images of one lesion on both sides of the image-level split "
+                "let the model recognise the lesion rather than the disease."
+            ),
+        ]
     L += ["", "## Plots", ""]
     for title, file in plots:
         L += [f"### {title}", "", f"![{title}]({file})", ""]
-    L += ["Data: HAM10000 (Tschandl, Rosendahl & Kittler, Sci. Data 5, 180161 (2018), "
-          "doi:10.1038/sdata.2018.161), CC BY-NC 4.0.", ""]
+    L += [
+        (
+            "Data: HAM10000 (Tschandl, Rosendahl & Kittler, Sci. Data 5, 180161 (2018), "
+            "doi:10.1038/sdata.2018.161), CC BY-NC 4.0."
+        ),
+        "",
+    ]
     return "\n".join(L)

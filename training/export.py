@@ -73,7 +73,9 @@ def onnx_session(path: Path):
 def onnx_predict(session, images: np.ndarray, batch: int = 32) -> np.ndarray:
     name = session.get_inputs()[0].name
     out = session.get_outputs()[0].name
-    return np.concatenate([session.run([out], {name: images[s:s + batch]})[0] for s in range(0, len(images), batch)])
+    return np.concatenate(
+        [session.run([out], {name: images[s : s + batch]})[0] for s in range(0, len(images), batch)]
+    )
 
 
 def config_pbtxt(name: str, input_name: str, output_name: str, size: int, max_batch_size: int) -> str:
@@ -161,7 +163,7 @@ def to_tflite(model, out_dir: Path, images: np.ndarray, reference: np.ndarray) -
                 "max_abs_diff_vs_keras": float(np.abs(probs - reference).max()),
                 "top1_agreement_vs_keras": float((probs.argmax(1) == reference.argmax(1)).mean()),
                 "ms_per_image": round(ms, 2),
-                "n_images": int(len(images)),
+                "n_images": len(images),
             }
     return results
 
@@ -188,8 +190,18 @@ def _tflite_predict(path: Path, images: np.ndarray) -> tuple[np.ndarray, float]:
     return np.stack(probs), ms
 
 
-def export(run: Path, repository: Path, name: str, version: str, dataset: Dataset, *, n_parity: int = 64,
-           tolerance: float = 1e-4, tflite_dir: Path | None = None, max_batch_size: int = 32) -> dict:
+def export(
+    run: Path,
+    repository: Path,
+    name: str,
+    version: str,
+    dataset: Dataset,
+    *,
+    n_parity: int = 64,
+    tolerance: float = 1e-4,
+    tflite_dir: Path | None = None,
+    max_batch_size: int = 32,
+) -> dict:
     """Write ``<repository>/<name>/{config.pbtxt,labels.txt,triage.json,<version>/model.onnx}``.
 
     Fails (and leaves no half-written version) if ONNX Runtime differs from Keras by more than
@@ -211,8 +223,10 @@ def export(run: Path, repository: Path, name: str, version: str, dataset: Datase
         got = onnx_predict(session, images)
         diff = float(np.abs(got - reference).max())
         if not diff <= tolerance:
-            raise ExportError(f"ONNX Runtime differs from Keras by {diff:.3g} > {tolerance:g} on "
-                              f"{len(images)} real images: export refused")
+            raise ExportError(
+                f"ONNX Runtime differs from Keras by {diff:.3g} > {tolerance:g} on "
+                f"{len(images)} real images: export refused"
+            )
         inp, out = session.get_inputs()[0], session.get_outputs()[0]
         if inp.shape[0] not in (None, "N", "unk__0") and isinstance(inp.shape[0], int):
             raise ExportError(f"ONNX input batch dimension is fixed ({inp.shape}); expected dynamic")
@@ -232,16 +246,20 @@ def export(run: Path, repository: Path, name: str, version: str, dataset: Datase
         "onnx_size_mb": round((model_dir / version / "model.onnx").stat().st_size / 1e6, 2),
         "parity_max_abs_diff": diff,
         "parity_top1_agreement": float((got.argmax(1) == reference.argmax(1)).mean()),
-        "parity_images": int(len(images)),
+        "parity_images": len(images),
         "input": {"name": inp.name, "shape": [str(d) for d in inp.shape], "type": inp.type},
         "output": {"name": out.name, "shape": [str(d) for d in out.shape], "type": out.type},
     }
     if tflite_dir is not None:
         result["tflite"] = to_tflite(model, Path(tflite_dir), images, reference)
-    lines = [f"wrote {model_dir} (version {version}); ONNX {result['onnx_size_mb']} MB",
-             f"Keras vs ONNX Runtime on {len(images)} real images: max |diff| {diff:.2e} (tolerance {tolerance:g})"]
+    lines = [
+        f"wrote {model_dir} (version {version}); ONNX {result['onnx_size_mb']} MB",
+        f"Keras vs ONNX Runtime on {len(images)} real images: max |diff| {diff:.2e} (tolerance {tolerance:g})",
+    ]
     for kind, r in result.get("tflite", {}).items():
-        lines.append(f"TFLite {kind}: {r['size_mb']} MB, top-1 agreement {r['top1_agreement_vs_keras']:.3f}, "
-                     f"max |diff| {r['max_abs_diff_vs_keras']:.3g}, {r['ms_per_image']} ms/image")
+        lines.append(
+            f"TFLite {kind}: {r['size_mb']} MB, top-1 agreement {r['top1_agreement_vs_keras']:.3f}, "
+            f"max |diff| {r['max_abs_diff_vs_keras']:.3g}, {r['ms_per_image']} ms/image"
+        )
     result["text"] = "\n".join(lines)
     return result

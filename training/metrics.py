@@ -45,12 +45,26 @@ def per_class(y: np.ndarray, probs: np.ndarray) -> dict[str, dict]:
 
     pred = probs.argmax(1)
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=list(range(len(LABELS))), zero_division=0)
-    return {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i]),
-                  "auc": _safe_auc(y == i, probs[:, i])} for i, lab in enumerate(LABELS)}
+    return {
+        lab: {
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(s[i]),
+            "auc": _safe_auc(y == i, probs[:, i]),
+        }
+        for i, lab in enumerate(LABELS)
+    }
 
 
-def bootstrap(y: np.ndarray, probs: np.ndarray, groups: np.ndarray | None, n_boot: int = 1000, seed: int = 0,
-              referral_threshold: float | None = None) -> dict[str, tuple[float, float]]:
+def bootstrap(
+    y: np.ndarray,
+    probs: np.ndarray,
+    groups: np.ndarray | None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    referral_threshold: float | None = None,
+) -> dict[str, tuple[float, float]]:
     """95% percentile intervals, resampling lesions (clusters) with replacement when ``groups`` is given."""
     rng = np.random.default_rng(seed)
     if groups is None:
@@ -63,7 +77,9 @@ def bootstrap(y: np.ndarray, probs: np.ndarray, groups: np.ndarray | None, n_boo
         idx = np.concatenate([members[g] for g in pick])
         for k, v in point_metrics(y[idx], probs[idx], referral_threshold).items():
             samples.setdefault(k, []).append(v)
-    return {k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in samples.items()}
+    return {
+        k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in samples.items()
+    }
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
@@ -75,5 +91,10 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     table = [[int((correct_a & correct_b).sum()), b], [c, int((~correct_a & ~correct_b).sum())]]
     exact = b + c < 25
     res = _mcnemar(table, exact=exact, correction=not exact)
-    return {"a_right_b_wrong": b, "a_wrong_b_right": c, "statistic": float(res.statistic),
-            "p_value": float(res.pvalue), "exact": exact}
+    return {
+        "a_right_b_wrong": b,
+        "a_wrong_b_right": c,
+        "statistic": float(res.statistic),
+        "p_value": float(res.pvalue),
+        "exact": exact,
+    }

@@ -46,7 +46,9 @@ def check_weights(path: Path | None, alpha: float) -> None:
         return
     found = weights_alpha(path)
     if abs(found - alpha) > 1e-6:
-        raise DatasetError(f"weights {Path(path).name} are for alpha {found}, but the model uses alpha {alpha}")
+        raise DatasetError(
+            f"weights {Path(path).name} are for alpha {found}, but the model uses alpha {alpha}"
+        )
 
 
 def build_model(config: TrainConfig, weights: Path | str | None = None, n_classes: int = len(LABELS)):
@@ -64,8 +66,9 @@ def build_model(config: TrainConfig, weights: Path | str | None = None, n_classe
         include_top=False, weights=None, alpha=config.alpha, input_shape=(size, size, 3), name=BASE_NAME
     )
     if weights == "imagenet":
-        ref = keras.applications.MobileNetV2(include_top=False, weights="imagenet", alpha=config.alpha,
-                                             input_shape=(size, size, 3))
+        ref = keras.applications.MobileNetV2(
+            include_top=False, weights="imagenet", alpha=config.alpha, input_shape=(size, size, 3)
+        )
         base.set_weights(ref.get_weights())
     elif weights is not None:
         base.load_weights(str(weights))

@@ -28,9 +28,14 @@ def default_weights_dir() -> Path:
 
 def default_weights(alpha: float, size: int = 224) -> Path:
     """The Keras release file name for ``alpha`` (e.g. ``..._1.0_224_no_top.h5``) in the shared folder."""
-    alpha_str = {0.35: "0.35", 0.5: "0.5", 0.75: "0.75", 1.0: "1.0", 1.3: "1.3", 1.4: "1.4"}.get(alpha, str(alpha))
+    alpha_str = {0.35: "0.35", 0.5: "0.5", 0.75: "0.75", 1.0: "1.0", 1.3: "1.3", 1.4: "1.4"}.get(
+        alpha, str(alpha)
+    )
     rows = size if size in (96, 128, 160, 192, 224) else 224
-    return default_weights_dir() / f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha_str}_{rows}_no_top.h5"
+    return (
+        default_weights_dir()
+        / f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha_str}_{rows}_no_top.h5"
+    )
 
 
 def model_repository() -> Path:

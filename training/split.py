@@ -50,8 +50,12 @@ class Split:
         for s in SPLITS:
             ids = self.ids(s)
             props = self.proportions(s)
-            lines.append(f"{s:5s} {len(ids):6d} images  " + " ".join(f"{k} {v:.3f}" for k, v in props.items()))
-        lines.append(f"largest class-proportion gap to the whole: {self.max_proportion_gap() * 100:.2f} points")
+            lines.append(
+                f"{s:5s} {len(ids):6d} images  " + " ".join(f"{k} {v:.3f}" for k, v in props.items())
+            )
+        lines.append(
+            f"largest class-proportion gap to the whole: {self.max_proportion_gap() * 100:.2f} points"
+        )
         return "\n".join(lines)
 
     def save(self, path: Path) -> None:
@@ -61,7 +65,9 @@ class Split:
             w = csv.writer(f)
             w.writerow(["image_id", "lesion_id", "label", "split"])
             for image_id in sorted(self.assignment):
-                w.writerow([image_id, self.lesions[image_id], self.labels[image_id], self.assignment[image_id]])
+                w.writerow(
+                    [image_id, self.lesions[image_id], self.labels[image_id], self.assignment[image_id]]
+                )
 
     @classmethod
     def load(cls, path: Path) -> Split:
@@ -75,8 +81,11 @@ class Split:
         bad = {r["split"] for r in rows} - set(SPLITS)
         if bad:
             raise DatasetError(f"{path} has unknown split names {sorted(bad)}")
-        split = cls({r["image_id"]: r["split"] for r in rows}, {r["image_id"]: r["lesion_id"] for r in rows},
-                    {r["image_id"]: r["label"] for r in rows})
+        split = cls(
+            {r["image_id"]: r["split"] for r in rows},
+            {r["image_id"]: r["lesion_id"] for r in rows},
+            {r["image_id"]: r["label"] for r in rows},
+        )
         split.kind = "lesion" if not split.shared_lesions() else "image"
         return split
 

@@ -52,9 +52,14 @@ def _schedule(cfg: TrainConfig, lr: float, epochs: int, steps_per_epoch: int):
     import keras
 
     if cfg.lr_schedule == "cosine" and epochs > 0:
-        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(epochs * steps_per_epoch, 1), alpha=0.05)
+        return keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(epochs * steps_per_epoch, 1), alpha=0.05
+        )
     if cfg.lr_schedule == "step":
-        boundaries = [cfg.lr_step_epochs * steps_per_epoch * k for k in range(1, max(epochs // cfg.lr_step_epochs, 0) + 1)]
+        boundaries = [
+            cfg.lr_step_epochs * steps_per_epoch * k
+            for k in range(1, max(epochs // cfg.lr_step_epochs, 0) + 1)
+        ]
         values = [lr * 0.5**k for k in range(len(boundaries) + 1)]
         if boundaries:
             return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
@@ -77,8 +82,9 @@ def _callbacks(model_to_save, run_dir: Path, phase: str, val_x, val_y, patience:
         def __init__(self) -> None:
             super().__init__()
             # the best so far over all phases (and over an interrupted run of this phase, on resume)
-            self.best = max([json.loads(p.read_text())["val_bal_acc"] for p in run_dir.glob("best_*.json")],
-                            default=-1.0)
+            self.best = max(
+                [json.loads(p.read_text())["val_bal_acc"] for p in run_dir.glob("best_*.json")], default=-1.0
+            )
             self.state = run_dir / f"best_{phase}.json"
 
         def on_epoch_end(self, epoch, logs=None):
@@ -90,9 +96,11 @@ def _callbacks(model_to_save, run_dir: Path, phase: str, val_x, val_y, patience:
                 model_to_save.save_weights(best_path)
                 self.state.write_text(json.dumps({"epoch": epoch + 1, "val_bal_acc": bal}))
 
-    cbs = [ValMetrics(),
-           keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv"), append=True),
-           keras.callbacks.BackupAndRestore(str(run_dir / f"backup_{phase}"))]
+    cbs = [
+        ValMetrics(),
+        keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv"), append=True),
+        keras.callbacks.BackupAndRestore(str(run_dir / f"backup_{phase}")),
+    ]
     if patience:
         cbs.append(keras.callbacks.EarlyStopping(monitor="val_bal_acc", mode="max", patience=patience))
     return cbs
@@ -137,16 +145,70 @@ def image_dataset(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, training: bool
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _flip_variants(x: np.ndarray, k: int) -> list[np.ndarray]:
-    out = [x]
-    if k >= 2:
-        out.append(x[:, :, ::-1])
-    if k >= 4:
-        out += [x[:, ::-1], x[:, ::-1, ::-1]]
-    return out
+def dihedral_view(x: np.ndarray, k: int) -> np.ndarray:
+    """View ``k`` (0-7) of a ``[N, H, W, C]`` batch: 0 identity, 1 h-flip, 2 v-flip, 3 180 degrees,
+    4/6 rotations by 90/270 degrees, 5/7 the same flipped horizontally (square images for k >= 4)."""
+    if k == 0:
+        return x
+    if k == 1:
+        return x[:, :, ::-1]
+    if k == 2:
+        return x[:, ::-1]
+    if k == 3:
+        return x[:, ::-1, ::-1]
+    rot = np.rot90(x, 1 if k in (4, 5) else 3, axes=(1, 2))
+    return rot[:, :, ::-1] if k in (5, 7) else rot
 
 
-def _activations(bottom, images: np.ndarray, path: Path, batch: int, desc: str) -> np.ndarray:
+class _ViewSampler:
+    """A keras PyDataset over cached activations: each epoch, a random view per image, shuffled."""
+
+    def __new__(cls, views: list[np.ndarray], y: np.ndarray, weights: dict | None, batch: int, seed: int):
+        import keras
+
+        class Sampler(keras.utils.PyDataset):
+            def __init__(self) -> None:
+                super().__init__()
+                self.rng = np.random.default_rng(seed)
+                self.sw = (
+                    np.array([weights[int(c)] for c in y], np.float32)
+                    if weights
+                    else np.ones(len(y), np.float32)
+                )
+                self.on_epoch_end()
+
+            def __len__(self) -> int:
+                return int(np.ceil(len(y) / batch))
+
+            def on_epoch_end(self) -> None:
+                self.order = self.rng.permutation(len(y))
+                self.view = self.rng.integers(0, len(views), len(y))
+
+            def __getitem__(self, i):
+                idx = np.sort(self.order[i * batch : (i + 1) * batch])
+                x = np.empty((len(idx), *views[0].shape[1:]), np.float32)
+                for v in np.unique(self.view[idx]):
+                    m = self.view[idx] == v
+                    x[m] = views[v][idx[m]]
+                return x, y[idx], self.sw[idx]
+
+        return Sampler()
+
+
+class _LazyView:
+    """A dihedral view of an image array, materialised batch by batch."""
+
+    def __init__(self, x: np.ndarray, k: int) -> None:
+        self.x, self.k = x, k
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, s: slice) -> np.ndarray:
+        return dihedral_view(np.asarray(self.x[s]), self.k)
+
+
+def _activations(bottom, images, path: Path, batch: int, desc: str) -> np.ndarray:
     """Backbone activations at the cut, float16, cached on disk (resumable per file)."""
     if path.exists():
         arr = np.load(path, mmap_mode="r")
@@ -158,7 +220,7 @@ def _activations(bottom, images: np.ndarray, path: Path, batch: int, desc: str) 
     tmp = path.with_suffix(".tmp.npy")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(images), *shape))
     for s in tqdm(range(0, len(images), batch), desc=desc, unit="batch", leave=False):
-        out[s:s + batch] = bottom(np.ascontiguousarray(images[s:s + batch]), training=False).numpy()
+        out[s : s + batch] = bottom(np.ascontiguousarray(images[s : s + batch]), training=False).numpy()
     out.flush()
     del out
     tmp.rename(path)
@@ -214,28 +276,49 @@ def train(
         cache = run_dir / "activations"
         cache.mkdir(exist_ok=True)
         train_acts = [
-            _activations(bottom, v, cache / f"train_{i}.npy", 64, f"backbone activations train[{i}]")
-            for i, v in enumerate(_flip_variants(x["train"], cfg.cached_flips))
+            _activations(
+                bottom,
+                _LazyView(x["train"], k),
+                cache / f"train_view{k}.npy",
+                64,
+                f"backbone activations train view {k}",
+            )
+            for k in range(cfg.cached_views)
         ]
-        val_acts = _activations(bottom, x["val"], cache / "val_0.npy", 64, "backbone activations val")
+        val_acts = _activations(bottom, x["val"], cache / "val_view0.npy", 64, "backbone activations val")
         timings["activations_s"] = time.time() - t
-        a_train = np.concatenate([np.asarray(a) for a in train_acts])
-        y_train = np.concatenate([y["train"]] * len(train_acts))
         a_val = np.asarray(val_acts)
 
         # phase 1: the head on pooled features of the frozen top (computed once)
         t = time.time()
-        feat_in = keras.Input(tuple(a_train.shape[1:]))
-        pool_top = keras.Model(feat_in, model.get_layer("pool")(top.get_layer("backbone_top")(feat_in, training=False)))
-        f_train = pool_top.predict(a_train, batch_size=256, verbose=0)
+        feat_in = keras.Input(tuple(a_val.shape[1:]))
+        pool_top = keras.Model(
+            feat_in, model.get_layer("pool")(top.get_layer("backbone_top")(feat_in, training=False))
+        )
+        f_train = np.concatenate([pool_top.predict(a, batch_size=256, verbose=0) for a in train_acts])
+        y_train = np.concatenate([y["train"]] * len(train_acts))
         f_val = pool_top.predict(a_val, batch_size=256, verbose=0)
         head = head_model(model, f_train.shape[1])
         if cfg.head_epochs:
-            head.compile(keras.optimizers.Adam(_schedule(cfg, cfg.head_lr, cfg.head_epochs, len(f_train) // 64 + 1)),
-                         loss=loss, metrics=["accuracy"], run_eagerly=run_eagerly)
-            head.fit(f_train, y_train, batch_size=64, epochs=cfg.head_epochs, class_weight=cw,
-                     validation_data=(f_val, y["val"]), shuffle=True, verbose=verbose,
-                     callbacks=_callbacks(model, run_dir, "head", f_val, y["val"], cfg.early_stopping_patience, 64))
+            head.compile(
+                keras.optimizers.Adam(_schedule(cfg, cfg.head_lr, cfg.head_epochs, len(f_train) // 64 + 1)),
+                loss=loss,
+                metrics=["accuracy"],
+                run_eagerly=run_eagerly,
+            )
+            head.fit(
+                f_train,
+                y_train,
+                batch_size=64,
+                epochs=cfg.head_epochs,
+                class_weight=cw,
+                validation_data=(f_val, y["val"]),
+                shuffle=True,
+                verbose=verbose,
+                callbacks=_callbacks(
+                    model, run_dir, "head", f_val, y["val"], cfg.early_stopping_patience, 64
+                ),
+            )
             model.load_weights(run_dir / "best.weights.h5")
         timings["head_s"] = time.time() - t
 
@@ -243,35 +326,69 @@ def train(
         t = time.time()
         if cfg.finetune_epochs and cfg.finetune_after:
             unfreeze(model, cfg.finetune_after)
-            top.compile(keras.optimizers.Adam(_schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs,
-                                                        int(np.ceil(len(a_train) / cfg.batch_size)))),
-                        loss=loss, metrics=["accuracy"], run_eagerly=run_eagerly)
-            top.fit(a_train, y_train, batch_size=cfg.batch_size, epochs=cfg.finetune_epochs, class_weight=cw,
-                    validation_data=(a_val, y["val"]), shuffle=True, verbose=verbose,
-                    callbacks=_callbacks(model, run_dir, "finetune", a_val, y["val"],
-                                         cfg.early_stopping_patience, cfg.batch_size))
+            sampler = _ViewSampler(
+                [np.asarray(a) for a in train_acts], y["train"], cw, cfg.batch_size, cfg.seed
+            )
+            top.compile(
+                keras.optimizers.Adam(_schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, len(sampler))),
+                loss=loss,
+                metrics=["accuracy"],
+                run_eagerly=run_eagerly,
+            )
+            top.fit(
+                sampler,
+                epochs=cfg.finetune_epochs,
+                validation_data=(a_val, y["val"]),
+                verbose=verbose,
+                callbacks=_callbacks(
+                    model, run_dir, "finetune", a_val, y["val"], cfg.early_stopping_patience, cfg.batch_size
+                ),
+            )
             model.load_weights(run_dir / "best.weights.h5")
         timings["finetune_s"] = time.time() - t
     else:
         train_ds = image_dataset(x["train"], y["train"], cfg, training=True)
         val_x = np.asarray(x["val"])
+        val_ds = image_dataset(val_x, y["val"], cfg, training=False)
         t = time.time()
         if cfg.head_epochs:
-            model.compile(keras.optimizers.Adam(_schedule(cfg, cfg.head_lr, cfg.head_epochs, steps)), loss=loss,
-                          metrics=["accuracy"], run_eagerly=run_eagerly)
-            model.fit(train_ds, epochs=cfg.head_epochs, class_weight=cw, verbose=verbose,
-                      callbacks=_callbacks(model, run_dir, "head", val_x, y["val"], cfg.early_stopping_patience,
-                                           cfg.batch_size))
+            model.compile(
+                keras.optimizers.Adam(_schedule(cfg, cfg.head_lr, cfg.head_epochs, steps)),
+                loss=loss,
+                metrics=["accuracy"],
+                run_eagerly=run_eagerly,
+            )
+            model.fit(
+                train_ds,
+                epochs=cfg.head_epochs,
+                class_weight=cw,
+                verbose=verbose,
+                validation_data=val_ds,
+                callbacks=_callbacks(
+                    model, run_dir, "head", val_x, y["val"], cfg.early_stopping_patience, cfg.batch_size
+                ),
+            )
             model.load_weights(run_dir / "best.weights.h5")
         timings["head_s"] = time.time() - t
         t = time.time()
         if cfg.finetune_epochs and cfg.finetune_after != "":
             unfreeze(model, cfg.finetune_after)
-            model.compile(keras.optimizers.Adam(_schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps)),
-                          loss=loss, metrics=["accuracy"], run_eagerly=run_eagerly)
-            model.fit(train_ds, epochs=cfg.finetune_epochs, class_weight=cw, verbose=verbose,
-                      callbacks=_callbacks(model, run_dir, "finetune", val_x, y["val"],
-                                           cfg.early_stopping_patience, cfg.batch_size))
+            model.compile(
+                keras.optimizers.Adam(_schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps)),
+                loss=loss,
+                metrics=["accuracy"],
+                run_eagerly=run_eagerly,
+            )
+            model.fit(
+                train_ds,
+                epochs=cfg.finetune_epochs,
+                class_weight=cw,
+                verbose=verbose,
+                validation_data=val_ds,
+                callbacks=_callbacks(
+                    model, run_dir, "finetune", val_x, y["val"], cfg.early_stopping_patience, cfg.batch_size
+                ),
+            )
             model.load_weights(run_dir / "best.weights.h5")
         timings["finetune_s"] = time.time() - t
 
@@ -283,8 +400,13 @@ def train(
     bake_temperature(model, temperature)
     val_probs = model.predict(np.asarray(x["val"]), batch_size=64, verbose=0)
     model.save(run_dir / "model.keras")
-    np.savez(run_dir / "val_predictions.npz", image_ids=np.array(parts["val"].image_ids), y=y["val"],
-             probs=val_probs, probs_uncalibrated=val_probs_raw)
+    np.savez(
+        run_dir / "val_predictions.npz",
+        image_ids=np.array(parts["val"].image_ids),
+        y=y["val"],
+        probs=val_probs,
+        probs_uncalibrated=val_probs_raw,
+    )
     triage = choose_thresholds(val_probs, y["val"])
     (run_dir / "triage.json").write_text(json.dumps(triage, indent=2))
     timings["total_s"] = time.time() - started
@@ -292,7 +414,7 @@ def train(
         "command": " ".join(shlex.quote(a) for a in ["dermalink", *sys.argv[1:]]) if sys.argv else "",
         "config": json.loads(cfg.to_json()),
         "split_kind": split.kind,
-        "n": {s: int(len(v)) for s, v in y.items()},
+        "n": {s: len(v) for s, v in y.items()},
         "class_weights": cw,
         "temperature": temperature,
         "val_bal_acc": balanced_accuracy(y["val"], val_probs.argmax(1)),
@@ -310,7 +432,7 @@ def _smoothed_loss(smoothing: float):
     cce = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
 
     def loss(y_true, y_pred):
-        import keras.ops as ops
+        from keras import ops
 
         onehot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), len(LABELS))
         return cce(onehot, y_pred)

@@ -35,8 +35,13 @@ def operating_point(score: np.ndarray, positive: np.ndarray, threshold: float) -
     }
 
 
-def choose_thresholds(probs: np.ndarray, y: np.ndarray, target_sensitivity: float = 0.95,
-                      target_confident_accuracy: float = 0.90, version: str = "1") -> dict:
+def choose_thresholds(
+    probs: np.ndarray,
+    y: np.ndarray,
+    target_sensitivity: float = 0.95,
+    target_confident_accuracy: float = 0.90,
+    version: str = "1",
+) -> dict:
     """Referral threshold on the summed malignant probability reaching ``target_sensitivity`` on validation;
     low-confidence threshold: the smallest top-class probability above which validation accuracy reaches
     ``target_confident_accuracy`` (cases below it go to review)."""
@@ -63,7 +68,7 @@ def choose_thresholds(probs: np.ndarray, y: np.ndarray, target_sensitivity: floa
         "target_confident_accuracy": target_confident_accuracy,
         "chosen_on": "validation split (lesion-grouped); never the test split",
         "validation": {
-            "n": int(len(y)),
+            "n": len(y),
             "malignant_referral": operating_point(score, positive, t_ref),
             "melanoma_sensitivity_at_referral": float((score[mel] >= t_ref).mean()) if mel.any() else None,
             "low_confidence": {

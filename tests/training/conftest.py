@@ -27,8 +27,9 @@ def shared() -> Path:
     return path
 
 
-def make_ham_layout(root: Path, per_class: int = 8, size: tuple[int, int] = (200, 150), seed: int = 0,
-                    parts: int = 2) -> Path:
+def make_ham_layout(
+    root: Path, per_class: int = 8, size: tuple[int, int] = (200, 150), seed: int = 0, parts: int = 2
+) -> Path:
     """Write HAM10000_metadata.csv and images split over HAM10000_images_part_<k>/ folders.
 
     Each class has its own colour and texture so that a tiny model can tell them apart; images come
@@ -49,14 +50,32 @@ def make_ham_layout(root: Path, per_class: int = 8, size: tuple[int, int] = (200
             for _ in range(group):
                 w, h = size
                 yy, xx = np.mgrid[0:h, 0:w]
-                stripes = np.sin(xx / (3 + ci)) * 40
-                img = colour + stripes[..., None] + rng.normal(0, 12, (h, w, 3))
+                # a lesion-like ellipse in the class colour on a skin-tone background
+                cx, cy = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.35, 0.65)
+                rx, ry = w * rng.uniform(0.18, 0.32), h * rng.uniform(0.18, 0.32)
+                inside = (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2) <= 1.0
+                texture = np.sin(xx / (6 + 2 * ci) + yy / (9 + ci)) * 25
+                skin = np.array([225.0, 180.0, 160.0])
+                img = np.where(inside[..., None], colour + texture[..., None], skin) + rng.normal(
+                    0, 4, (h, w, 3)
+                )
                 arr = np.clip(img, 0, 255).astype(np.uint8)
                 image_id = f"ISIC_{9000000 + n:07d}"
                 part = 1 + n % parts
-                Image.fromarray(arr).save(root / f"HAM10000_images_part_{part}" / f"{image_id}.jpg", quality=92)
-                rows.append({"lesion_id": f"HAM_{ci:02d}{lesion:05d}", "image_id": image_id, "dx": label,
-                             "dx_type": "histo", "age": "50.0", "sex": "male", "localization": "back"})
+                Image.fromarray(arr).save(
+                    root / f"HAM10000_images_part_{part}" / f"{image_id}.jpg", quality=92
+                )
+                rows.append(
+                    {
+                        "lesion_id": f"HAM_{ci:02d}{lesion:05d}",
+                        "image_id": image_id,
+                        "dx": label,
+                        "dx_type": "histo",
+                        "age": "50.0",
+                        "sex": "male",
+                        "localization": "back",
+                    }
+                )
                 n += 1
                 i += 1
             lesion += 1
