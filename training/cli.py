@@ -274,6 +274,9 @@ def register(app: typer.Typer) -> None:
         run_dir: Annotated[
             Path | None, typer.Option("--run", help="training run directory (for the training curves)")
         ] = None,
+        model_card: Annotated[
+            bool, typer.Option(help="also write MODEL_CARD.md to --out (uses --run and <out>/export.json)")
+        ] = False,
     ) -> None:
         """Evaluate a model on any labelled data: metrics with bootstrap CIs, calibration, plots, report."""
         from training.evaluate import evaluate
@@ -291,6 +294,7 @@ def register(app: typer.Typer) -> None:
                 n_boot=bootstrap,
                 cache_dir=cache_dir,
                 run_dir=run_dir,
+                model_card=model_card,
             )
         except DatasetError as exc:
             raise _fail(exc) from None
@@ -318,6 +322,9 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="also write TFLite float16 and int8 models to this folder")
         ] = None,
         max_batch_size: Annotated[int, typer.Option(help="Triton max_batch_size")] = 32,
+        report_dir: Annotated[
+            Path | None, typer.Option(help="write export.json (parity, sizes, TFLite numbers) to this folder")
+        ] = None,
     ) -> None:
         """Export to ONNX + Triton config + labels (+ TFLite); fail unless ONNX matches Keras on real images."""
         from training.export import export
@@ -337,6 +344,12 @@ def register(app: typer.Typer) -> None:
             )
         except DatasetError as exc:
             raise _fail(exc) from None
+        if report_dir is not None:
+            import json
+
+            report_dir.mkdir(parents=True, exist_ok=True)
+            info = {k: v for k, v in result.items() if k != "text"}
+            (report_dir / "export.json").write_text(json.dumps(info, indent=2) + "\n")
         console.print(result["text"])
 
 

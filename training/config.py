@@ -30,13 +30,14 @@ class TrainConfig:
     head_epochs: int = 30
     head_lr: float = 1e-3
     # phase 2: fine-tune everything after `finetune_after` (None: whole network; "" : no phase 2)
-    finetune_epochs: int = 12
+    finetune_epochs: int = 20
     finetune_lr: float = 1e-4
-    finetune_after: str | None = "block_13"
+    finetune_after: str | None = "block_12"
     lr_schedule: str = "cosine"  # "cosine" | "step" (halve every `lr_step_epochs`) | "constant"
     lr_step_epochs: int = 6
+    weight_decay: float = 1e-4  # AdamW (0: plain Adam)
     dropout: float = 0.3
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.05
     class_weights: str = "balanced"  # "balanced" | "sqrt" | "none"
     # augmentation in the tf.data pipeline (never in the exported graph)
     flip: bool = True
@@ -106,6 +107,8 @@ PRESETS: dict[str, TrainConfig] = {
         lr_schedule="step",
         lr_step_epochs=6,
         dropout=0.0,
+        weight_decay=0.0,
+        label_smoothing=0.0,
         class_weights="none",
         flip=True,
         rotation=0.1,

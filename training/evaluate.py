@@ -98,6 +98,7 @@ def evaluate(
     n_boot: int = 1000,
     cache_dir: Path | None = None,
     run_dir: Path | None = None,
+    model_card: bool = False,
 ) -> dict:
     predictor = Predictor(model)
     data, split = _subset(dataset, split_file, subset)
@@ -116,6 +117,7 @@ def evaluate(
         "n": len(y),
         "class_counts": {lab: int((y == i).sum()) for i, lab in enumerate(LABELS)},
         "referral_threshold": threshold,
+        "triage": predictor.triage,
         "metrics": point_metrics(y, probs, threshold),
         "ci95": bootstrap(y, probs, groups, n_boot=n_boot, referral_threshold=threshold) if n_boot else {},
         "per_class": per_class(y, probs),
@@ -137,18 +139,13 @@ def evaluate(
         result["compare"] = [_evaluate_run(Path(r), dataset, cache_dir, n_boot) for r in compare_runs]
     result["text"] = _text(result)
     if out is not None:
-        write_report(
-            result,
-            Path(out),
-            probs,
-            y,
-            run_dir
-            or (
-                Path(model)
-                if model and Path(model).is_dir() and (Path(model) / "run.json").exists()
-                else None
-            ),
-        )
+        if run_dir is None and model and Path(model).is_dir() and (Path(model) / "run.json").exists():
+            run_dir = Path(model)
+        write_report(result, Path(out), probs, y, run_dir)
+        if model_card:
+            from training.model_card import write_model_card
+
+            write_model_card(result, Path(out), run_dir)
     return result
 
 

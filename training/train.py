@@ -66,6 +66,14 @@ def _schedule(cfg: TrainConfig, lr: float, epochs: int, steps_per_epoch: int):
     return lr
 
 
+def _optimizer(cfg: TrainConfig, schedule):
+    import keras
+
+    if cfg.weight_decay:
+        return keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
+    return keras.optimizers.Adam(schedule)
+
+
 def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int = len(LABELS)) -> float:
     recalls = [float((pred[y == c] == c).mean()) for c in range(n_classes) if (y == c).any()]
     return float(np.mean(recalls)) if recalls else 0.0
@@ -301,7 +309,7 @@ def train(
         head = head_model(model, f_train.shape[1])
         if cfg.head_epochs:
             head.compile(
-                keras.optimizers.Adam(_schedule(cfg, cfg.head_lr, cfg.head_epochs, len(f_train) // 64 + 1)),
+                _optimizer(cfg, _schedule(cfg, cfg.head_lr, cfg.head_epochs, len(f_train) // 64 + 1)),
                 loss=loss,
                 metrics=["accuracy"],
                 run_eagerly=run_eagerly,
@@ -330,7 +338,7 @@ def train(
                 [np.asarray(a) for a in train_acts], y["train"], cw, cfg.batch_size, cfg.seed
             )
             top.compile(
-                keras.optimizers.Adam(_schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, len(sampler))),
+                _optimizer(cfg, _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, len(sampler))),
                 loss=loss,
                 metrics=["accuracy"],
                 run_eagerly=run_eagerly,
@@ -353,7 +361,7 @@ def train(
         t = time.time()
         if cfg.head_epochs:
             model.compile(
-                keras.optimizers.Adam(_schedule(cfg, cfg.head_lr, cfg.head_epochs, steps)),
+                _optimizer(cfg, _schedule(cfg, cfg.head_lr, cfg.head_epochs, steps)),
                 loss=loss,
                 metrics=["accuracy"],
                 run_eagerly=run_eagerly,
@@ -374,7 +382,7 @@ def train(
         if cfg.finetune_epochs and cfg.finetune_after != "":
             unfreeze(model, cfg.finetune_after)
             model.compile(
-                keras.optimizers.Adam(_schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps)),
+                _optimizer(cfg, _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps)),
                 loss=loss,
                 metrics=["accuracy"],
                 run_eagerly=run_eagerly,

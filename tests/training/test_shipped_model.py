@@ -75,7 +75,7 @@ def test_config_pbtxt_names_match_the_graph(session):
     assert 'platform: "onnxruntime_onnx"' in text and "KIND_GPU" in text
 
 
-def test_triage_thresholds_are_sane():
+def test_triage_thresholds_are_sane(session):
     triage = json.loads((MODEL_DIR / "triage.json").read_text())
     assert triage["model"] == MODEL_NAME and triage["version"] == "1"
     assert sorted(triage["malignant_classes"]) == sorted(MALIGNANT)
