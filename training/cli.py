@@ -109,6 +109,12 @@ def register(app: typer.Typer) -> None:
         threshold: Annotated[
             int, typer.Option(help="max perceptual-hash Hamming distance (of 64 bits) for near duplicates")
         ] = 4,
+        pixel_threshold: Annotated[
+            float,
+            typer.Option(
+                help="max mean difference of standardised 32x32 thumbnails confirming a pHash match"
+            ),
+        ] = 0.12,
         write_exclusions: Annotated[
             Path | None,
             typer.Option(
@@ -126,7 +132,9 @@ def register(app: typer.Typer) -> None:
         except DatasetError as exc:
             raise _fail(exc) from None
         with tqdm(total=len(ds), desc="hashing", unit="img") as bar:
-            report = find_duplicates(ds.records, threshold, progress=bar.update)
+            report = find_duplicates(
+                ds.records, threshold, progress=bar.update, pixel_threshold=pixel_threshold
+            )
         report.save(out, {r.image_id: r.lesion_id for r in ds.records})
         console.print(report.summary())
         if write_exclusions:

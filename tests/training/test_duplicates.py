@@ -60,3 +60,34 @@ def test_hamming_pairs_matches_bruteforce():
     want = {(i, j) for i in range(50) for j in range(i + 1, 50) if (bits[i] != bits[j]).sum() <= 3}
     assert got == want
     assert (3, 10) in got and (4, 20) in got
+
+
+def test_similar_composition_is_not_a_duplicate(tmp_path):
+    """Two different 'lesions' (same layout, different texture and colour) may share a pHash neighbourhood
+    but are rejected by the pixel check; a colour-shifted copy is kept."""
+    import numpy as np
+
+    from training.data import Record
+    from training.duplicates import find_duplicates
+
+    yy, xx = np.mgrid[0:150, 0:200]
+    paths = []
+    shapes = [(100, 75, 40, 30, 7.0), (112, 68, 30, 36, 13.0)]  # centre, radii, texture period
+    colours = [((230, 190, 170), (90, 50, 40)), ((210, 170, 180), (120, 60, 50))]
+    for k, ((cx, cy, rx, ry, period), (skin, lesion)) in enumerate(zip(shapes, colours, strict=True)):
+        blob = (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2) <= 1
+        texture = 30 * np.sin(xx / period) * np.cos(yy / period)
+        img = np.where(blob[..., None], np.array(lesion) + texture[..., None], np.array(skin))
+        p = tmp_path / f"img{k}.png"
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(p)
+        paths.append(p)
+    with Image.open(paths[0]) as im:  # a colour-shifted copy of image 0
+        arr = np.asarray(im).astype(float) * np.array([0.95, 1.0, 1.08])
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(tmp_path / "copy.png")
+    paths.append(tmp_path / "copy.png")
+    records = [Record(p.stem, f"L{i}", "nv", p) for i, p in enumerate(paths)]
+    report = find_duplicates(records, threshold=64)  # every pair is a pHash candidate
+    pairs = {frozenset((a, b)) for a, b, _ in report.near_pairs}
+    assert frozenset(("img0", "copy")) in pairs
+    assert frozenset(("img0", "img1")) not in pairs
+    assert report.rejected_candidates >= 1
