@@ -84,13 +84,22 @@ def register(app: typer.Typer) -> None:
                 help="split images, not lesions: the seed study's LEAKY split (only to measure its inflation)",
             ),
         ] = False,
+        duplicates: Annotated[
+            Path | None,
+            typer.Option(
+                help="a `data duplicates` CSV: keep every listed pair on the same side of the split"
+            ),
+        ] = None,
     ) -> None:
         """Write a stratified, lesion-grouped (default) train/val/test split to a CSV."""
-        from training.split import make_split
+        from training.split import make_split, read_duplicate_pairs
 
         try:
             ds = _load(data, images, exclude)
-            split = make_split(ds, (train, val, test), seed=seed, image_level=image_level_split)
+            pairs = read_duplicate_pairs(duplicates) if duplicates else None
+            split = make_split(
+                ds, (train, val, test), seed=seed, image_level=image_level_split, keep_together=pairs
+            )
         except DatasetError as exc:
             raise _fail(exc) from None
         split.save(out)
@@ -162,6 +171,12 @@ def register(app: typer.Typer) -> None:
         image_level_split: Annotated[
             bool, typer.Option("--image-level-split", help="make the study's leaky image-level split instead")
         ] = False,
+        duplicates: Annotated[
+            Path | None,
+            typer.Option(
+                help="a `data duplicates` CSV: keep every listed pair on the same side of the split"
+            ),
+        ] = None,
         weights: Annotated[
             str | None,
             typer.Option(
@@ -206,7 +221,7 @@ def register(app: typer.Typer) -> None:
         """Train MobileNetV2 on HAM10000-style data (two-phase transfer learning by default)."""
         from training.config import get_preset
         from training.model import check_weights
-        from training.split import Split, make_split
+        from training.split import Split, make_split, read_duplicate_pairs
 
         try:
             base = get_preset(preset)
@@ -230,7 +245,8 @@ def register(app: typer.Typer) -> None:
             if split_file:
                 split = Split.load(split_file)
             else:
-                split = make_split(ds, seed=cfg.seed, image_level=image_level_split)
+                pairs = read_duplicate_pairs(duplicates) if duplicates else None
+                split = make_split(ds, seed=cfg.seed, image_level=image_level_split, keep_together=pairs)
         except DatasetError as exc:
             raise _fail(exc) from None
         console.print(ds.report.summary())

@@ -90,6 +90,17 @@ class Split:
         return split
 
 
+def read_duplicate_pairs(path: Path) -> list[tuple[str, str]]:
+    """Pairs to keep together from a `dermalink data duplicates` CSV (exact and near duplicates)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(
+            f"duplicates file {path} does not exist (create it with `dermalink data duplicates`)"
+        )
+    with path.open(newline="") as f:
+        return [(r["image_a"], r["image_b"]) for r in csv.DictReader(f)]
+
+
 def _targets(n: int, fractions: tuple[float, float, float]) -> list[float]:
     return [n * f for f in fractions]
 
@@ -100,6 +111,7 @@ def make_split(
     *,
     seed: int = 42,
     image_level: bool = False,
+    keep_together: list[tuple[str, str]] | None = None,
 ) -> Split:
     """Stratified split. Lesion-grouped by default: all images of one lesion land on the same side.
 
@@ -107,6 +119,8 @@ def make_split(
     count is furthest below its target; that keeps the per-class proportions close to ``fractions``
     (and hence every split's class mix close to the whole). ``image_level=True`` treats every image
     as its own lesion: the study's leaky split, kept only to measure the inflation it causes.
+    ``keep_together``: image id pairs (e.g. near duplicates with different lesion ids) whose groups
+    are merged so that they land on the same side.
     """
     if abs(sum(fractions) - 1) > 1e-6 or any(f <= 0 for f in fractions):
         raise DatasetError(f"split fractions must be positive and sum to 1, got {fractions}")
@@ -115,12 +129,25 @@ def make_split(
     group_label: dict[str, str] = {}
     labels = {}
     lesions = {}
+    parent: dict[str, str] = {}
+
+    def root(k: str) -> str:
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    base_key = {r.image_id: (r.image_id if image_level else r.lesion_id) for r in dataset.records}
+    for a, b in keep_together or []:
+        if a in base_key and b in base_key:
+            ra, rb = root(base_key[a]), root(base_key[b])
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
     for r in dataset.records:
-        key = r.image_id if image_level else r.lesion_id
+        key = root(base_key[r.image_id])
         groups[key].append(r.image_id)
         labels[r.image_id] = r.label
         lesions[r.image_id] = r.lesion_id
-        # a lesion's class is its most frequent label (HAM10000 has one label per lesion)
+        # a group's class is its first image's label (HAM10000 has one label per lesion)
         group_label.setdefault(key, r.label)
     by_class: dict[str, list[str]] = defaultdict(list)
     for key in sorted(groups):

@@ -74,3 +74,21 @@ def test_bad_fractions_rejected():
     ds = Dataset([Record("a", "l", "nv", __import__("pathlib").Path("x"))], ValidationReport(source="x"))
     with pytest.raises(DatasetError, match="sum to 1"):
         make_split(ds, (0.5, 0.2, 0.2))
+
+
+def test_keep_together_merges_groups(shared):
+    ds = _metadata_dataset(shared)
+    ids = [r.image_id for r in ds.records]
+    base = make_split(ds, seed=42)
+    # pick pairs that the plain split separates
+    pairs = []
+    for a, b in zip(ids[::50], ids[25::50], strict=False):
+        if base.assignment[a] != base.assignment[b] and base.lesions[a] != base.lesions[b]:
+            pairs.append((a, b))
+        if len(pairs) == 5:
+            break
+    assert pairs
+    merged = make_split(ds, seed=42, keep_together=pairs)
+    assert all(merged.assignment[a] == merged.assignment[b] for a, b in pairs)
+    assert merged.shared_lesions() == {}
+    assert merged.max_proportion_gap() <= 0.02
