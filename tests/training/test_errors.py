@@ -128,3 +128,26 @@ def test_cli_reports_errors_cleanly(ham_tiny, tmp_path):
     res = runner.invoke(app, ["data", "split", "--data", str(ham_tiny), "--out", str(tmp_path / "s.csv")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "s.csv").exists()
+
+
+def test_isic_ground_truth_and_class_folders(ham_tiny, tmp_path):
+    import shutil
+
+    ham = load_dataset(ham_tiny)
+    cols = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
+    gt = ham_tiny / "ISIC2018_Task3_Training_GroundTruth.csv"
+    with gt.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", *cols])
+        for r in ham.records:
+            w.writerow([r.image_id, *[1.0 if c.lower() == r.label else 0.0 for c in cols]])
+    isic = load_dataset(gt)
+    assert {r.image_id: r.label for r in isic.records} == {r.image_id: r.label for r in ham.records}
+    assert any("no lesion ids" in n for n in isic.report.notes)
+    # a class-per-folder tree
+    tree = tmp_path / "tree"
+    for r in ham.records[:10]:
+        (tree / r.label).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(r.path, tree / r.label / r.path.name)
+    folder = load_dataset(tree, require_all_classes=False)
+    assert {r.image_id: r.label for r in folder.records} == {r.image_id: r.label for r in ham.records[:10]}
