@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -30,14 +31,16 @@ def decode_records(records: list[Record], size: int, desc: str = "decode") -> np
 def cached_images(records: list[Record], size: int, cache_dir: Path | None) -> np.ndarray:
     """Decode ``records`` once into ``cache_dir/images_<size>_<n>.npy`` (memory-mapped on reuse).
 
-    The cache is keyed by the ordered image ids and paths; a mismatch rebuilds it.
+    The file name carries a digest of the ordered image ids and paths, so different subsets never
+    overwrite each other's cache (a run may be reading one while another is written).
     """
     if cache_dir is None:
         return decode_records(records, size)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = [[r.image_id, str(r.path)] for r in records]
-    stem = cache_dir / f"images_{size}_{len(records)}"
+    digest = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:12]
+    stem = cache_dir / f"images_{size}_{len(records)}_{digest}"
     ids_file, npy = stem.with_suffix(".json"), stem.with_suffix(".npy")
     if ids_file.exists() and npy.exists() and json.loads(ids_file.read_text()) == key:
         return np.load(npy, mmap_mode="r")

@@ -114,6 +114,15 @@ def _callbacks(model_to_save, run_dir: Path, phase: str, val_x, val_y, patience:
     return cbs
 
 
+def _resume_done(model, run_dir: Path, phase: str) -> bool:
+    """Resuming a run directory: a finished phase is skipped (its best weights are loaded instead);
+    an interrupted one continues from its ``backup_<phase>/`` state (keras BackupAndRestore)."""
+    if (run_dir / f"{phase}.done").exists() and (run_dir / "best.weights.h5").exists():
+        model.load_weights(run_dir / "best.weights.h5")
+        return True
+    return False
+
+
 def _augmenter(cfg: TrainConfig):
     import keras
 
@@ -255,6 +264,13 @@ def train(
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "split.csv").exists():  # resuming: the run must keep its split and configuration
+        if Split.load(run_dir / "split.csv").assignment != split.assignment:
+            raise DatasetError(
+                f"{run_dir} was trained on another split: resume with --split {run_dir}/split.csv"
+            )
+        if (run_dir / "config.json").exists() and TrainConfig.from_json(run_dir / "config.json") != cfg:
+            raise DatasetError(f"{run_dir} was trained with another configuration (see its config.json)")
     (run_dir / "config.json").write_text(cfg.to_json())
     split.save(run_dir / "split.csv")
     set_seeds(cfg.seed)
@@ -307,7 +323,9 @@ def train(
         y_train = np.concatenate([y["train"]] * len(train_acts))
         f_val = pool_top.predict(a_val, batch_size=256, verbose=0)
         head = head_model(model, f_train.shape[1])
-        if cfg.head_epochs:
+        if cfg.head_epochs and _resume_done(model, run_dir, "head"):
+            pass
+        elif cfg.head_epochs:
             head.compile(
                 _optimizer(cfg, _schedule(cfg, cfg.head_lr, cfg.head_epochs, len(f_train) // 64 + 1)),
                 loss=loss,
@@ -328,11 +346,14 @@ def train(
                 ),
             )
             model.load_weights(run_dir / "best.weights.h5")
+            (run_dir / "head.done").write_text("phase 1 finished\n")
         timings["head_s"] = time.time() - t
 
         # phase 2: fine-tune the blocks after the cut on the cached activations
         t = time.time()
-        if cfg.finetune_epochs and cfg.finetune_after:
+        if cfg.finetune_epochs and cfg.finetune_after and _resume_done(model, run_dir, "finetune"):
+            pass
+        elif cfg.finetune_epochs and cfg.finetune_after:
             unfreeze(model, cfg.finetune_after)
             sampler = _ViewSampler(
                 [np.asarray(a) for a in train_acts], y["train"], cw, cfg.batch_size, cfg.seed
@@ -353,13 +374,16 @@ def train(
                 ),
             )
             model.load_weights(run_dir / "best.weights.h5")
+            (run_dir / "finetune.done").write_text("phase 2 finished\n")
         timings["finetune_s"] = time.time() - t
     else:
         train_ds = image_dataset(x["train"], y["train"], cfg, training=True)
         val_x = np.asarray(x["val"])
         val_ds = image_dataset(val_x, y["val"], cfg, training=False)
         t = time.time()
-        if cfg.head_epochs:
+        if cfg.head_epochs and _resume_done(model, run_dir, "head"):
+            pass
+        elif cfg.head_epochs:
             model.compile(
                 _optimizer(cfg, _schedule(cfg, cfg.head_lr, cfg.head_epochs, steps)),
                 loss=loss,
@@ -377,9 +401,12 @@ def train(
                 ),
             )
             model.load_weights(run_dir / "best.weights.h5")
+            (run_dir / "head.done").write_text("phase 1 finished\n")
         timings["head_s"] = time.time() - t
         t = time.time()
-        if cfg.finetune_epochs and cfg.finetune_after != "":
+        if cfg.finetune_epochs and cfg.finetune_after != "" and _resume_done(model, run_dir, "finetune"):
+            pass
+        elif cfg.finetune_epochs and cfg.finetune_after != "":
             unfreeze(model, cfg.finetune_after)
             model.compile(
                 _optimizer(cfg, _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps)),
@@ -398,6 +425,7 @@ def train(
                 ),
             )
             model.load_weights(run_dir / "best.weights.h5")
+            (run_dir / "finetune.done").write_text("phase 2 finished\n")
         timings["finetune_s"] = time.time() - t
 
     # calibration (temperature fitted on validation) baked into the model, then triage thresholds

@@ -138,3 +138,32 @@ def test_model_has_no_augmentation_and_takes_uint8(shared):
     assert not any(
         isinstance(layer, keras.layers.BatchNormalization) and layer.trainable for layer in base.layers
     )
+
+
+@pytest.mark.slow
+def test_resume_skips_finished_phases(ham_tiny, tmp_path, shared):
+    from training.config import get_preset
+    from training.data import DatasetError
+    from training.export import load_keras
+    from training.paths import default_weights
+    from training.train import train
+
+    ds = load_dataset(ham_tiny)
+    split = make_split(ds, seed=3)
+    cfg = get_preset("default").replace(
+        alpha=0.35, image_size=96, batch_size=16, head_epochs=2, finetune_epochs=1, cached_views=2
+    )
+    cfg = cfg.replace(finetune_after="block_15")
+    run = tmp_path / "run"
+    kw = {"cache_dir": tmp_path / "cache", "run_eagerly": True, "verbose": 0}
+    first = train(cfg, ds, split, default_weights(0.35), run, **kw)
+    assert (run / "head.done").exists() and (run / "finetune.done").exists()
+    w1 = [w.copy() for w in load_keras(run).get_weights()]
+    second = train(cfg, ds, split, default_weights(0.35), run, **kw)
+    w2 = load_keras(run).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(w1, w2, strict=True))
+    assert second["temperature"] == pytest.approx(first["temperature"])
+    with pytest.raises(DatasetError, match="another split"):
+        train(cfg, ds, make_split(ds, seed=4), default_weights(0.35), run, **kw)
+    with pytest.raises(DatasetError, match="another configuration"):
+        train(cfg.replace(head_epochs=3), ds, split, default_weights(0.35), run, **kw)
