@@ -465,7 +465,8 @@ def train(
 def _smoothed_loss(smoothing: float):
     import keras
 
-    cce = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    # reduction=None: one loss per sample, so that class weights (sample weights) apply per sample
+    cce = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing, reduction=None)
 
     def loss(y_true, y_pred):
         from keras import ops

@@ -91,3 +91,25 @@ def test_class_weights_balance_the_loss():
     assert class_weights(y, "none") is None
     with pytest.raises(ValueError, match="vasc"):
         class_weights(np.array([0, 1, 2, 3, 4, 5]), "balanced")
+
+
+def test_smoothed_loss_keeps_class_weights_per_sample():
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from training.train import _smoothed_loss
+
+    loss = _smoothed_loss(0.05)
+    y = np.array([0, 1, 1, 1])
+    p = np.full((4, 7), 1 / 7, np.float32)
+    p[0] = [0.01] * 6 + [0.94]
+    per_sample = keras.ops.convert_to_numpy(loss(y, p))
+    assert per_sample.shape == (4,)  # not reduced: keras can apply class/sample weights
+    assert per_sample[0] > per_sample[1]
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(7, activation="softmax")(inp))
+    model.compile("sgd", loss=loss)
+    x = np.random.default_rng(0).random((4, 3)).astype("float32")
+    plain = model.evaluate(x, y, verbose=0)
+    weighted = model.evaluate(x, y, sample_weight=np.array([10.0, 0, 0, 0]), verbose=0)
+    assert abs(plain - weighted) > 0.1
