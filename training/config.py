@@ -29,9 +29,11 @@ class TrainConfig:
     # phase 1: classification head on a frozen backbone
     head_epochs: int = 30
     head_lr: float = 1e-3
+    head_batch_size: int = 256
     # phase 2: fine-tune everything after `finetune_after` (None: whole network; "" : no phase 2)
-    finetune_epochs: int = 20
+    finetune_epochs: int = 40
     finetune_lr: float = 1e-4
+    warmup_epochs: int = 2  # phase 2: linear learning-rate warm-up before the cosine decay
     finetune_after: str | None = "block_12"
     lr_schedule: str = "cosine"  # "cosine" | "step" (halve every `lr_step_epochs`) | "constant"
     lr_step_epochs: int = 6
@@ -53,7 +55,7 @@ class TrainConfig:
     # 2: + horizontal flip; 4: + vertical flip, 180 degrees; 8: + the 90/270-degree rotations, flipped or not).
     # Phase 2 draws one random view per image per epoch (augmentation); phase 1 uses all of them.
     cached_views: int = 8
-    early_stopping_patience: int = 6
+    early_stopping_patience: int = 10
     seed: int = 42
 
     def __post_init__(self) -> None:

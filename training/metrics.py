@@ -98,3 +98,37 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
         "p_value": float(res.pvalue),
         "exact": exact,
     }
+
+
+def paired_bootstrap_difference(
+    y: np.ndarray,
+    probs_a: np.ndarray,
+    probs_b: np.ndarray,
+    groups: np.ndarray | None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    keys: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_auc"),
+) -> dict[str, dict[str, float]]:
+    """Difference a - b on the same resampled lesions: point estimate, 95% interval and the share of
+    resamples where a is not better (a one-sided bootstrap p-value)."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        groups = np.arange(len(y))
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
+    point_a, point_b = point_metrics(y, probs_a), point_metrics(y, probs_b)
+    diffs: dict[str, list[float]] = {k: [] for k in keys}
+    for _ in range(n_boot):
+        idx = np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])
+        ma, mb = point_metrics(y[idx], probs_a[idx]), point_metrics(y[idx], probs_b[idx])
+        for k in keys:
+            diffs[k].append(ma[k] - mb[k])
+    out = {}
+    for k in keys:
+        d = np.asarray(diffs[k])
+        out[k] = {
+            "difference": float(point_a[k] - point_b[k]),
+            "ci95": (float(np.nanpercentile(d, 2.5)), float(np.nanpercentile(d, 97.5))),
+            "p_not_better": float(np.mean(d <= 0)) if n_boot else float("nan"),
+        }
+    return out

@@ -159,8 +159,20 @@ def write_model_card(
         L.append(
             f"SVM baseline on handcrafted colour/texture features, same split: balanced accuracy "
             f"{b['metrics']['balanced_accuracy']:.3f}, macro AUC {b['metrics']['macro_auc']:.3f}, accuracy "
-            f"{b['metrics']['accuracy']:.3f}; McNemar's paired test vs this model p = {t['p_value']:.2g}."
+            f"{b['metrics']['accuracy']:.3f}. McNemar's paired test on per-image correctness (accuracy): "
+            f"CNN right/SVM wrong {t['a_right_b_wrong']}, CNN wrong/SVM right {t['a_wrong_b_right']}, "
+            f"p = {t['p_value']:.2g}."
         )
+        d = b.get("paired_difference_cnn_minus_svm", {})
+        if d:
+            L.append(
+                "Paired lesion-clustered bootstrap, CNN minus SVM: "
+                + "; ".join(
+                    f"{k.replace('_', ' ')} {v['difference']:+.3f} (95% CI {v['ci95'][0]:+.3f} to {v['ci95'][1]:+.3f})"
+                    for k, v in d.items()
+                )
+                + "."
+            )
     if result.get("compare"):
         L.append("")
         L.append("Split leakage (same data, head-only recipe, each run on its own test split):")

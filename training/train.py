@@ -48,10 +48,19 @@ def class_weights(labels: np.ndarray, mode: str, n_classes: int = len(LABELS)) -
     return {i: float(v) for i, v in enumerate(w)}
 
 
-def _schedule(cfg: TrainConfig, lr: float, epochs: int, steps_per_epoch: int):
+def _schedule(cfg: TrainConfig, lr: float, epochs: int, steps_per_epoch: int, warmup_epochs: int = 0):
     import keras
 
     if cfg.lr_schedule == "cosine" and epochs > 0:
+        warmup = min(warmup_epochs, max(epochs - 1, 0)) * steps_per_epoch
+        if warmup:  # linear warm-up from 0, then cosine decay
+            return keras.optimizers.schedules.CosineDecay(
+                0.0,
+                decay_steps=max((epochs * steps_per_epoch) - warmup, 1),
+                alpha=0.05,
+                warmup_target=lr,
+                warmup_steps=warmup,
+            )
         return keras.optimizers.schedules.CosineDecay(
             lr, decay_steps=max(epochs * steps_per_epoch, 1), alpha=0.05
         )
@@ -327,7 +336,10 @@ def train(
             pass
         elif cfg.head_epochs:
             head.compile(
-                _optimizer(cfg, _schedule(cfg, cfg.head_lr, cfg.head_epochs, len(f_train) // 64 + 1)),
+                _optimizer(
+                    cfg,
+                    _schedule(cfg, cfg.head_lr, cfg.head_epochs, -(-len(f_train) // cfg.head_batch_size)),
+                ),
                 loss=loss,
                 metrics=["accuracy"],
                 run_eagerly=run_eagerly,
@@ -335,14 +347,14 @@ def train(
             head.fit(
                 f_train,
                 y_train,
-                batch_size=64,
+                batch_size=cfg.head_batch_size,
                 epochs=cfg.head_epochs,
                 class_weight=cw,
                 validation_data=(f_val, y["val"]),
                 shuffle=True,
                 verbose=verbose,
                 callbacks=_callbacks(
-                    model, run_dir, "head", f_val, y["val"], cfg.early_stopping_patience, 64
+                    model, run_dir, "head", f_val, y["val"], cfg.early_stopping_patience, cfg.head_batch_size
                 ),
             )
             model.load_weights(run_dir / "best.weights.h5")
@@ -359,7 +371,9 @@ def train(
                 [np.asarray(a) for a in train_acts], y["train"], cw, cfg.batch_size, cfg.seed
             )
             top.compile(
-                _optimizer(cfg, _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, len(sampler))),
+                _optimizer(
+                    cfg, _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, len(sampler), cfg.warmup_epochs)
+                ),
                 loss=loss,
                 metrics=["accuracy"],
                 run_eagerly=run_eagerly,
@@ -409,7 +423,9 @@ def train(
         elif cfg.finetune_epochs and cfg.finetune_after != "":
             unfreeze(model, cfg.finetune_after)
             model.compile(
-                _optimizer(cfg, _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps)),
+                _optimizer(
+                    cfg, _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps, cfg.warmup_epochs)
+                ),
                 loss=loss,
                 metrics=["accuracy"],
                 run_eagerly=run_eagerly,
