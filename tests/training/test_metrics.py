@@ -113,3 +113,18 @@ def test_smoothed_loss_keeps_class_weights_per_sample():
     plain = model.evaluate(x, y, verbose=0)
     weighted = model.evaluate(x, y, sample_weight=np.array([10.0, 0, 0, 0]), verbose=0)
     assert abs(plain - weighted) > 0.1
+
+
+def test_paired_bootstrap_difference_detects_the_better_model():
+    from training.metrics import paired_bootstrap_difference
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 7, 400)
+    good = np.eye(7)[y] * 0.7 + 0.3 / 7
+    noisy = _softmax(rng.normal(0, 1, (400, 7)))
+    d = paired_bootstrap_difference(y, good, noisy, np.arange(400) // 2, n_boot=100)
+    assert d["balanced_accuracy"]["difference"] > 0.5
+    assert d["balanced_accuracy"]["ci95"][0] > 0
+    assert d["accuracy"]["p_not_better"] == 0.0
+    same = paired_bootstrap_difference(y, good, good, None, n_boot=50)
+    assert same["macro_auc"]["difference"] == 0.0
