@@ -236,7 +236,16 @@ def export(
     (model_dir / "config.pbtxt").write_text(config_pbtxt(name, inp.name, out.name, size, max_batch_size))
     triage_src = run / "triage.json" if run.is_dir() else run.parent / "triage.json"
     run_info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
-    if triage_src.exists():
+    preds = (run / "val_predictions.npz") if run.is_dir() else run.parent / "val_predictions.npz"
+    if preds.exists():  # recompute from the run's validation predictions with the current rules
+        from training.triage import choose_thresholds
+
+        with np.load(preds) as v:
+            triage = choose_thresholds(v["probs"], v["y"], version=version)
+        triage.update(model=name)
+        triage["temperature_baked_into_model"] = run_info.get("temperature")
+        (model_dir / "triage.json").write_text(json.dumps(triage, indent=2) + "\n")
+    elif triage_src.exists():
         triage = json.loads(triage_src.read_text())
         triage.update(model=name, version=version)
         triage["temperature_baked_into_model"] = run_info.get("temperature")

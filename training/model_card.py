@@ -186,6 +186,7 @@ def write_model_card(
     if triage:
         v = triage.get("validation", {})
         ref = v.get("malignant_referral", {})
+        low = v.get("low_confidence", {})
         L += [
             "",
             "## Triage thresholds (`triage.json`, chosen on validation only)",
@@ -198,9 +199,12 @@ def write_model_card(
                 "referred)."
             ),
             (
-                f"- Low confidence: top-class probability below **{triage['low_confidence_threshold']:.4f}** goes to "
-                f"review (validation: {v.get('low_confidence', {}).get('fraction_flagged_for_review', float('nan')):.1%}"
-                " of cases)."
+                f"- Low confidence: top-class probability below **{triage['low_confidence_threshold']:.2f}** is "
+                f"flagged for review ({triage.get('low_confidence_rule', '')}); validation: "
+                f"{low.get('fraction_flagged_for_review', float('nan')):.1%} of cases flagged, accuracy "
+                f"{low.get('accuracy_flagged') or float('nan'):.3f} among them and "
+                f"{low.get('accuracy_not_flagged') or float('nan'):.3f} among the others. `triage.json` lists "
+                "the trade-off for other thresholds."
             ),
         ]
     if export:

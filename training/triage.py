@@ -39,25 +39,42 @@ def choose_thresholds(
     probs: np.ndarray,
     y: np.ndarray,
     target_sensitivity: float = 0.95,
-    target_confident_accuracy: float = 0.90,
+    max_flagged_accuracy: float = 0.5,
     version: str = "1",
 ) -> dict:
-    """Referral threshold on the summed malignant probability reaching ``target_sensitivity`` on validation;
-    low-confidence threshold: the smallest top-class probability above which validation accuracy reaches
-    ``target_confident_accuracy`` (cases below it go to review)."""
+    """Thresholds for the case workflow, from validation predictions only.
+
+    * Referral: the highest threshold on p(mel)+p(bcc)+p(akiec) whose validation sensitivity for the
+      malignant classes is at least ``target_sensitivity``.
+    * Low confidence: the highest top-class probability ``t`` (grid 0.30-0.95) such that the validation
+      cases below ``t`` are, as a group, correct at most ``max_flagged_accuracy`` of the time: the cases
+      flagged for review are those the model gets wrong more often than right. A coverage/accuracy
+      table for other thresholds is included so the workflow can choose differently.
+    """
     score = malignant_score(probs)
     positive = is_malignant(y)
     t_ref = referral_threshold(score, positive, target_sensitivity)
     mel = y == LABELS.index("mel")
     top = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
-    t_low = 1.0
-    for t in np.unique(np.round(top, 3)):
-        keep = top >= t
-        if keep.sum() >= 20 and correct[keep].mean() >= target_confident_accuracy:
+    grid = np.round(np.arange(0.30, 0.951, 0.01), 2)
+    t_low = float(grid[0])
+    for t in grid:
+        below = top < t
+        if below.sum() >= 10 and correct[below].mean() <= max_flagged_accuracy:
             t_low = float(t)
-            break
     keep = top >= t_low
+    trade_off = []
+    for t in np.round(np.arange(0.3, 0.96, 0.1), 2):
+        k = top >= t
+        trade_off.append(
+            {
+                "threshold": float(t),
+                "fraction_flagged": float((~k).mean()),
+                "accuracy_flagged": float(correct[~k].mean()) if (~k).any() else None,
+                "accuracy_not_flagged": float(correct[k].mean()) if k.any() else None,
+            }
+        )
     return {
         "model": MODEL_NAME,
         "version": version,
@@ -65,7 +82,10 @@ def choose_thresholds(
         "malignant_threshold": round(t_ref, 6),
         "target_sensitivity": target_sensitivity,
         "low_confidence_threshold": round(t_low, 6),
-        "target_confident_accuracy": target_confident_accuracy,
+        "low_confidence_rule": (
+            f"highest top-class probability t such that validation cases below t are correct at most "
+            f"{max_flagged_accuracy:.0%} of the time (probabilities are temperature-calibrated)"
+        ),
         "chosen_on": "validation split (lesion-grouped); never the test split",
         "validation": {
             "n": len(y),
@@ -73,8 +93,9 @@ def choose_thresholds(
             "melanoma_sensitivity_at_referral": float((score[mel] >= t_ref).mean()) if mel.any() else None,
             "low_confidence": {
                 "fraction_flagged_for_review": float((~keep).mean()),
-                "accuracy_above_threshold": float(correct[keep].mean()) if keep.any() else None,
-                "accuracy_below_threshold": float(correct[~keep].mean()) if (~keep).any() else None,
+                "accuracy_flagged": float(correct[~keep].mean()) if (~keep).any() else None,
+                "accuracy_not_flagged": float(correct[keep].mean()) if keep.any() else None,
+                "trade_off": trade_off,
             },
         },
     }

@@ -58,7 +58,13 @@ def test_referral_threshold_reaches_target_sensitivity():
     tri = choose_thresholds(p, y)
     assert tri["validation"]["malignant_referral"]["sensitivity"] >= 0.95
     assert 0 < tri["low_confidence_threshold"] <= 1
-    assert tri["validation"]["low_confidence"]["accuracy_above_threshold"] >= 0.90
+    low = tri["validation"]["low_confidence"]
+    assert low["accuracy_flagged"] <= 0.5 < low["accuracy_not_flagged"]
+    # the highest such threshold: one grid step higher, the flagged group is right more often than not
+    top = p.max(1)
+    nxt = tri["low_confidence_threshold"] + 0.01
+    if nxt <= 0.95:
+        assert (p.argmax(1) == y)[top < nxt].mean() > 0.5
     assert rng is not None
 
 
