@@ -214,6 +214,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         seed: Annotated[int | None, typer.Option(help="random seed")] = None,
         cache_dir: Annotated[Path, typer.Option(help="decoded-image cache folder")] = Path("runs/cache"),
+        tensorboard: Annotated[
+            bool, typer.Option(help="also write TensorBoard logs to <out>/tensorboard/<phase>")
+        ] = False,
         run_eagerly: Annotated[
             bool, typer.Option(help="eager Keras (faster on tiny data, no graph tracing)")
         ] = False,
@@ -255,7 +258,9 @@ def register(app: typer.Typer) -> None:
         from training.train import train
 
         try:
-            info = train(cfg, ds, split, w, out, cache_dir=cache_dir, run_eagerly=run_eagerly)
+            info = train(
+                cfg, ds, split, w, out, cache_dir=cache_dir, run_eagerly=run_eagerly, tensorboard=tensorboard
+            )
         except DatasetError as exc:
             raise _fail(exc) from None
         console.print(

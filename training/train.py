@@ -88,7 +88,16 @@ def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int = len(LABE
     return float(np.mean(recalls)) if recalls else 0.0
 
 
-def _callbacks(model_to_save, run_dir: Path, phase: str, val_x, val_y, patience: int, batch_size: int):
+def _callbacks(
+    model_to_save,
+    run_dir: Path,
+    phase: str,
+    val_x,
+    val_y,
+    patience: int,
+    batch_size: int,
+    tensorboard: bool = False,
+):
     import keras
 
     best_path = run_dir / "best.weights.h5"
@@ -120,6 +129,8 @@ def _callbacks(model_to_save, run_dir: Path, phase: str, val_x, val_y, patience:
     ]
     if patience:
         cbs.append(keras.callbacks.EarlyStopping(monitor="val_bal_acc", mode="max", patience=patience))
+    if tensorboard:
+        cbs.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard" / phase)))
     return cbs
 
 
@@ -263,6 +274,7 @@ def train(
     cache_dir: Path | None = None,
     run_eagerly: bool = False,
     verbose: int = 1,
+    tensorboard: bool = False,
 ) -> dict:
     """Train a model per ``cfg`` on ``split`` (train/val) and write the run directory. Returns run.json."""
     import keras
@@ -354,7 +366,14 @@ def train(
                 shuffle=True,
                 verbose=verbose,
                 callbacks=_callbacks(
-                    model, run_dir, "head", f_val, y["val"], cfg.early_stopping_patience, cfg.head_batch_size
+                    model,
+                    run_dir,
+                    "head",
+                    f_val,
+                    y["val"],
+                    cfg.early_stopping_patience,
+                    cfg.head_batch_size,
+                    tensorboard=tensorboard,
                 ),
             )
             model.load_weights(run_dir / "best.weights.h5")
@@ -384,7 +403,14 @@ def train(
                 validation_data=(a_val, y["val"]),
                 verbose=verbose,
                 callbacks=_callbacks(
-                    model, run_dir, "finetune", a_val, y["val"], cfg.early_stopping_patience, cfg.batch_size
+                    model,
+                    run_dir,
+                    "finetune",
+                    a_val,
+                    y["val"],
+                    cfg.early_stopping_patience,
+                    cfg.batch_size,
+                    tensorboard=tensorboard,
                 ),
             )
             model.load_weights(run_dir / "best.weights.h5")
@@ -411,7 +437,14 @@ def train(
                 verbose=verbose,
                 validation_data=val_ds,
                 callbacks=_callbacks(
-                    model, run_dir, "head", val_x, y["val"], cfg.early_stopping_patience, cfg.batch_size
+                    model,
+                    run_dir,
+                    "head",
+                    val_x,
+                    y["val"],
+                    cfg.early_stopping_patience,
+                    cfg.batch_size,
+                    tensorboard=tensorboard,
                 ),
             )
             model.load_weights(run_dir / "best.weights.h5")
@@ -437,7 +470,14 @@ def train(
                 verbose=verbose,
                 validation_data=val_ds,
                 callbacks=_callbacks(
-                    model, run_dir, "finetune", val_x, y["val"], cfg.early_stopping_patience, cfg.batch_size
+                    model,
+                    run_dir,
+                    "finetune",
+                    val_x,
+                    y["val"],
+                    cfg.early_stopping_patience,
+                    cfg.batch_size,
+                    tensorboard=tensorboard,
                 ),
             )
             model.load_weights(run_dir / "best.weights.h5")
