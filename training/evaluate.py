@@ -110,9 +110,9 @@ def evaluate(
     probs = predictor.predict(images)
     threshold = predictor.triage["malignant_threshold"] if predictor.triage else None
     result: dict = {
-        "model": str(predictor.path),
+        "model": _display(predictor.path),
         "kind": predictor.kind,
-        "data": dataset.report.source,
+        "data": _display(dataset.report.source),
         "subset": subset if split_file else "all",
         "n_boot": n_boot,
         "n": len(y),
@@ -148,6 +148,19 @@ def evaluate(
 
             write_model_card(result, Path(out), run_dir)
     return result
+
+
+def _display(path) -> str:
+    """A path relative to the repository, or under ``$DERMALINK_SHARED``, for reports."""
+    from training.paths import REPO_ROOT, shared_dir
+
+    p = Path(path).resolve()
+    for base, name in ((REPO_ROOT, ""), (shared_dir().resolve(), "$DERMALINK_SHARED/")):
+        try:
+            return name + str(p.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def _confusion(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -186,7 +199,7 @@ def _evaluate_run(run: Path, dataset: Dataset, cache_dir, n_boot: int) -> dict:
     y = np.array(data.label_indices)
     probs = p.predict(images)
     return {
-        "run": str(run),
+        "run": _display(run),
         "split_kind": split.kind,
         "shared_lesions": len(split.shared_lesions()),
         "n": len(y),
