@@ -162,6 +162,12 @@ def register(app: typer.Typer) -> None:
         preset: Annotated[
             str, typer.Option(help="hyperparameter preset: default | paper | default-full")
         ] = "default",
+        config: Annotated[
+            Path | None,
+            typer.Option(
+                help="a run's config.json: train with exactly that configuration (instead of --preset)"
+            ),
+        ] = None,
         data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
         images: Annotated[list[Path] | None, typer.Option("--images", help=IMAGES_HELP)] = None,
         exclude: Annotated[Path | None, typer.Option(help="exclusion list: one image id per line")] = None,
@@ -222,12 +228,17 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Train MobileNetV2 on HAM10000-style data (two-phase transfer learning by default)."""
-        from training.config import get_preset
+        from training.config import TrainConfig, get_preset
         from training.model import check_weights
         from training.split import Split, make_split, read_duplicate_pairs
 
         try:
-            base = get_preset(preset)
+            if config is not None:
+                if not config.exists():
+                    raise DatasetError(f"configuration file {config} does not exist")
+                base = TrainConfig.from_json(config)
+            else:
+                base = get_preset(preset)
             cut = {"all": None, "none": ""}.get(finetune_after, finetune_after)
             cfg = base.replace(
                 alpha=alpha,

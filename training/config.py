@@ -90,7 +90,10 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: Path) -> TrainConfig:
-        return cls(**json.loads(Path(path).read_text()))
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"{path} is not a training configuration: {exc}") from exc
 
 
 PRESETS: dict[str, TrainConfig] = {
