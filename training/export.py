@@ -18,6 +18,16 @@ class ExportError(DatasetError):
     """The exported model does not match the trained one (or cannot be written)."""
 
 
+def _rel(path: Path) -> str:
+    """``path`` relative to the repository when inside it (for files that are committed)."""
+    from training.paths import REPO_ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def load_keras(path: Path):
     import keras
 
@@ -158,7 +168,7 @@ def to_tflite(model, out_dir: Path, images: np.ndarray, reference: np.ndarray) -
             path.write_bytes(conv.convert())
             probs, ms = _tflite_predict(path, images)
             results[kind] = {
-                "path": str(path),
+                "path": _rel(path),
                 "size_mb": round(path.stat().st_size / 1e6, 2),
                 "max_abs_diff_vs_keras": float(np.abs(probs - reference).max()),
                 "top1_agreement_vs_keras": float((probs.argmax(1) == reference.argmax(1)).mean()),
@@ -251,7 +261,7 @@ def export(
         triage["temperature_baked_into_model"] = run_info.get("temperature")
         (model_dir / "triage.json").write_text(json.dumps(triage, indent=2) + "\n")
     result = {
-        "onnx": str(model_dir / version / "model.onnx"),
+        "onnx": _rel(model_dir / version / "model.onnx"),
         "onnx_size_mb": round((model_dir / version / "model.onnx").stat().st_size / 1e6, 2),
         "parity_max_abs_diff": diff,
         "parity_top1_agreement": float((got.argmax(1) == reference.argmax(1)).mean()),

@@ -149,6 +149,15 @@ def write_model_card(
         + ".",
         "",
     ]
+    if m.get("fraction_referred", 0) > 0.5:
+        L += [
+            (
+                f"The melanoma-sensitivity goal is met only by referring {m['fraction_referred']:.0%} of all test "
+                f"cases (benign specificity {m.get('benign_specificity_at_referral', float('nan')):.2f}): at this "
+                "operating point the referral flag is a safety net, not a discriminating test."
+            ),
+            "",
+        ]
     cal = result["calibration"]
     if "uncalibrated" in cal:
         L.append(
@@ -263,7 +272,10 @@ def write_model_card(
         "",
     ]
     if run.get("command"):
-        L += [f"Training command recorded in run.json: `{run['command']}`", ""]
+        L += [f"Training command recorded in the run's run.json: `{run['command']}`.", ""]
+    notes = out / "notes.md"
+    if notes.exists():
+        L += ["## Notes", "", notes.read_text().strip(), ""]
     path = out / "MODEL_CARD.md"
     path.write_text("\n".join(L))
     return path
