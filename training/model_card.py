@@ -233,7 +233,8 @@ def write_model_card(
             L.append(
                 f"- TFLite {kind}: {t['size_mb']} MB, top-1 agreement with Keras {t['top1_agreement_vs_keras']:.3f}, "
                 f"max |difference| {t['max_abs_diff_vs_keras']:.3g} on {t['n_images']} real images, "
-                f"{t['ms_per_image']} ms/image on this 2-core CPU (not committed; rebuild with `--tflite`)."
+                f"{t['ms_per_image']} ms/image on this shared, loaded 2-core CPU (indicative only; files not committed, rebuild "
+                "with `--tflite`)."
             )
         L.append(
             "- Triton (GPU, production): `platform: onnxruntime_onnx`, dynamic batching, KIND_GPU, TensorRT FP16 "
