@@ -35,14 +35,24 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 def _load(
-    data: Path | None, images: list[Path] | None, exclude: Path | None, require_all_classes: bool = True
+    data: Path | None,
+    images: list[Path] | None,
+    exclude: Path | None,
+    require_all_classes: bool = True,
+    allow_missing: bool = False,
 ):
     from training.data import load_dataset
 
     if data is None:
         data = default_metadata()
         images = images or [default_images()]
-    return load_dataset(data, images or None, exclude=exclude, require_all_classes=require_all_classes)
+    return load_dataset(
+        data,
+        images or None,
+        exclude=exclude,
+        require_all_classes=require_all_classes,
+        allow_missing=allow_missing,
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -314,6 +324,12 @@ def register(app: typer.Typer) -> None:
         run_dir: Annotated[
             Path | None, typer.Option("--run", help="training run directory (for the training curves)")
         ] = None,
+        allow_missing: Annotated[
+            bool,
+            typer.Option(
+                help="evaluate the listed images that exist (e.g. a folder of originals) instead of failing"
+            ),
+        ] = False,
         model_card: Annotated[
             bool, typer.Option(help="also write MODEL_CARD.md to --out (uses --run and <out>/export.json)")
         ] = False,
@@ -322,7 +338,7 @@ def register(app: typer.Typer) -> None:
         from training.evaluate import evaluate
 
         try:
-            ds = _load(data, images, None, require_all_classes=False)
+            ds = _load(data, images, None, require_all_classes=False, allow_missing=allow_missing)
             result = evaluate(
                 model,
                 ds,

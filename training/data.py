@@ -63,6 +63,7 @@ class ValidationReport:
     class_counts: dict[str, int] = field(default_factory=dict)
     n_lesions: int = 0
     notes: list[str] = field(default_factory=list)
+    missing_is_error: bool = True
 
     @property
     def errors(self) -> list[str]:
@@ -74,7 +75,8 @@ class ValidationReport:
                 more = f" (+{len(items) - 10} more)" if len(items) > 10 else ""
                 out.append(f"{len(items)} {what}: {head}{more}")
 
-        show(self.missing_images, "image(s) listed in the metadata but not found")
+        if self.missing_is_error:
+            show(self.missing_images, "image(s) listed in the metadata but not found")
         show(self.unreadable_images, "unreadable image file(s)")
         show(
             [f"{i}={lab!r}" for i, lab in self.unknown_labels],
@@ -89,6 +91,8 @@ class ValidationReport:
     @property
     def warnings(self) -> list[str]:
         out = list(self.notes)
+        if self.missing_images and not self.missing_is_error:
+            out.append(f"{len(self.missing_images)} image(s) listed in the metadata were not found (skipped)")
         if self.images_without_metadata:
             out.append(
                 f"{len(self.images_without_metadata)} image file(s) without metadata (ignored), "
@@ -228,6 +232,7 @@ def load_dataset(
     exclude: Path | None = None,
     check_readable: bool = True,
     require_all_classes: bool = True,
+    allow_missing: bool = False,
 ) -> Dataset:
     """Load and validate a labelled dataset; raise :class:`DatasetError` listing every problem found.
 
@@ -238,7 +243,7 @@ def load_dataset(
     _check_exists(data, "data path")
     excluded_ids = read_exclusions(exclude)
     csv_path = data if data.is_file() else _find_csv(data)
-    report = ValidationReport(source=str(csv_path or data))
+    report = ValidationReport(source=str(csv_path or data), missing_is_error=not allow_missing)
     if csv_path is None:
         rows, roots = _class_folder_rows(data, images)
     else:

@@ -83,7 +83,11 @@ def _subset(dataset: Dataset, split_file: Path | None, subset: str | None) -> tu
     if split_file is None:
         return dataset, None
     split = Split.load(split_file)
-    return dataset.subset(split.ids(subset or "test")), split
+    ids = split.ids(subset or "test")
+    if not dataset.report.missing_is_error:  # --allow-missing: the part of the split that is present
+        present = set(dataset.image_ids)
+        ids = [i for i in ids if i in present]
+    return dataset.subset(ids), split
 
 
 def evaluate(

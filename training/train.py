@@ -66,7 +66,7 @@ def _schedule(cfg: TrainConfig, lr: float, epochs: int, steps_per_epoch: int, wa
         )
     if cfg.lr_schedule == "step":
         boundaries = [
-            cfg.lr_step_epochs * steps_per_epoch * k
+            cfg.lr_step_epochs * steps_per_epoch * k - 1  # the step counter starts at 0
             for k in range(1, max(epochs // cfg.lr_step_epochs, 0) + 1)
         ]
         values = [lr * 0.5**k for k in range(len(boundaries) + 1)]

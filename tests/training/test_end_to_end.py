@@ -167,3 +167,35 @@ def test_resume_skips_finished_phases(ham_tiny, tmp_path, shared):
         train(cfg, ds, make_split(ds, seed=4), default_weights(0.35), run, **kw)
     with pytest.raises(DatasetError, match="another configuration"):
         train(cfg.replace(head_epochs=3), ds, split, default_weights(0.35), run, **kw)
+
+
+@pytest.mark.slow
+def test_paper_preset_trains_the_whole_network(ham_tiny, tmp_path, shared):
+    import csv
+
+    from training.config import get_preset
+    from training.paths import default_weights
+    from training.train import _schedule, train
+
+    cfg = get_preset("paper")
+    assert (cfg.batch_size, cfg.finetune_epochs, cfg.finetune_lr, cfg.lr_step_epochs) == (64, 20, 0.005, 6)
+    assert cfg.class_weights == "none" and cfg.finetune_after is None and cfg.head_epochs == 0
+    sched = _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps_per_epoch=10)
+    lrs = [float(sched(step)) for step in (0, 59, 60, 119, 120, 180)]
+    assert lrs == pytest.approx([0.005, 0.005, 0.0025, 0.0025, 0.00125, 0.000625])
+    tiny = cfg.replace(alpha=0.35, image_size=96, batch_size=16, finetune_epochs=1)
+    ds = load_dataset(ham_tiny)
+    run = tmp_path / "paper"
+    train(
+        tiny,
+        ds,
+        make_split(ds, seed=2),
+        default_weights(0.35),
+        run,
+        cache_dir=tmp_path / "c",
+        run_eagerly=True,
+        verbose=0,
+    )
+    rows = list(csv.DictReader((run / "history_finetune.csv").open()))
+    assert len(rows) == 1 and not (run / "history_head.csv").exists()
+    assert (run / "model.keras").exists()

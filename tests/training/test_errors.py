@@ -151,3 +151,14 @@ def test_isic_ground_truth_and_class_folders(ham_tiny, tmp_path):
         shutil.copyfile(r.path, tree / r.label / r.path.name)
     folder = load_dataset(tree, require_all_classes=False)
     assert {r.image_id: r.label for r in folder.records} == {r.image_id: r.label for r in ham.records[:10]}
+
+
+def test_allow_missing_skips_absent_images(ham_tiny):
+    victims = sorted((ham_tiny / "HAM10000_images_part_2").glob("*.jpg"))[:3]
+    for v in victims:
+        v.unlink()
+    with pytest.raises(DatasetError, match="3 image"):
+        load_dataset(ham_tiny)
+    ds = load_dataset(ham_tiny, allow_missing=True, require_all_classes=False)
+    assert len(ds) == 53 and sorted(ds.report.missing_images) == sorted(v.stem for v in victims)
+    assert any("not found (skipped)" in w for w in ds.report.warnings)

@@ -1,8 +1,7 @@
 """The committed model version in model_repository/ is consistent and loads as the backend loads it.
 
 Runs with the base dependencies (onnxruntime); the config.pbtxt check needs tritonclient[grpc]
-(the `triton` extra), which cannot share an environment with TensorFlow 2.21 (protobuf < 5 vs >= 6),
-so it skips where tritonclient is absent.
+(the `triton` extra) and skips clearly where it is absent.
 """
 
 from __future__ import annotations
