@@ -17,11 +17,19 @@ app = typer.Typer(
 )
 
 
+_registered = False
+
+
 def _register_all() -> None:
+    """Add every domain's commands once (tests and `main` may both call this)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     from backend import commands, triton_cli
 
-    commands.register(app)
     triton_cli.register(app)
+    commands.register(app)
     try:
         from training.cli import register as register_training
     except ImportError:  # the training package is optional in a serving-only install

@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")
     app.add_typer(research_app, name="research")
+    _register_bench_api()
 
     @app.command()
     def worker(
@@ -199,3 +200,33 @@ def research_export(
     summary = export_research(services, out)
     typer.echo(f"exported {summary.images} image(s) of {summary.patients} patient(s) to {out}; "
                f"skipped {summary.skipped_patients} patient(s) without research consent")
+
+
+def _register_bench_api() -> None:
+    from backend.triton_cli import bench_app
+
+    @bench_app.command("api")
+    def bench_api(
+        images: Path = typer.Option(None, help="Folder of JPEGs (default: $DERMALINK_SHARED/data/ham10000/full_size)."),
+        out: Path = typer.Option(Path("docs/benchmarks"), help="Where api.md, api.csv and api.png go."),
+        concurrency: str = typer.Option("1,2,4,8,16", help="Comma-separated concurrency levels."),
+        requests: int = typer.Option(48, min=1, help="Requests per concurrency level (at least 3 per client)."),
+        name: str = typer.Option("api", help="Base name of the output files."),
+    ) -> None:
+        """Real JPEG uploads through the HTTP API at increasing concurrency (p50/p95/p99, throughput),
+        next to the bare model's batch-1 latency and best batched throughput measured in the same run."""
+        import os
+
+        from backend.bench.api import ApiBenchConfig, run
+        from backend.config import REPO_ROOT, get_settings
+
+        shared = Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
+        settings = get_settings()
+        config = ApiBenchConfig(
+            images_dir=images or shared / "data" / "ham10000" / "full_size", out_dir=out,
+            model_repository=settings.model_repository, model_name=settings.model_name,
+            concurrency=tuple(int(c) for c in concurrency.split(",")), requests_per_level=requests, name=name,
+        )  # fmt: skip
+        result = run(config, log=typer.echo)
+        for path in result["files"]:
+            typer.echo(f"wrote {path}")

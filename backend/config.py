@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     analysis_wait_seconds: float = 5.0  # how long a submission waits for its analysis before answering
     claim_minutes: int = 30
+    analysis_lease_seconds: int = 120  # a job whose worker died runs again after this long
     triage_malignant_threshold: float | None = None  # overrides the model's triage.json
     triage_low_confidence_threshold: float | None = None
 

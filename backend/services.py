@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from backend.auth.service import AuthService
 from backend.auth.tokens import TokenService
@@ -54,5 +55,6 @@ def build_services(settings: Settings) -> Services:
         settings=settings, keyring=keyring, db=db, auth=AuthService(settings, tokens, keyring.totp), vault=vault,
         blobs=blobs, patients=PatientService(vault, keyring.blind_index), erasure=ErasureService(vault, blobs),
         classifier=classifier, rules=rules, cases=CaseService(vault, blobs, limits, settings.claim_minutes),
-        analyzer=Analyzer(db.session, vault, blobs, classifier, rules),
+        analyzer=Analyzer(db.session, vault, blobs, classifier, rules,
+                          lease=timedelta(seconds=settings.analysis_lease_seconds)),
     )  # fmt: skip

@@ -11,7 +11,7 @@ from backend.audit import search as audit_search
 from backend.audit.schemas import AuditEventOut, AuditFilter, VerifyOut
 from backend.audit.service import record
 from backend.audit.verify import verify_chain
-from backend.core.schemas import Page, decode_cursor, encode_cursor
+from backend.core.schemas import Page, decode_cursor, page_of
 from backend.deps import AdminActor, DatabaseDep, SessionDep
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -34,10 +34,7 @@ def search_events(
     record(session, actor.ctx, "audit.search", resource_type="audit_event",
            detail=filters.model_dump(mode="json", exclude_none=True))  # fmt: skip
     session.commit()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=[AuditEventOut.model_validate(r) for r in rows],
-                next_cursor=encode_cursor([rows[-1].seq]) if more else None)  # fmt: skip
+    return page_of(rows, limit, item=AuditEventOut.model_validate, cursor=lambda r: [r.seq])
 
 
 @router.get("/events.csv", response_class=StreamingResponse)

@@ -26,7 +26,6 @@ from backend.crypto.envelope import Vault
 from backend.inference.base import Classifier, InferenceError
 from backend.inference.preprocess import batch, load_image
 
-LEASE = timedelta(minutes=2)
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
 
@@ -43,7 +42,10 @@ class Analyzer:
         blobs,  # type: ignore[no-untyped-def]
         classifier: Callable[[], Classifier],
         rules: TriageRules,
+        *,
+        lease: timedelta = timedelta(minutes=2),
     ) -> None:
+        self.lease = lease  # how long a worker may hold a job before another may take it over
         self.session_factory = session_factory
         self.vault = vault
         self.blobs = blobs
@@ -66,7 +68,7 @@ class Analyzer:
             )
             jobs = list(session.exec(query))
             for job in jobs:
-                job.status, job.lease_expires_at = "running", now + LEASE
+                job.status, job.lease_expires_at = "running", now + self.lease
                 job.attempts += 1
                 job.updated_at = now
                 session.add(job)
@@ -82,33 +84,47 @@ class Analyzer:
                 return False
             if job.status == "running" and job.lease_expires_at and job.lease_expires_at > now:
                 return False  # another worker holds it
-            job.status, job.lease_expires_at, job.attempts, job.updated_at = "running", now + LEASE, job.attempts + 1, now
+            job.status, job.lease_expires_at = "running", now + self.lease
+            job.attempts, job.updated_at = job.attempts + 1, now
             session.add(job)
             session.commit()
             return True
 
     def run(self, job_id: uuid.UUID) -> str:
-        """Run a claimed job. Returns its new status: done, pending (will retry) or failed."""
-        with self.session_factory() as session:
-            job = session.get(AnalysisJob, job_id)
-            case = session.get(Case, job.case_id) if job else None
-            if job is None or case is None:
-                return "failed"
-            try:
-                consent.require(session, case.patient_id, Scope.ai_analysis)
-                images = list(session.exec(select(CaseImage).where(CaseImage.case_id == case.id).order_by(CaseImage.position)))
-                pixels = batch([load_image(self.vault.decrypt(session, case.patient_id, f"blob:{i.blob_key}",
+        """Run a claimed job. Returns its new status: done, pending (will retry) or failed.
+
+        Inference runs outside any database transaction (SQLite has a single writer), between a short
+        read and a short write; the write checks that the job is still this attempt's."""
+        try:
+            with self.session_factory() as session:
+                job = session.get(AnalysisJob, job_id)
+                case = session.get(Case, job.case_id) if job else None
+                if job is None or case is None:
+                    return "failed"
+                attempt, patient_id = job.attempts, case.patient_id
+                consent.require(session, patient_id, Scope.ai_analysis)
+                images = list(session.exec(select(CaseImage).where(CaseImage.case_id == case.id)
+                                           .order_by(CaseImage.position)))  # fmt: skip
+                image_ids = [i.id for i in images]
+                pixels = batch([load_image(self.vault.decrypt(session, patient_id, f"blob:{i.blob_key}",
                                                               self.blobs.get(i.blob_key))) for i in images])  # fmt: skip
-                predictions = self.classifier().predict_batch(pixels)
-            except consent.ConsentRequired as exc:
-                return self._fail(session, job, case, str(exc.detail))
-            except InferenceError as exc:
-                if not exc.retryable:
-                    return self._fail(session, job, case, f"inference rejected the request: {exc}")
-                return self._retry(session, job, case, f"inference unavailable: {exc}")
-            except Exception as exc:  # a blob store or database hiccup: retry later, keep the reason
-                log.exception("analysis failed", job_id=str(job_id))
-                return self._retry(session, job, case, f"{type(exc).__name__}: {exc}")
+            predictions = self.classifier().predict_batch(pixels)
+        except consent.ConsentRequired as exc:
+            return self._fail(job_id, str(exc.detail))
+        except InferenceError as exc:
+            if not exc.retryable:
+                return self._fail(job_id, f"inference rejected the request: {exc}")
+            return self._retry(job_id, f"inference unavailable: {exc}")
+        except Exception as exc:  # a blob store or database hiccup: retry later, keep the reason
+            log.exception("analysis failed", job_id=str(job_id))
+            return self._retry(job_id, f"{type(exc).__name__}: {exc}")
+
+        with self.session_factory() as session:
+            job = session.exec(select(AnalysisJob).where(AnalysisJob.id == job_id).with_for_update()).one()
+            if job.status != "running" or job.attempts != attempt:
+                return job.status  # the lease expired and another worker took over: its result counts
+            case = session.get(Case, job.case_id)
+            images = [session.get(CaseImage, image_id) for image_id in image_ids]
             self._store(session, case, images, predictions)
             job.status, job.lease_expires_at, job.last_error, job.updated_at = "done", None, None, utcnow()
             session.add(job)
@@ -134,25 +150,26 @@ class Analyzer:
                detail={"level": decision.level.value, "rule": decision.rule,
                        "model": f"{predictions[0].model_name}:{predictions[0].model_version}"})  # fmt: skip
 
-    def _retry(self, session: Session, job: AnalysisJob, case: Case, reason: str) -> str:
-        session.rollback()
-        job, case = session.get(AnalysisJob, job.id), session.get(Case, case.id)
-        job.status, job.lease_expires_at = "pending", None
-        job.next_attempt_at = utcnow() + backoff(job.attempts)
-        job.last_error, job.updated_at = reason[:1000], utcnow()
-        session.add(job)
-        session.commit()
-        log.warning("analysis postponed", case_id=str(case.id), attempts=job.attempts, reason=reason[:200])
+    def _retry(self, job_id: uuid.UUID, reason: str) -> str:
+        with self.session_factory() as session:
+            job = session.get(AnalysisJob, job_id)
+            job.status, job.lease_expires_at = "pending", None
+            job.next_attempt_at = utcnow() + backoff(job.attempts)
+            job.last_error, job.updated_at = reason[:1000], utcnow()
+            session.add(job)
+            session.commit()
+            log.warning("analysis postponed", case_id=str(job.case_id), attempts=job.attempts, reason=reason[:200])
         return "pending"
 
-    def _fail(self, session: Session, job: AnalysisJob, case: Case, reason: str) -> str:
-        session.rollback()
-        job, case = session.get(AnalysisJob, job.id), session.get(Case, case.id)
-        job.status, job.lease_expires_at, job.last_error, job.updated_at = "failed", None, reason[:1000], utcnow()
-        session.add(job)
-        record(session, SYSTEM, "case.analyse", outcome="failed", resource_type="case", resource_id=case.id,
-               patient_id=case.patient_id, reason=reason[:1000])  # fmt: skip
-        session.commit()
+    def _fail(self, job_id: uuid.UUID, reason: str) -> str:
+        with self.session_factory() as session:
+            job = session.get(AnalysisJob, job_id)
+            case = session.get(Case, job.case_id)
+            job.status, job.lease_expires_at, job.last_error, job.updated_at = "failed", None, reason[:1000], utcnow()
+            session.add(job)
+            record(session, SYSTEM, "case.analyse", outcome="failed", resource_type="case", resource_id=case.id,
+                   patient_id=case.patient_id, reason=reason[:1000])  # fmt: skip
+            session.commit()
         return "failed"
 
     def run_due(self, limit: int = 4) -> list[uuid.UUID]:

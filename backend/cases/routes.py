@@ -9,11 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile, status
 from pydantic import ValidationError
 
+from backend.audit.service import record
 from backend.cases.models import Case
 from backend.cases.schemas import AnswerCreate, CaseCreate, CaseOut, CaseSummary, QueueItem
 from backend.cases.service import CaseService, Upload, visible_cases
 from backend.core.errors import NotFound, ValidationFailed
-from backend.core.schemas import Page, decode_cursor, encode_cursor
+from backend.core.schemas import Page, decode_cursor, page_of
 from backend.deps import (
     ClinicalActor,
     ClinicianActor,
@@ -105,15 +106,15 @@ def list_cases(
         moment = datetime.fromisoformat(created)
         query = query.where((Case.created_at < moment) | ((Case.created_at == moment) & (Case.id < uuid.UUID(case_id))))
     rows = list(session.exec(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit + 1)))  # type: ignore[attr-defined]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [CaseSummary(id=c.id, patient_id=c.patient_id, state=c.state, triage_level=c.triage_level,
-                         created_at=c.created_at, updated_at=c.updated_at) for c in rows]  # fmt: skip
-    from backend.audit.service import record
-
-    record(session, actor.ctx, "case.list", resource_type="case", detail={"items": len(items)})
+    page = page_of(
+        rows, limit,
+        item=lambda c: CaseSummary(id=c.id, patient_id=c.patient_id, state=c.state, triage_level=c.triage_level,
+                                   created_at=c.created_at, updated_at=c.updated_at),
+        cursor=lambda c: [c.created_at.isoformat(), str(c.id)],
+    )  # fmt: skip
+    record(session, actor.ctx, "case.list", resource_type="case", detail={"items": len(page.items)})
     session.commit()
-    return Page(items=items, next_cursor=encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None)
+    return page
 
 
 @router.get("/{case_id}", response_model=CaseOut)
@@ -171,14 +172,8 @@ def queue(
     after = decode_cursor(cursor) if cursor else None
     items = cases.queue(session, actor, after=after, limit=limit + 1)
     session.commit()
-    more = len(items) > limit
-    items = items[:limit]
-    next_cursor = None
-    if more:
-        last = items[-1]
-        next_cursor = encode_cursor([0 if last.triage_level == "urgent" else 1, last.waiting_since.isoformat(),
-                                     str(last.case_id)])  # fmt: skip
-    return Page(items=items, next_cursor=next_cursor)
+    return page_of(items, limit, item=lambda i: i, cursor=lambda i: [
+        0 if i.triage_level == "urgent" else 1, i.waiting_since.isoformat(), str(i.case_id)])
 
 
 @queue_router.post("/{case_id}/claim", response_model=CaseOut)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +29,13 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+def page_of(rows: list[Any], limit: int, *, item: Callable[[Any], T], cursor: Callable[[Any], list[Any]]) -> Page[T]:
+    """A page from ``limit + 1`` fetched rows: the extra row only says whether there is a next page."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=[item(r) for r in rows], next_cursor=encode_cursor(cursor(rows[-1])) if more else None)
 
 
 def encode_cursor(values: list[Any]) -> str:

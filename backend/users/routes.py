@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlmodel import select
 
-from backend.core.schemas import Page, decode_cursor, encode_cursor
+from backend.core.schemas import Page, decode_cursor, page_of
 from backend.deps import AdminActor, CurrentActor, SessionDep, SettingsDep
 from backend.users import service
 from backend.users.models import Clinic, User
@@ -34,10 +34,7 @@ def list_users(
         (after,) = decode_cursor(cursor)
         query = query.where(User.email > str(after))
     users = list(session.exec(query.limit(limit + 1)))
-    more = len(users) > limit
-    users = users[:limit]
-    return Page(items=[UserOut.model_validate(u) for u in users],
-                next_cursor=encode_cursor([users[-1].email]) if more else None)  # fmt: skip
+    return page_of(users, limit, item=UserOut.model_validate, cursor=lambda u: [u.email])
 
 
 @router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED)

@@ -1,0 +1,30 @@
+"""A smoke run of `dermalink bench api` on a tiny setting (the full benchmark is a command, not a test)."""
+
+from __future__ import annotations
+
+import csv
+
+from typer.testing import CliRunner
+
+from backend.cli import _register_all
+from backend.cli import app as cli
+
+
+def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch):
+    from backend.bench.standin import build_repository
+    from backend.config import get_settings
+
+    repository = build_repository(tmp_path / "models")
+    monkeypatch.setenv("DERMALINK_MODEL_REPOSITORY", str(repository))
+    get_settings.cache_clear()
+    _register_all()
+    result = CliRunner().invoke(cli, ["bench", "api", "--concurrency", "1,2", "--requests", "3",
+                                      "--out", str(tmp_path / "out"), "--name", "smoke"])  # fmt: skip
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "out" / "smoke.csv")))
+    assert [int(r["concurrency"]) for r in rows] == [1, 2]
+    assert all(int(r["errors"]) == 0 and float(r["throughput"]) > 0 and float(r["p50_ms"]) > 0 for r in rows)
+    report = (tmp_path / "out" / "smoke.md").read_text()
+    assert "Bare model" in report and "| target | reached |" in report
+    assert (tmp_path / "out" / "smoke.png").stat().st_size > 1000

@@ -1,0 +1,101 @@
+"""Triage thresholds for the case workflow, chosen on validation data only (never test)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training import LABELS, MALIGNANT, MODEL_NAME
+
+
+def malignant_score(probs: np.ndarray) -> np.ndarray:
+    return probs[:, [LABELS.index(c) for c in MALIGNANT]].sum(axis=1)
+
+
+def is_malignant(y: np.ndarray) -> np.ndarray:
+    return np.isin(y, [LABELS.index(c) for c in MALIGNANT])
+
+
+def referral_threshold(score: np.ndarray, positive: np.ndarray, target: float) -> float:
+    """The highest threshold t with sensitivity P(score >= t | malignant) >= target."""
+    pos = np.sort(score[positive])
+    if not len(pos):
+        raise ValueError("no malignant cases to choose a referral threshold on")
+    k = int(np.floor((1.0 - target) * len(pos)))  # at most k positives may fall below t
+    return float(pos[k])
+
+
+def operating_point(score: np.ndarray, positive: np.ndarray, threshold: float) -> dict:
+    flagged = score >= threshold
+    return {
+        "sensitivity": float(flagged[positive].mean()) if positive.any() else float("nan"),
+        "specificity": float((~flagged[~positive]).mean()) if (~positive).any() else float("nan"),
+        "fraction_flagged": float(flagged.mean()),
+        "n_malignant": int(positive.sum()),
+        "n_benign": int((~positive).sum()),
+    }
+
+
+def choose_thresholds(
+    probs: np.ndarray,
+    y: np.ndarray,
+    target_sensitivity: float = 0.95,
+    max_flagged_accuracy: float = 0.5,
+    version: str = "1",
+) -> dict:
+    """Thresholds for the case workflow, from validation predictions only.
+
+    * Referral: the highest threshold on p(mel)+p(bcc)+p(akiec) whose validation sensitivity for the
+      malignant classes is at least ``target_sensitivity``.
+    * Low confidence: the highest top-class probability ``t`` (grid 0.30-0.95) such that the validation
+      cases below ``t`` are, as a group, correct at most ``max_flagged_accuracy`` of the time: the cases
+      flagged for review are those the model gets wrong more often than right. A coverage/accuracy
+      table for other thresholds is included so the workflow can choose differently.
+    """
+    score = malignant_score(probs)
+    positive = is_malignant(y)
+    t_ref = referral_threshold(score, positive, target_sensitivity)
+    mel = y == LABELS.index("mel")
+    top = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    grid = np.round(np.arange(0.30, 0.951, 0.01), 2)
+    t_low = float(grid[0])
+    for t in grid:
+        below = top < t
+        if below.sum() >= 10 and correct[below].mean() <= max_flagged_accuracy:
+            t_low = float(t)
+    keep = top >= t_low
+    trade_off = []
+    for t in np.round(np.arange(0.3, 0.96, 0.1), 2):
+        k = top >= t
+        trade_off.append(
+            {
+                "threshold": float(t),
+                "fraction_flagged": float((~k).mean()),
+                "accuracy_flagged": float(correct[~k].mean()) if (~k).any() else None,
+                "accuracy_not_flagged": float(correct[k].mean()) if k.any() else None,
+            }
+        )
+    return {
+        "model": MODEL_NAME,
+        "version": version,
+        "malignant_classes": list(MALIGNANT),
+        "malignant_threshold": round(t_ref, 6),
+        "target_sensitivity": target_sensitivity,
+        "low_confidence_threshold": round(t_low, 6),
+        "low_confidence_rule": (
+            f"highest top-class probability t such that validation cases below t are correct at most "
+            f"{max_flagged_accuracy:.0%} of the time (probabilities are temperature-calibrated)"
+        ),
+        "chosen_on": "validation split (lesion-grouped); never the test split",
+        "validation": {
+            "n": len(y),
+            "malignant_referral": operating_point(score, positive, t_ref),
+            "melanoma_sensitivity_at_referral": float((score[mel] >= t_ref).mean()) if mel.any() else None,
+            "low_confidence": {
+                "fraction_flagged_for_review": float((~keep).mean()),
+                "accuracy_flagged": float(correct[~keep].mean()) if (~keep).any() else None,
+                "accuracy_not_flagged": float(correct[keep].mean()) if keep.any() else None,
+                "trade_off": trade_off,
+            },
+        },
+    }
