@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -140,16 +141,20 @@ def _wait_exited(pid: int, timeout: float) -> bool:
         time.sleep(0.05)
 
 
-def _group_has_live_members(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` is still running (zombies do not count)."""
+def live_processes() -> Iterator[tuple[int, int, str]]:
+    """``(pid, process group, command line)`` of every running (not zombie) process, from /proc."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = stat.with_name("cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, IndexError):
             continue
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
+        if len(fields) > 2 and fields[0] != "Z":
+            yield int(stat.parent.name), int(fields[2]), cmdline
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    return any(group == pgid for _, group, _ in live_processes())
 
 
 def free_port() -> int:

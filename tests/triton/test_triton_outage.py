@@ -12,17 +12,10 @@ import pytest
 
 from backend.inference.base import InferenceUnavailable
 from backend.inference.triton import TritonClassifier
-from backend.inference.triton_server import TritonServer
+from backend.inference.triton_server import TritonServer, live_processes
 
 pytestmark = pytest.mark.triton
 MODEL = "ham10000_mobilenetv2"
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 @pytest.fixture
@@ -44,12 +37,8 @@ def test_outage_and_recovery(own_server, lesion_images, how):
     own_server.kill() if how == "kill" else own_server.stop()
     # nothing of it is left behind: no python backend stub processes, no shared-memory regions
     backend_dir = str(own_server.build_dir / "triton_backends")
-    stubs = [
-        p
-        for p in Path("/proc").glob("[0-9]*/cmdline")
-        if backend_dir in _read(p) and _read(p.with_name("stat")).split(") ")[-1][:1] != "Z"  # not a zombie
-    ]
-    assert not stubs, [_read(p.with_name("stat"))[:120] for p in stubs]
+    stubs = [cmd for _, _, cmd in live_processes() if backend_dir in cmd]
+    assert not stubs, stubs
     assert not list(Path("/dev/shm").glob(f"{own_server.shm_prefix}*"))
     for clf in (grpc, http):
         ok, why = clf.ready()
