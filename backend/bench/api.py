@@ -248,13 +248,13 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
         "# Backend end to end: JPEG uploads through the HTTP API",
         "",
         f"- Command: `{' '.join(['dermalink', 'bench', 'api', *sys.argv[3:]]) if len(sys.argv) > 2 else 'dermalink bench api'}`",
-        f"- Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu']}; "
-        f"load average {machine['loadavg']} before the run",
-        f"- Server: one `dermalink serve` process on the embedded defaults (SQLite, local encrypted blobs, "
+        (f"- Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu']}; "
+        f"load average {machine['loadavg']} before the run"),
+        (f"- Server: one `dermalink serve` process on the embedded defaults (SQLite, local encrypted blobs, "
         f"embedded analysis runner, in-process ONNX Runtime), model {config.model_name} "
-        f"v{bare['model_version']} from `{config.model_repository}`",
-        "- Requests: `POST /api/v1/cases` with one real HAM10000 image (600×450 JPEG) each; the response "
-        "waits for the analysis, so latency = upload → stored → analysed → answered",
+        f"v{bare['model_version']} from `{config.model_repository}`"),
+        ("- Requests: `POST /api/v1/cases` with one real HAM10000 image (600×450 JPEG) each; the response "
+        "waits for the analysis, so latency = upload → stored → analysed → answered"),
         "",
         "| concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s | analysed in response |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -265,16 +265,16 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
                      f"{level['analysed_in_response']:.0%} |")  # fmt: skip
     lines += [
         "",
-        "Bare model (in-process ONNX Runtime, same images, same run): "
+        ("Bare model (in-process ONNX Runtime, same images, same run): "
         f"batch-1 p50 {bare['batch1_p50_ms']:.1f} ms; best batched throughput {bare['best_throughput']:.1f} "
-        f"images/s (batch {bare['best_batch']}).",
+        f"images/s (batch {bare['best_batch']})."),
         "",
         "| target | reached |",
         "|---|---|",
-        f"| end-to-end p50 at concurrency {first['concurrency']} ≤ 2× bare batch-1 p50 | "
-        f"{'yes' if p50_ratio <= 2 else 'no'} ({p50_ratio:.2f}×) |",
-        f"| end-to-end throughput at concurrency {top['concurrency']} ≥ 60% of bare best throughput | "
-        f"{'yes' if tput_ratio >= 0.6 else 'no'} ({tput_ratio:.0%}) |",
+        (f"| end-to-end p50 at concurrency {first['concurrency']} ≤ 2× bare batch-1 p50 | "
+        f"{'yes' if p50_ratio <= 2 else 'no'} ({p50_ratio:.2f}×) |"),
+        (f"| end-to-end throughput at concurrency {top['concurrency']} ≥ 60% of bare best throughput | "
+        f"{'yes' if tput_ratio >= 0.6 else 'no'} ({tput_ratio:.0%}) |"),
     ]
     md_path.write_text("\n".join(lines) + "\n")
     files = [csv_path, md_path]
