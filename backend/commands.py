@@ -212,6 +212,7 @@ def _register_bench_api() -> None:
         concurrency: str = typer.Option("1,2,4,8,16", help="Comma-separated concurrency levels."),
         requests: int = typer.Option(48, min=1, help="Requests per concurrency level (at least 3 per client)."),
         name: str = typer.Option("api", help="Base name of the output files."),
+        breakdown: int = typer.Option(20, min=0, help="Requests for the per-step timing table (0: skip)."),
     ) -> None:
         """Real JPEG uploads through the HTTP API at increasing concurrency (p50/p95/p99, throughput),
         next to the bare model's batch-1 latency and best batched throughput measured in the same run."""
@@ -226,6 +227,7 @@ def _register_bench_api() -> None:
             images_dir=images or shared / "data" / "ham10000" / "full_size", out_dir=out,
             model_repository=settings.model_repository, model_name=settings.model_name,
             concurrency=tuple(int(c) for c in concurrency.split(",")), requests_per_level=requests, name=name,
+            breakdown=breakdown,
         )  # fmt: skip
         result = run(config, log=typer.echo)
         for path in result["files"]:

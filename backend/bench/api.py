@@ -42,6 +42,7 @@ class ApiBenchConfig:
     warmup: int = 4
     max_images: int = 35
     name: str = "api"
+    breakdown: int = 20  # sequential in-process requests timed step by step (0: skip)
 
 
 @dataclass
@@ -169,8 +170,85 @@ def run(config: ApiBenchConfig, *, log=print) -> dict:  # type: ignore[no-untype
             server.wait(timeout=30)
     result = {"machine": machine, "bare": bare, "levels": [asdict(level) for level in levels],
               "config": {k: str(v) for k, v in asdict(config).items()}}  # fmt: skip
+    if config.breakdown:
+        log(f"per-step breakdown over {config.breakdown} sequential requests ...")
+        result["breakdown"] = breakdown(config, images[0], config.breakdown)
     result["files"] = [str(p) for p in write_outputs(result, config)]
     return result
+
+
+# The steps of one submission, timed by wrapping these functions (module, attribute path, label).
+STEPS = (
+    ("backend.cases.service", "sanitize", "intake: decode, limits, re-encode without metadata"),
+    ("backend.cases.service", "assess", "image-quality check"),
+    ("backend.cases.service", "CaseService.submit", "submission: intake, encrypt, store, commit case + job"),
+    ("backend.cases.analysis", "Analyzer.run", "analysis job: decrypt, decode, infer, store, triage, commit"),
+    ("backend.cases.analysis", "load_image", "  of which decode + resize for the model"),
+    ("backend.inference.onnx", "OnnxClassifier.predict_batch", "  of which inference"),
+    ("backend.cases.service", "CaseService.view", "reading the case back for the response"),
+    ("sqlmodel", "Session.commit", "all database commits (inside the steps above)"),
+)
+
+
+def breakdown(config: ApiBenchConfig, image: bytes, requests: int) -> list[dict]:
+    """Time each step of a submission in-process (FastAPI's TestClient, sequential requests)."""
+    import base64
+    import importlib
+    from collections import defaultdict
+    from contextlib import ExitStack
+    from unittest import mock
+
+    from fastapi.testclient import TestClient
+
+    from backend.config import Settings
+    from backend.main import create_app
+
+    totals: dict[str, float] = defaultdict(float)
+
+    def timed(label: str, function):  # type: ignore[no-untyped-def]
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                totals[label] += time.perf_counter() - start
+
+        return wrapper
+
+    with tempfile.TemporaryDirectory(prefix="dermalink-breakdown-") as tmp, ExitStack() as patches:
+        env = {"DERMALINK_ENVIRONMENT": "test", "DERMALINK_DATA_DIR": tmp, "DERMALINK_CREATE_DEMO_USERS": "false",
+               "DERMALINK_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+               "DERMALINK_MODEL_REPOSITORY": str(config.model_repository), "DERMALINK_MODEL_NAME": config.model_name,
+               "DERMALINK_ANALYSIS_WAIT_SECONDS": "30"}  # fmt: skip
+        prepared = _prepare(env)
+        for module_name, path, label in STEPS:
+            owner = importlib.import_module(module_name)
+            *parents, attribute = path.split(".")
+            for parent in parents:
+                owner = getattr(owner, parent)
+            patches.enter_context(mock.patch.object(owner, attribute, timed(label, getattr(owner, attribute))))
+        settings = Settings(**{k.removeprefix("DERMALINK_").lower(): v for k, v in env.items()})
+        with TestClient(create_app(settings)) as client:
+            token = client.post("/api/v1/auth/login", json={"email": "bench.clinician@dermalink.local",
+                                                            "password": PASSWORD}).json()["access_token"]  # fmt: skip
+            metadata = json.dumps({"patient_id": prepared["patient_id"]})
+
+            def submit() -> None:
+                response = client.post("/api/v1/cases", data={"metadata": metadata},
+                                       headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
+                                       files=[("images", ("lesion.jpg", image, "image/jpeg"))])  # fmt: skip
+                assert response.status_code == 201, response.text
+
+            for _ in range(3):
+                submit()
+            totals.clear()
+            start = time.perf_counter()
+            for _ in range(requests):
+                submit()
+            whole = time.perf_counter() - start
+    rows = [{"step": "whole request through the API (in-process client)", "ms": whole / requests * 1000}]
+    rows += [{"step": label, "ms": totals[label] / requests * 1000} for _, _, label in STEPS]
+    return rows
 
 
 def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120) -> None:
@@ -276,6 +354,10 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
         (f"| end-to-end throughput at concurrency {top['concurrency']} ≥ 60% of bare best throughput | "
         f"{'yes' if tput_ratio >= 0.6 else 'no'} ({tput_ratio:.0%}) |"),
     ]
+    if result.get("breakdown"):
+        lines += ["", f"Where one request's time goes: {config.breakdown} sequential requests in-process, each step timed "
+                  "by wrapping the function that does it (ms per request):", "", "| step | ms |", "|---|---:|"]  # fmt: skip
+        lines += [f"| {row['step']} | {row['ms']:.1f} |" for row in result["breakdown"]]
     md_path.write_text("\n".join(lines) + "\n")
     files = [csv_path, md_path]
     try:

@@ -18,7 +18,7 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch):
     monkeypatch.setenv("DERMALINK_MODEL_REPOSITORY", str(repository))
     get_settings.cache_clear()
     _register_all()
-    result = CliRunner().invoke(cli, ["bench", "api", "--concurrency", "1,2", "--requests", "3",
+    result = CliRunner().invoke(cli, ["bench", "api", "--concurrency", "1,2", "--requests", "3", "--breakdown", "2",
                                       "--out", str(tmp_path / "out"), "--name", "smoke"])  # fmt: skip
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output
@@ -26,5 +26,5 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch):
     assert [int(r["concurrency"]) for r in rows] == [1, 2]
     assert all(int(r["errors"]) == 0 and float(r["throughput"]) > 0 and float(r["p50_ms"]) > 0 for r in rows)
     report = (tmp_path / "out" / "smoke.md").read_text()
-    assert "Bare model" in report and "| target | reached |" in report
+    assert "Bare model" in report and "| target | reached |" in report and "of which inference" in report
     assert (tmp_path / "out" / "smoke.png").stat().st_size > 1000
