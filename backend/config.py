@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     model_repository: Path = REPO_ROOT / "model_repository"
     model_name: str = "ham10000_mobilenetv2"
     onnx_threads: int = 0  # 0: ONNX Runtime's default
+    triton_url: str = "127.0.0.1:8001"  # host:port of Triton's gRPC (or HTTP) endpoint, no scheme
+    triton_protocol: Literal["grpc", "http"] = "grpc"
+    triton_model: str = ""  # "": model_name
+    triton_version: str = ""  # "": whichever version Triton's version policy serves
+    triton_timeout_s: float = 10.0  # deadline of one inference call
+    triton_retries: int = 3  # attempts for retryable failures
+    triton_labels_file: str = ""  # when the served config names no labels
     queue: Literal["embedded", "redis"] = "embedded"
     redis_url: str = "redis://127.0.0.1:6379/0"
     analysis_wait_seconds: float = 5.0  # how long a submission waits for its analysis before answering

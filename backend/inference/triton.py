@@ -13,7 +13,7 @@
   `InferenceRejected` (model not in the repository, wrong dtype/shape). ``ready()`` says why not.
 * Each `Prediction` carries the model name and version that actually served it (from the response).
 
-Configuration from the environment: `TritonSettings` (``DERMALINK_TRITON_URL``, ``..._MODEL``, ...).
+Configuration: the ``triton_*`` fields of `backend.config.Settings` (``DERMALINK_TRITON_URL``, ...).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import (
     AsyncRetrying,
     Retrying,
@@ -61,20 +60,6 @@ _NP_DTYPES = {
 _REJECT_GRPC = {"StatusCode.INVALID_ARGUMENT", "StatusCode.NOT_FOUND", "StatusCode.UNIMPLEMENTED"}
 _UNREACHABLE = "cannot reach Triton"
 _NOT_READY_HINTS = ("not at ready state", "has no available versions", "is not ready", "unavailable")
-
-
-class TritonSettings(BaseSettings):
-    """``DERMALINK_TRITON_*`` environment variables (used when ``DERMALINK_INFERENCE=triton``)."""
-
-    model_config = SettingsConfigDict(env_prefix="DERMALINK_TRITON_", env_file=".env", extra="ignore")
-
-    url: str = "127.0.0.1:8001"  # host:port of the gRPC (or HTTP) endpoint, no scheme
-    protocol: Protocol = "grpc"
-    model: str = "ham10000_mobilenetv2"
-    version: str = ""  # "" = whichever version Triton serves (its version policy)
-    timeout_s: float = 10.0  # deadline of one inference call
-    retries: int = 3  # attempts for retryable failures
-    labels_file: str = ""  # fallback when the model config has no `labels` parameter
 
 
 @dataclass(frozen=True)
@@ -153,30 +138,28 @@ class TritonClassifier(Classifier):
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> TritonClassifier:
-        """From `TritonSettings`, or from the application's settings (``backend.config.Settings``): then
-        the ``DERMALINK_TRITON_*`` variables still apply, the model name defaults to the application's
-        ``model_name``, and the labels fallback to ``<model_repository>/<model>/labels.txt`` if present."""
+        """From the application's `Settings` (``DERMALINK_TRITON_*``): the model name is ``triton_model``
+        or else ``model_name``; labels fall back to ``triton_labels_file``, else to
+        ``<model_repository>/<model>/labels.txt`` when present."""
         from pathlib import Path
 
-        s = settings if isinstance(settings, TritonSettings) else TritonSettings()
-        model = s.model
-        labels_file = Path(s.labels_file) if s.labels_file else None
-        if settings is not None and not isinstance(settings, TritonSettings):
-            if "model" not in s.model_fields_set:
-                model = getattr(settings, "model_name", None) or model
-            repository = getattr(settings, "model_repository", None)
-            if labels_file is None and repository and (Path(repository) / model / "labels.txt").is_file():
-                labels_file = Path(repository) / model / "labels.txt"
+        from backend.config import get_settings
+
+        s = settings or get_settings()
+        model = s.triton_model or s.model_name
+        labels_file = Path(s.triton_labels_file) if s.triton_labels_file else None
+        if labels_file is None and (Path(s.model_repository) / model / "labels.txt").is_file():
+            labels_file = Path(s.model_repository) / model / "labels.txt"
         labels = None
         if labels_file is not None:
             labels = tuple(x.strip() for x in labels_file.read_text().splitlines() if x.strip())
         return cls(
-            s.url,
+            s.triton_url,
             model,
-            version=s.version,
-            protocol=s.protocol,
-            timeout_s=s.timeout_s,
-            retries=s.retries,
+            version=s.triton_version,
+            protocol=s.triton_protocol,
+            timeout_s=s.triton_timeout_s,
+            retries=s.triton_retries,
             labels=labels,
         )
 
