@@ -134,6 +134,9 @@ def _callbacks(
     return cbs
 
 
+PHASE_NUMBER = {"head": 1, "finetune": 2}
+
+
 def _resume_done(model, run_dir: Path, phase: str) -> bool:
     """Resuming a run directory: a finished phase is skipped (its best weights are loaded instead);
     an interrupted one continues from its ``backup_<phase>/`` state (keras BackupAndRestore)."""
@@ -314,6 +317,21 @@ def train(
     if cfg.label_smoothing:
         loss = _smoothed_loss(cfg.label_smoothing)
 
+    def phase(name: str, epochs: int, trainer, val_x, batch_size: int, setup) -> None:  # type: ignore[no-untyped-def]
+        """One training phase: skipped when a resumed run already finished it (its best weights are
+        loaded); otherwise ``setup()`` (unfreezing, data) returns ``(lr schedule, fit args, fit kwargs)``,
+        then compile, fit with the checkpoint/early-stopping callbacks, keep the best weights, mark done."""
+        start = time.time()
+        if epochs and not _resume_done(model, run_dir, name):
+            schedule, args, kwargs = setup()
+            trainer.compile(_optimizer(cfg, schedule), loss=loss, metrics=["accuracy"], run_eagerly=run_eagerly)
+            callbacks = _callbacks(model, run_dir, name, val_x, y["val"], cfg.early_stopping_patience, batch_size,
+                                   tensorboard=tensorboard)  # fmt: skip
+            trainer.fit(*args, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
+            model.load_weights(run_dir / "best.weights.h5")
+            (run_dir / f"{name}.done").write_text(f"phase {PHASE_NUMBER[name]} finished\n")
+        timings[f"{name}_s"] = time.time() - start
+
     if cfg.strategy == "cached":
         after = cfg.finetune_after or "block_13"
         bottom, top = backbone_split(model, after)
@@ -343,146 +361,38 @@ def train(
         f_train = np.concatenate([pool_top.predict(a, batch_size=256, verbose=0) for a in train_acts])
         y_train = np.concatenate([y["train"]] * len(train_acts))
         f_val = pool_top.predict(a_val, batch_size=256, verbose=0)
-        head = head_model(model, f_train.shape[1])
-        if cfg.head_epochs and _resume_done(model, run_dir, "head"):
-            pass
-        elif cfg.head_epochs:
-            head.compile(
-                _optimizer(
-                    cfg,
-                    _schedule(cfg, cfg.head_lr, cfg.head_epochs, -(-len(f_train) // cfg.head_batch_size)),
-                ),
-                loss=loss,
-                metrics=["accuracy"],
-                run_eagerly=run_eagerly,
-            )
-            head.fit(
-                f_train,
-                y_train,
-                batch_size=cfg.head_batch_size,
-                epochs=cfg.head_epochs,
-                class_weight=cw,
-                validation_data=(f_val, y["val"]),
-                shuffle=True,
-                verbose=verbose,
-                callbacks=_callbacks(
-                    model,
-                    run_dir,
-                    "head",
-                    f_val,
-                    y["val"],
-                    cfg.early_stopping_patience,
-                    cfg.head_batch_size,
-                    tensorboard=tensorboard,
-                ),
-            )
-            model.load_weights(run_dir / "best.weights.h5")
-            (run_dir / "head.done").write_text("phase 1 finished\n")
-        timings["head_s"] = time.time() - t
+        features_s = time.time() - t
+        phase("head", cfg.head_epochs, head_model(model, f_train.shape[1]), f_val, cfg.head_batch_size, lambda: (
+            _schedule(cfg, cfg.head_lr, cfg.head_epochs, -(-len(f_train) // cfg.head_batch_size)),
+            (f_train, y_train),
+            {"batch_size": cfg.head_batch_size, "class_weight": cw, "validation_data": (f_val, y["val"]),
+             "shuffle": True},
+        ))  # fmt: skip
+        timings["head_s"] += features_s
 
         # phase 2: fine-tune the blocks after the cut on the cached activations
-        t = time.time()
-        if cfg.finetune_epochs and cfg.finetune_after and _resume_done(model, run_dir, "finetune"):
-            pass
-        elif cfg.finetune_epochs and cfg.finetune_after:
+        def finetune_on_views():  # type: ignore[no-untyped-def]
             unfreeze(model, cfg.finetune_after)
-            sampler = _ViewSampler(
-                [np.asarray(a) for a in train_acts], y["train"], cw, cfg.batch_size, cfg.seed
-            )
-            top.compile(
-                _optimizer(
-                    cfg, _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, len(sampler), cfg.warmup_epochs)
-                ),
-                loss=loss,
-                metrics=["accuracy"],
-                run_eagerly=run_eagerly,
-            )
-            top.fit(
-                sampler,
-                epochs=cfg.finetune_epochs,
-                validation_data=(a_val, y["val"]),
-                verbose=verbose,
-                callbacks=_callbacks(
-                    model,
-                    run_dir,
-                    "finetune",
-                    a_val,
-                    y["val"],
-                    cfg.early_stopping_patience,
-                    cfg.batch_size,
-                    tensorboard=tensorboard,
-                ),
-            )
-            model.load_weights(run_dir / "best.weights.h5")
-            (run_dir / "finetune.done").write_text("phase 2 finished\n")
-        timings["finetune_s"] = time.time() - t
+            sampler = _ViewSampler([np.asarray(a) for a in train_acts], y["train"], cw, cfg.batch_size, cfg.seed)
+            schedule = _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, len(sampler), cfg.warmup_epochs)
+            return schedule, (sampler,), {"validation_data": (a_val, y["val"])}
+
+        phase("finetune", cfg.finetune_epochs if cfg.finetune_after else 0, top, a_val, cfg.batch_size,
+              finetune_on_views)  # fmt: skip
     else:
         train_ds = image_dataset(x["train"], y["train"], cfg, training=True)
         val_x = np.asarray(x["val"])
         val_ds = image_dataset(val_x, y["val"], cfg, training=False)
-        t = time.time()
-        if cfg.head_epochs and _resume_done(model, run_dir, "head"):
-            pass
-        elif cfg.head_epochs:
-            model.compile(
-                _optimizer(cfg, _schedule(cfg, cfg.head_lr, cfg.head_epochs, steps)),
-                loss=loss,
-                metrics=["accuracy"],
-                run_eagerly=run_eagerly,
-            )
-            model.fit(
-                train_ds,
-                epochs=cfg.head_epochs,
-                class_weight=cw,
-                verbose=verbose,
-                validation_data=val_ds,
-                callbacks=_callbacks(
-                    model,
-                    run_dir,
-                    "head",
-                    val_x,
-                    y["val"],
-                    cfg.early_stopping_patience,
-                    cfg.batch_size,
-                    tensorboard=tensorboard,
-                ),
-            )
-            model.load_weights(run_dir / "best.weights.h5")
-            (run_dir / "head.done").write_text("phase 1 finished\n")
-        timings["head_s"] = time.time() - t
-        t = time.time()
-        if cfg.finetune_epochs and cfg.finetune_after != "" and _resume_done(model, run_dir, "finetune"):
-            pass
-        elif cfg.finetune_epochs and cfg.finetune_after != "":
+        fit_kwargs = {"class_weight": cw, "validation_data": val_ds}
+        phase("head", cfg.head_epochs, model, val_x, cfg.batch_size, lambda: (
+            _schedule(cfg, cfg.head_lr, cfg.head_epochs, steps), (train_ds,), fit_kwargs))  # fmt: skip
+
+        def finetune_on_images():  # type: ignore[no-untyped-def]
             unfreeze(model, cfg.finetune_after)
-            model.compile(
-                _optimizer(
-                    cfg, _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps, cfg.warmup_epochs)
-                ),
-                loss=loss,
-                metrics=["accuracy"],
-                run_eagerly=run_eagerly,
-            )
-            model.fit(
-                train_ds,
-                epochs=cfg.finetune_epochs,
-                class_weight=cw,
-                verbose=verbose,
-                validation_data=val_ds,
-                callbacks=_callbacks(
-                    model,
-                    run_dir,
-                    "finetune",
-                    val_x,
-                    y["val"],
-                    cfg.early_stopping_patience,
-                    cfg.batch_size,
-                    tensorboard=tensorboard,
-                ),
-            )
-            model.load_weights(run_dir / "best.weights.h5")
-            (run_dir / "finetune.done").write_text("phase 2 finished\n")
-        timings["finetune_s"] = time.time() - t
+            return _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps, cfg.warmup_epochs), (train_ds,), fit_kwargs
+
+        phase("finetune", cfg.finetune_epochs if cfg.finetune_after != "" else 0, model, val_x, cfg.batch_size,
+              finetune_on_images)  # fmt: skip
 
     # calibration (temperature fitted on validation) baked into the model, then triage thresholds
     for layer in model.layers:
