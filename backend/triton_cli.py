@@ -95,14 +95,16 @@ def setup(
         raise typer.Exit(1) from exc
 
 
+SourceOption = Annotated[
+    Path | None, typer.Option(help="Exported model repository (default <repo>/model_repository).")
+]
+DerivedOption = Annotated[Path | None, typer.Option(help="Derived CPU repository (default build/triton_repo).")]
+
+
 @triton_app.command("repo")
 def repo(
-    source: Annotated[
-        Path | None, typer.Option(help="Exported model repository (default <repo>/model_repository).")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Derived CPU repository (default build/triton_repo).")
-    ] = None,
+    source: SourceOption = None,
+    out: DerivedOption = None,
     model: str = typer.Option(None, help="Only this model (default: every exported model)."),
     standin: bool = typer.Option(False, help="Use the stand-in ONNX model instead of the exported one."),
     instances: int = typer.Option(1, help="CPU model instances."),
@@ -115,12 +117,8 @@ def repo(
 
 @triton_app.command("serve")
 def serve(
-    source: Annotated[
-        Path | None, typer.Option(help="Exported model repository (default <repo>/model_repository).")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Derived CPU repository (default build/triton_repo).")
-    ] = None,
+    source: SourceOption = None,
+    out: DerivedOption = None,
     standin: bool = typer.Option(False, help="Serve the stand-in ONNX model instead of the exported one."),
     host: str = typer.Option("127.0.0.1", help="Address Triton binds."),
     http_port: int = typer.Option(8100, help="KServe v2 HTTP port."),
@@ -178,9 +176,7 @@ def serve(
 @bench_app.command("triton")
 def bench_triton(
     ctx: typer.Context,
-    source: Annotated[
-        Path | None, typer.Option(help="Exported model repository (default <repo>/model_repository).")
-    ] = None,
+    source: SourceOption = None,
     standin: bool = typer.Option(
         False, help="Benchmark the stand-in ONNX model instead of the exported one."
     ),
