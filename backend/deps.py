@@ -7,6 +7,7 @@ since the request's own transaction never commits.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -133,7 +134,12 @@ DermatologistActor = Annotated[Actor, Depends(require_role(Role.dermatologist))]
 ClinicalActor = Annotated[Actor, Depends(require_role(Role.clinician, Role.dermatologist))]
 
 
-def commit_then_raise(session: Session, error: DermaLinkError) -> None:
-    """Keep what a refused request must leave behind (failed-login counters, its audit event)."""
-    session.commit()
-    raise error
+@contextmanager
+def commit_refusals(session: Session, *refusals: type[DermaLinkError]) -> Iterator[None]:
+    """Inside the block, a refusal of one of these types still commits what the service recorded before
+    refusing (its audit event, failed-login counters); any other error leaves the transaction uncommitted."""
+    try:
+        yield
+    except refusals:
+        session.commit()
+        raise

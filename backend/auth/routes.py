@@ -28,7 +28,7 @@ from backend.deps import (
     CurrentActor,
     SessionDep,
     SettingsDep,
-    commit_then_raise,
+    commit_refusals,
 )
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -47,10 +47,8 @@ def _pair(issued: IssuedTokens) -> TokenPair:
 @router.post("/login", response_model=TokenPair)
 def login(body: LoginRequest, session: SessionDep, auth: AuthServiceDep, ctx: AuditContextDep) -> TokenPair:
     """Exchange e-mail, password (and a TOTP code when enrolled) for an access and a refresh token."""
-    try:
+    with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests):
         issued = auth.login(session, ctx, body.email, body.password, body.totp_code)
-    except (NotAuthenticated, AccountLocked, TooManyRequests) as exc:
-        commit_then_raise(session, exc)
     session.commit()
     return _pair(issued)
 
@@ -58,10 +56,8 @@ def login(body: LoginRequest, session: SessionDep, auth: AuthServiceDep, ctx: Au
 @router.post("/refresh", response_model=TokenPair)
 def refresh(body: RefreshRequest, session: SessionDep, auth: AuthServiceDep, ctx: AuditContextDep) -> TokenPair:
     """Rotate a refresh token. Presenting an already-rotated token revokes the whole login."""
-    try:
+    with commit_refusals(session, NotAuthenticated):
         issued = auth.refresh(session, ctx, body.refresh_token)
-    except NotAuthenticated as exc:
-        commit_then_raise(session, exc)
     session.commit()
     return _pair(issued)
 
@@ -86,10 +82,8 @@ def totp_enrol(actor: CurrentActor, session: SessionDep, auth: AuthServiceDep) -
 def totp_confirm(body: TotpConfirm, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep) -> None:
     """Finish enrolment with the first code from the authenticator app."""
     user = session.merge(actor.user)
-    try:
+    with commit_refusals(session, BadRequest):
         auth.confirm_totp_enrolment(session, actor.ctx, user, body.code)
-    except BadRequest as exc:
-        commit_then_raise(session, exc)
     session.commit()
 
 
@@ -99,7 +93,8 @@ def change_password(body: PasswordChange, actor: CurrentActor, session: SessionD
     if not verify_password(user.password_hash, body.current_password):
         record(session, actor.ctx, "auth.password_change", outcome="denied", resource_type="user",
                resource_id=user.id, reason="wrong current password")  # fmt: skip
-        commit_then_raise(session, InvalidCredentials("current password is wrong"))
+        session.commit()  # keep the audit event of the refused change
+        raise InvalidCredentials("current password is wrong")
     check_password_policy(body.new_password, email=user.email, min_length=settings.password_min_length)
     user.password_hash = hash_password(body.new_password)
     session.add(user)

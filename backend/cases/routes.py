@@ -21,7 +21,7 @@ from backend.deps import (
     DermatologistActor,
     SessionDep,
     SettingsDep,
-    commit_then_raise,
+    commit_refusals,
 )
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
@@ -70,10 +70,8 @@ def submit_case(
     A retry with the same Idempotency-Key returns the stored case instead of creating another."""
     body = _parse_metadata(metadata)
     uploads = [Upload(i.filename or "", i.file.read(settings.max_image_bytes + 1)) for i in images]
-    try:
+    with commit_refusals(session, NotFound):  # the denied look-up of the patient stays in the audit trail
         case, job, created = cases.submit(session, actor, body, uploads, idempotency_key)
-    except NotFound as exc:
-        commit_then_raise(session, exc)
     case_id, job_id = case.id, job.id
     session.close()  # hold no transaction while waiting (SQLite has one writer)
     if created:
@@ -121,10 +119,8 @@ def list_cases(
 def read_case(case_id: uuid.UUID, response: Response, actor: ClinicalActor, session: SessionDep,
               cases: CaseServiceDep) -> CaseOut:  # fmt: skip
     """The case with its images' metadata, AI result (with its disclaimer), triage, answer and history."""
-    try:
+    with commit_refusals(session, NotFound):
         case = cases.get(session, actor, case_id)
-    except NotFound as exc:
-        commit_then_raise(session, exc)
     out = cases.view(session, case)
     session.commit()
     return _respond(response, out)
@@ -135,10 +131,8 @@ def read_case(case_id: uuid.UUID, response: Response, actor: ClinicalActor, sess
 def read_image(case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, session: SessionDep,
                cases: CaseServiceDep) -> Response:  # fmt: skip
     """The lesion image (metadata stripped at intake), decrypted for this request only."""
-    try:
+    with commit_refusals(session, NotFound):
         data = cases.image(session, actor, case_id, image_id)
-    except NotFound as exc:
-        commit_then_raise(session, exc)
     session.commit()
     return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 

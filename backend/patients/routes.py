@@ -16,7 +16,7 @@ from backend.consent.schemas import (
     ScopeStatus,
 )
 from backend.core.errors import NotFound
-from backend.deps import AdminActor, ClinicalActor, ClinicianActor, SessionDep, commit_then_raise
+from backend.deps import AdminActor, ClinicalActor, ClinicianActor, SessionDep, commit_refusals
 from backend.patients.erasure import ErasureService
 from backend.patients.models import Patient
 from backend.patients.schemas import (
@@ -49,11 +49,8 @@ def _out(patient: Patient, identity: PatientIdentity) -> PatientOut:
 
 
 def _visible_or_404(session, actor, patient_id: uuid.UUID) -> Patient:  # type: ignore[no-untyped-def]
-    try:
+    with commit_refusals(session, NotFound):  # the denied attempt stays in the audit trail
         return get_visible(session, actor, patient_id)
-    except NotFound as exc:
-        commit_then_raise(session, exc)  # the denied attempt stays in the audit trail
-        raise
 
 
 @router.post("", response_model=PatientOut, status_code=status.HTTP_201_CREATED)
