@@ -251,14 +251,16 @@ class CaseService:
             ))  # fmt: skip
         cases = list(session.exec(query.limit(limit)))
         items = []
+        results: dict[uuid.UUID, list[AnalysisResult]] = {case.id: [] for case in cases}
+        for result in session.exec(select(AnalysisResult).where(AnalysisResult.case_id.in_(list(results)))):  # type: ignore[attr-defined]
+            results[result.case_id].append(result)
         for case in cases:
-            results = list(session.exec(select(AnalysisResult).where(AnalysisResult.case_id == case.id)))
-            top = max(results, key=lambda r: r.malignant_probability, default=None)
+            top = max(results[case.id], key=lambda r: r.malignant_probability, default=None)
             items.append(QueueItem(
                 case_id=case.id, triage_level=case.triage_level or "review", triage_rule=case.triage_rule,
                 waiting_since=case.queued_at or case.created_at, age=case.age, sex=case.sex, site=case.site,
                 concern=case.concern, ai_top_label=top.top_label if top else None,
-                ai_top_probability=top.top_probability if top else None, image_count=len(results),
+                ai_top_probability=top.top_probability if top else None, image_count=len(results[case.id]),
             ))  # fmt: skip
         record(session, actor.ctx, "queue.view", resource_type="queue", detail={"items": len(items)})
         return items
