@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 
 from backend.core.schemas import RequestBody, ResponseBody
 
@@ -40,5 +40,3 @@ class PasswordChange(RequestBody):
     current_password: str = Field(min_length=1, max_length=256)
     new_password: str = Field(min_length=1, max_length=256)
 
-
-__all__ = ["EmailStr"]

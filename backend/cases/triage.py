@@ -19,7 +19,7 @@ by the training pipeline) and can be overridden by settings.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.cases.models import TriageLevel
@@ -100,5 +100,3 @@ def decide(rules: TriageRules, images: list[ImageEvidence], *, concern: str, wan
             return TriageDecision(level, rule, detail)
     return TriageDecision(TriageLevel.routine, "no_rule_fired", detail)
 
-
-__all__ = ["TriageRules", "ImageEvidence", "TriageDecision", "decide", "asdict"]

@@ -7,9 +7,11 @@ import uuid
 from fastapi import APIRouter, status
 from sqlmodel import select
 
+from backend.audit.service import record
 from backend.consent import service
 from backend.consent.models import ConsentDocument
 from backend.consent.schemas import DocumentCreate, DocumentOut
+from backend.core.clock import utcnow
 from backend.deps import AdminActor, CurrentActor, SessionDep
 
 router = APIRouter(prefix="/api/v1/consent-documents", tags=["consent"])
@@ -37,9 +39,6 @@ def get_document(document_id: uuid.UUID, actor: CurrentActor, session: SessionDe
 @router.post("/{document_id}/withdraw", response_model=DocumentOut)
 def withdraw_document(document_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> ConsentDocument:
     """Stop a version from being used for new consents (existing consents keep their history)."""
-    from backend.audit.service import record
-    from backend.core.clock import utcnow
-
     document = service.get_document(session, document_id)
     if document.withdrawn_at is None:
         document.withdrawn_at = utcnow()

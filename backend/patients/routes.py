@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
+from backend.audit.service import record
 from backend.consent import service as consent
 from backend.consent.schemas import (
     ConsentCreate,
@@ -132,8 +133,6 @@ def consent_status(patient_id: uuid.UUID, actor: ClinicalActor, session: Session
     """Which scopes are active now, and the full, never-rewritten history."""
     patient = _visible_or_404(session, actor, patient_id)
     result = _status(session, patient)
-    from backend.audit.service import record
-
     record(session, actor.ctx, "consent.read", resource_type="patient", resource_id=patient.id, patient_id=patient.id)
     session.commit()
     return result

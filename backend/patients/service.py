@@ -34,11 +34,10 @@ def mrn_index(key: bytes, clinic_id: uuid.UUID, mrn: str) -> str:
 
 
 def _dermatologist_patients(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
-    """Patients of cases routed to this dermatologist (the cases package provides the rule)."""
-    try:
-        from backend.cases.service import patients_routed_to
-    except ImportError:
-        return select(Patient.id).where(false())
+    """Patients of cases routed to this dermatologist (the cases package owns the rule; imported here,
+    not at the top, because the cases package imports this module)."""
+    from backend.cases.service import patients_routed_to
+
     return patients_routed_to(user_id)
 
 
