@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from backend.audit.service import SYSTEM
 from backend.auth.service import AuthService
 from backend.config import Settings
+from backend.core.actor import SYSTEM
 from backend.db import Database
 from backend.users.models import Role
 from backend.users.service import count_users, create_clinic, create_user
@@ -26,10 +26,15 @@ def create_demo_users(db: Database, settings: Settings, auth: AuthService) -> li
         for role in Role:
             password = secrets.token_urlsafe(12)
             user = create_user(
-                session, SYSTEM, email=f"{role.value}@{DEMO_DOMAIN}", full_name=f"Demo {role.value}",
-                role=role, password=password, password_min_length=settings.password_min_length,
+                session,
+                SYSTEM,
+                email=f"{role.value}@{DEMO_DOMAIN}",
+                full_name=f"Demo {role.value}",
+                role=role,
+                password=password,
+                password_min_length=settings.password_min_length,
                 clinic_id=clinic.id if role is Role.clinician else None,
-            )  # fmt: skip
+            )
             entry = {"role": role.value, "email": user.email, "password": password}
             if role is Role.admin:  # admins need TOTP: enrol the demo admin right away
                 enrolment = auth.begin_totp_enrolment(session, SYSTEM, user)

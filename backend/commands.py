@@ -13,8 +13,9 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 admin_app = typer.Typer(help="Account administration.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys: rotation of the key-encryption key.", no_args_is_help=True)
-research_app = typer.Typer(help="De-identified data for research (only with the patient's consent).",
-                           no_args_is_help=True)
+research_app = typer.Typer(
+    help="De-identified data for research (only with the patient's consent).", no_args_is_help=True
+)
 
 
 def _context():  # type: ignore[no-untyped-def]
@@ -40,7 +41,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def worker(
         burst: bool = typer.Option(False, help="Process what is queued, then exit."),
-        sweep_seconds: float = typer.Option(30.0, help="How often to re-enqueue due jobs Redis may have lost."),
+        sweep_seconds: float = typer.Option(
+            30.0, help="How often to re-enqueue due jobs Redis may have lost."
+        ),
     ) -> None:
         """Run analysis jobs from Redis (DERMALINK_QUEUE=redis). Start as many as the load needs."""
         from backend.cases.worker import run_worker
@@ -60,7 +63,9 @@ def register(app: typer.Typer) -> None:
         """Run the API and the web app (at /) with uvicorn on the configured database."""
         import uvicorn
 
-        uvicorn.run("backend.main:create_app", factory=True, host=host, port=port, workers=workers, reload=reload)
+        uvicorn.run(
+            "backend.main:create_app", factory=True, host=host, port=port, workers=workers, reload=reload
+        )
 
 
 @db_app.command("upgrade")
@@ -85,7 +90,7 @@ def create_user(
 ) -> None:
     """Create an account (the way to make the first admin). Admins then enrol TOTP on first login."""
     from backend import migrate
-    from backend.audit.service import AuditContext
+    from backend.core.actor import AuditContext
     from backend.core.errors import DermaLinkError
 
     settings, _keys, db = _context()
@@ -104,8 +109,16 @@ def create_user(
             if clinic:
                 found = session.exec(select(Clinic).where(Clinic.name == clinic)).first()
                 clinic_id = (found or create_clinic(session, ctx, clinic)).id
-            user = create(session, ctx, email=email, full_name=full_name, role=role, password=password,
-                          password_min_length=settings.password_min_length, clinic_id=clinic_id)  # fmt: skip
+            user = create(
+                session,
+                ctx,
+                email=email,
+                full_name=full_name,
+                role=role,
+                password=password,
+                password_min_length=settings.password_min_length,
+                clinic_id=clinic_id,
+            )
             session.commit()
         except DermaLinkError as exc:
             typer.echo(f"error: {exc.detail}", err=True)
@@ -129,7 +142,9 @@ def audit_verify() -> None:
     if result.ok:
         typer.echo(f"audit chain intact: {result.events} events verified")
     else:
-        typer.echo(f"audit chain BROKEN: {len(result.findings)} finding(s) in {result.events} events", err=True)
+        typer.echo(
+            f"audit chain BROKEN: {len(result.findings)} finding(s) in {result.events} events", err=True
+        )
         sys.exit(1)
 
 
@@ -144,12 +159,15 @@ def keys_rotate(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from backend.audit.service import AuditContext, record
+    from backend.audit.service import record
+    from backend.core.actor import AuditContext
     from backend.crypto.envelope import KeyProvider, Vault
 
     _settings, keyring, db = _context()
     vault = Vault(KeyProvider(keyring.key_encryption_root))
-    with Progress(TextColumn("re-wrapping data keys"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+    with Progress(
+        TextColumn("re-wrapping data keys"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+    ) as bar:
         task = bar.add_task("rewrap", total=None)
 
         def on_batch(done: int, total: int) -> None:
@@ -157,11 +175,19 @@ def keys_rotate(
 
         result = vault.rotate(db.session, batch_size=batch_size, force_new=new, on_batch=on_batch)
     with db.session() as session:
-        record(session, AuditContext(actor_role="cli"), "keys.rotate", resource_type="key_encryption_key",
-               resource_id=result.kek_id, detail={"rewrapped": result.rewrapped, "remaining": result.remaining})
+        record(
+            session,
+            AuditContext(actor_role="cli"),
+            "keys.rotate",
+            resource_type="key_encryption_key",
+            resource_id=result.kek_id,
+            detail={"rewrapped": result.rewrapped, "remaining": result.remaining},
+        )
         session.commit()
-    typer.echo(f"key-encryption key {result.kek_id} is current; {result.rewrapped} data keys re-wrapped, "
-               f"{result.remaining} remaining")
+    typer.echo(
+        f"key-encryption key {result.kek_id} is current; {result.rewrapped} data keys re-wrapped, "
+        f"{result.remaining} remaining"
+    )
     if result.remaining:
         raise typer.Exit(1)
 
@@ -174,15 +200,18 @@ def resume_erasures() -> None:
     from backend.storage import make_blob_store
 
     settings, keyring, db = _context()
-    service = ErasureService(Vault(KeyProvider(keyring.key_encryption_root)),
-                             make_blob_store(settings.blob_store_url, settings.data_dir / "blobs"))
+    service = ErasureService(
+        Vault(KeyProvider(keyring.key_encryption_root)),
+        make_blob_store(settings.blob_store_url, settings.data_dir / "blobs"),
+    )
     typer.echo(f"{service.resume_pending(db.session)} erasure(s) completed")
-
 
 
 @research_app.command("export")
 def research_export(
-    out: Path = typer.Option(..., help="Folder to write images/ and metadata.csv into (must be empty or new)."),
+    out: Path = typer.Option(
+        ..., help="Folder to write images/ and metadata.csv into (must be empty or new)."
+    ),
 ) -> None:
     """Export de-identified lesion images and labels of patients who consented to research (scope c).
 
@@ -198,8 +227,10 @@ def research_export(
         typer.echo(f"error: {out} is not empty", err=True)
         raise typer.Exit(2)
     summary = export_research(services, out)
-    typer.echo(f"exported {summary.images} image(s) of {summary.patients} patient(s) to {out}; "
-               f"skipped {summary.skipped_patients} patient(s) without research consent")
+    typer.echo(
+        f"exported {summary.images} image(s) of {summary.patients} patient(s) to {out}; "
+        f"skipped {summary.skipped_patients} patient(s) without research consent"
+    )
 
 
 def _register_bench_api() -> None:
@@ -207,10 +238,14 @@ def _register_bench_api() -> None:
 
     @bench_app.command("api")
     def bench_api(
-        images: Path = typer.Option(None, help="Folder of JPEGs (default: $DERMALINK_SHARED/data/ham10000/full_size)."),
+        images: Path = typer.Option(
+            None, help="Folder of JPEGs (default: $DERMALINK_SHARED/data/ham10000/full_size)."
+        ),
         out: Path = typer.Option(Path("docs/benchmarks"), help="Where api.md, api.csv and api.png go."),
         concurrency: str = typer.Option("1,2,4,8,16", help="Comma-separated concurrency levels."),
-        requests: int = typer.Option(48, min=1, help="Requests per concurrency level (at least 3 per client)."),
+        requests: int = typer.Option(
+            48, min=1, help="Requests per concurrency level (at least 3 per client)."
+        ),
         name: str = typer.Option("api", help="Base name of the output files."),
         breakdown: int = typer.Option(20, min=0, help="Requests for the per-step timing table (0: skip)."),
     ) -> None:
@@ -224,11 +259,15 @@ def _register_bench_api() -> None:
         shared = Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
         settings = get_settings()
         config = ApiBenchConfig(
-            images_dir=images or shared / "data" / "ham10000" / "full_size", out_dir=out,
-            model_repository=settings.model_repository, model_name=settings.model_name,
-            concurrency=tuple(int(c) for c in concurrency.split(",")), requests_per_level=requests, name=name,
+            images_dir=images or shared / "data" / "ham10000" / "full_size",
+            out_dir=out,
+            model_repository=settings.model_repository,
+            model_name=settings.model_name,
+            concurrency=tuple(int(c) for c in concurrency.split(",")),
+            requests_per_level=requests,
+            name=name,
             breakdown=breakdown,
-        )  # fmt: skip
+        )
         result = run(config, log=typer.echo)
         for path in result["files"]:
             typer.echo(f"wrote {path}")

@@ -29,9 +29,13 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     data_dir: Path = REPO_ROOT / "var"
-    database_url: str | None = Field(default=None, description="Defaults to SQLite at <data_dir>/dermalink.db")
+    database_url: str | None = Field(
+        default=None, description="Defaults to SQLite at <data_dir>/dermalink.db"
+    )
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
-    previous_secret_keys: list[SecretStr] = Field(default_factory=list, description="Still accepted for verification")
+    previous_secret_keys: list[SecretStr] = Field(
+        default_factory=list, description="Still accepted for verification"
+    )
     master_key_file: Path | None = Field(default=None, description="Defaults to <data_dir>/master.key")
     master_key: SecretStr | None = Field(default=None, description="Base64 master key; overrides the file")
 
@@ -52,7 +56,8 @@ class Settings(BaseSettings):
     create_demo_users: bool = True  # development only
 
     blob_store_url: str = Field(
-        default="", description="Empty: local files under <data_dir>/blobs; or s3://bucket/prefix?endpoint_url=..."
+        default="",
+        description="Empty: local files under <data_dir>/blobs; or s3://bucket/prefix?endpoint_url=...",
     )
 
     # Inference and analysis jobs.
@@ -98,7 +103,9 @@ class Settings(BaseSettings):
         problems = []
         secret = self.secret_key.get_secret_value()
         if secret == DEFAULT_SECRET or len(secret) < 32:
-            problems.append("DERMALINK_SECRET_KEY is missing, the development default, or shorter than 32 chars")
+            problems.append(
+                "DERMALINK_SECRET_KEY is missing, the development default, or shorter than 32 chars"
+            )
         if self.is_sqlite:
             problems.append("DERMALINK_DATABASE_URL is SQLite; production needs PostgreSQL")
         if self.master_key is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,9 +15,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from backend.audit.models import Outcome
-from backend.audit.service import AuditContext, record
+from backend.audit.service import record
 from backend.auth.service import AuthService
 from backend.config import Settings
+from backend.core.actor import Actor, AuditContext
 from backend.core.errors import DermaLinkError, InvalidToken, NotAuthenticated, PermissionDenied
 from backend.core.logging import request_id_var
 from backend.db import Database
@@ -64,18 +64,6 @@ def audit_denial(session: Session, ctx: AuditContext, action: str, reason: str, 
     session.commit()
 
 
-@dataclass(frozen=True)
-class Actor:
-    """The authenticated user and the audit context their actions are recorded under."""
-
-    user: User
-    ctx: AuditContext
-
-    @property
-    def role(self) -> Role:
-        return Role(self.user.role)
-
-
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
 
 
@@ -97,8 +85,13 @@ def current_actor(
         raise
     user = session.get(User, claims.user_id)
     if user is None or not user.is_active or not auth.session_is_active(session, claims.session_id):
-        audit_denial(session, ctx.as_actor(claims.user_id, claims.role), "auth.access", "session revoked or user disabled",
-                     resource_id=action)  # fmt: skip
+        audit_denial(
+            session,
+            ctx.as_actor(claims.user_id, claims.role),
+            "auth.access",
+            "session revoked or user disabled",
+            resource_id=action,
+        )
         raise InvalidToken("this login was revoked or the account is disabled")
     request.state.session_id = claims.session_id
     return Actor(user=user, ctx=ctx.as_actor(user.id, user.role))
@@ -114,12 +107,22 @@ def require_role(*roles: Role) -> Callable[..., Actor]:
 
     def guard(request: Request, actor: CurrentActor, session: SessionDep) -> Actor:
         if actor.user.role not in allowed:
-            audit_denial(session, actor.ctx, "auth.forbidden", f"role {actor.user.role} not in {sorted(allowed)}",
-                         resource_id=f"{request.method} {request.url.path}"[:254])  # fmt: skip
+            audit_denial(
+                session,
+                actor.ctx,
+                "auth.forbidden",
+                f"role {actor.user.role} not in {sorted(allowed)}",
+                resource_id=f"{request.method} {request.url.path}"[:254],
+            )
             raise PermissionDenied(f"this action needs the role {' or '.join(sorted(allowed))}")
         if actor.user.role == Role.admin and not actor.user.totp_enabled:
-            audit_denial(session, actor.ctx, "auth.forbidden", "admin without TOTP",
-                         resource_id=f"{request.method} {request.url.path}"[:254])  # fmt: skip
+            audit_denial(
+                session,
+                actor.ctx,
+                "auth.forbidden",
+                "admin without TOTP",
+                resource_id=f"{request.method} {request.url.path}"[:254],
+            )
             raise PermissionDenied(
                 "admins must enrol TOTP two-factor first (POST /api/v1/auth/totp/enrol, then /confirm)"
             )

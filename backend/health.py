@@ -30,4 +30,6 @@ def readyz(request: Request) -> JSONResponse:
         ok, detail = check(request.app)
         checks[name] = {"ok": ok, "detail": detail}
     ready = all(c["ok"] for c in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+    )

@@ -34,7 +34,9 @@ API_PREFIX = "/api/v1"
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DermaLinkError)
     async def dermalink_error(_request: Request, exc: DermaLinkError) -> JSONResponse:
-        return JSONResponse(error_body(exc.type, exc.detail), status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            error_body(exc.type, exc.detail), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -50,8 +52,9 @@ def _error_handlers(app: FastAPI) -> None:
         kinds = {404: "not_found", 405: "method_not_allowed"}
         return JSONResponse(
             error_body(kinds.get(exc.status_code, "http_error"), exc.detail),
-            status_code=exc.status_code, headers=getattr(exc, "headers", None),
-        )  # fmt: skip
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -67,13 +70,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auto_migrate:
         migrate.upgrade(db.url)
     dispatcher = (
-        RedisDispatcher(settings.redis_url, services.analyzer) if settings.queue == "redis" else EmbeddedRunner(services.analyzer)
+        RedisDispatcher(settings.redis_url, services.analyzer)
+        if settings.queue == "redis"
+        else EmbeddedRunner(services.analyzer)
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         with db.session() as session:
-            services.vault.current_kek_id(session)  # the first key-encryption key, before any request needs it
+            services.vault.current_kek_id(
+                session
+            )  # the first key-encryption key, before any request needs it
             session.commit()
         services.erasure.resume_pending(db.session)  # finish erasures a crash interrupted
         created = bootstrap.create_demo_users(db, settings, services.auth)
@@ -93,9 +100,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.services, app.state.settings, app.state.keyring, app.state.db = services, settings, services.keyring, db
+    app.state.services, app.state.settings, app.state.keyring, app.state.db = (
+        services,
+        settings,
+        services.keyring,
+        db,
+    )
     app.state.auth, app.state.vault, app.state.blobs = services.auth, services.vault, services.blobs
-    app.state.patients, app.state.erasure, app.state.cases = services.patients, services.erasure, services.cases
+    app.state.patients, app.state.erasure, app.state.cases = (
+        services.patients,
+        services.erasure,
+        services.cases,
+    )
     app.state.dispatcher = dispatcher
     app.state.readiness_checks = {"model": services.classifier.readiness}
 
@@ -105,8 +121,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(RequestContextMiddleware)
     _error_handlers(app)
-    routers = (health.router, auth_router, users_router, clinics_router, audit_router, patients_router,
-               consent_router, cases_router, queue_router)  # fmt: skip
+    routers = (
+        health.router,
+        auth_router,
+        users_router,
+        clinics_router,
+        audit_router,
+        patients_router,
+        consent_router,
+        cases_router,
+        queue_router,
+    )
     for router in routers:
         app.include_router(router)
     if STATIC_DIR.is_dir():

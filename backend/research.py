@@ -9,10 +9,11 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from backend.audit.service import AuditContext, record
+from backend.audit.service import record
 from backend.cases.models import Answer, Case, CaseImage
 from backend.consent import service as consent
 from backend.consent.models import Scope
+from backend.core.actor import AuditContext
 from backend.patients.models import Patient
 
 AGE_BANDS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 200))
@@ -51,14 +52,24 @@ def export_research(services, out: Path) -> ExportSummary:  # type: ignore[no-un
             for case in session.exec(select(Case).where(Case.patient_id == patient.id)):
                 answer = session.exec(select(Answer).where(Answer.case_id == case.id)).first()
                 for image in session.exec(select(CaseImage).where(CaseImage.case_id == case.id)):
-                    data = services.vault.decrypt(session, patient.id, f"blob:{image.blob_key}",
-                                                  services.blobs.get(image.blob_key))  # fmt: skip
+                    data = services.vault.decrypt(
+                        session, patient.id, f"blob:{image.blob_key}", services.blobs.get(image.blob_key)
+                    )
                     name = f"{secrets.token_hex(8)}.jpg"  # metadata was stripped at intake
                     (out / "images" / name).write_bytes(data)
-                    writer.writerow([name, answer.diagnosis if answer else "", case.site, _age_band(case.age), case.sex])
+                    writer.writerow(
+                        [name, answer.diagnosis if answer else "", case.site, _age_band(case.age), case.sex]
+                    )
                     count += 1
-            record(session, ctx, "research.export", resource_type="patient", resource_id=patient.id,
-                   patient_id=patient.id, detail={"images": count})  # fmt: skip
+            record(
+                session,
+                ctx,
+                "research.export",
+                resource_type="patient",
+                resource_id=patient.id,
+                patient_id=patient.id,
+                detail={"images": count},
+            )
             exported_patients += 1
             images += count
         session.commit()

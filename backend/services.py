@@ -42,19 +42,36 @@ def build_services(settings: Settings) -> Services:
     db = Database(str(settings.database_url), audit_key=keyring.audit)
     secret = settings.secret_key.get_secret_value()
     signing = keyring.jwt_fallback if secret == DEFAULT_SECRET else secret.encode()
-    tokens = TokenService(signing, [s.get_secret_value().encode() for s in settings.previous_secret_keys],
-                          settings.access_token_minutes)  # fmt: skip
+    tokens = TokenService(
+        signing,
+        [s.get_secret_value().encode() for s in settings.previous_secret_keys],
+        settings.access_token_minutes,
+    )
     vault = Vault(KeyProvider(keyring.key_encryption_root))
     blobs = make_blob_store(settings.blob_store_url, settings.data_dir / "blobs")
     classifier = ClassifierProvider(settings)
-    rules = TriageRules.from_file(settings.model_repository / settings.model_name / "triage.json").with_overrides(
-        settings.triage_malignant_threshold, settings.triage_low_confidence_threshold
-    )
+    rules = TriageRules.from_file(
+        settings.model_repository / settings.model_name / "triage.json"
+    ).with_overrides(settings.triage_malignant_threshold, settings.triage_low_confidence_threshold)
     limits = IntakeLimits(settings.max_images_per_case, settings.max_image_bytes, settings.max_image_pixels)
     return Services(
-        settings=settings, keyring=keyring, db=db, auth=AuthService(settings, tokens, keyring.totp), vault=vault,
-        blobs=blobs, patients=PatientService(vault, keyring.blind_index), erasure=ErasureService(vault, blobs),
-        classifier=classifier, rules=rules, cases=CaseService(vault, blobs, limits, settings.claim_minutes),
-        analyzer=Analyzer(db.session, vault, blobs, classifier, rules,
-                          lease=timedelta(seconds=settings.analysis_lease_seconds)),
-    )  # fmt: skip
+        settings=settings,
+        keyring=keyring,
+        db=db,
+        auth=AuthService(settings, tokens, keyring.totp),
+        vault=vault,
+        blobs=blobs,
+        patients=PatientService(vault, keyring.blind_index),
+        erasure=ErasureService(vault, blobs),
+        classifier=classifier,
+        rules=rules,
+        cases=CaseService(vault, blobs, limits, settings.claim_minutes),
+        analyzer=Analyzer(
+            db.session,
+            vault,
+            blobs,
+            classifier,
+            rules,
+            lease=timedelta(seconds=settings.analysis_lease_seconds),
+        ),
+    )

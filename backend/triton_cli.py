@@ -98,7 +98,9 @@ def setup(
 SourceOption = Annotated[
     Path | None, typer.Option(help="Exported model repository (default <repo>/model_repository).")
 ]
-DerivedOption = Annotated[Path | None, typer.Option(help="Derived CPU repository (default build/triton_repo).")]
+DerivedOption = Annotated[
+    Path | None, typer.Option(help="Derived CPU repository (default build/triton_repo).")
+]
 
 
 @triton_app.command("repo")

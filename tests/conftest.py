@@ -16,7 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DERMALINK_SHARED", REPO.parent / "shared")).resolve()
-POSTGRES_ADMIN_URL = os.environ.get("DERMALINK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DERMALINK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 DATABASES = [d for d in os.environ.get("DERMALINK_TEST_DATABASES", "sqlite,postgresql").split(",") if d]
 # One master key for the whole run: the audit chain spans every test that shares a database.
 MASTER_KEY = base64.b64encode(os.urandom(32)).decode()

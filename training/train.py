@@ -324,9 +324,19 @@ def train(
         start = time.time()
         if epochs and not _resume_done(model, run_dir, name):
             schedule, args, kwargs = setup()
-            trainer.compile(_optimizer(cfg, schedule), loss=loss, metrics=["accuracy"], run_eagerly=run_eagerly)
-            callbacks = _callbacks(model, run_dir, name, val_x, y["val"], cfg.early_stopping_patience, batch_size,
-                                   tensorboard=tensorboard)  # fmt: skip
+            trainer.compile(
+                _optimizer(cfg, schedule), loss=loss, metrics=["accuracy"], run_eagerly=run_eagerly
+            )
+            callbacks = _callbacks(
+                model,
+                run_dir,
+                name,
+                val_x,
+                y["val"],
+                cfg.early_stopping_patience,
+                batch_size,
+                tensorboard=tensorboard,
+            )
             trainer.fit(*args, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
             model.load_weights(run_dir / "best.weights.h5")
             (run_dir / f"{name}.done").write_text(f"phase {PHASE_NUMBER[name]} finished\n")
@@ -362,37 +372,72 @@ def train(
         y_train = np.concatenate([y["train"]] * len(train_acts))
         f_val = pool_top.predict(a_val, batch_size=256, verbose=0)
         features_s = time.time() - t
-        phase("head", cfg.head_epochs, head_model(model, f_train.shape[1]), f_val, cfg.head_batch_size, lambda: (
-            _schedule(cfg, cfg.head_lr, cfg.head_epochs, -(-len(f_train) // cfg.head_batch_size)),
-            (f_train, y_train),
-            {"batch_size": cfg.head_batch_size, "class_weight": cw, "validation_data": (f_val, y["val"]),
-             "shuffle": True},
-        ))  # fmt: skip
+        phase(
+            "head",
+            cfg.head_epochs,
+            head_model(model, f_train.shape[1]),
+            f_val,
+            cfg.head_batch_size,
+            lambda: (
+                _schedule(cfg, cfg.head_lr, cfg.head_epochs, -(-len(f_train) // cfg.head_batch_size)),
+                (f_train, y_train),
+                {
+                    "batch_size": cfg.head_batch_size,
+                    "class_weight": cw,
+                    "validation_data": (f_val, y["val"]),
+                    "shuffle": True,
+                },
+            ),
+        )
         timings["head_s"] += features_s
 
         # phase 2: fine-tune the blocks after the cut on the cached activations
         def finetune_on_views():  # type: ignore[no-untyped-def]
             unfreeze(model, cfg.finetune_after)
-            sampler = _ViewSampler([np.asarray(a) for a in train_acts], y["train"], cw, cfg.batch_size, cfg.seed)
+            sampler = _ViewSampler(
+                [np.asarray(a) for a in train_acts], y["train"], cw, cfg.batch_size, cfg.seed
+            )
             schedule = _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, len(sampler), cfg.warmup_epochs)
             return schedule, (sampler,), {"validation_data": (a_val, y["val"])}
 
-        phase("finetune", cfg.finetune_epochs if cfg.finetune_after else 0, top, a_val, cfg.batch_size,
-              finetune_on_views)  # fmt: skip
+        phase(
+            "finetune",
+            cfg.finetune_epochs if cfg.finetune_after else 0,
+            top,
+            a_val,
+            cfg.batch_size,
+            finetune_on_views,
+        )
     else:
         train_ds = image_dataset(x["train"], y["train"], cfg, training=True)
         val_x = np.asarray(x["val"])
         val_ds = image_dataset(val_x, y["val"], cfg, training=False)
         fit_kwargs = {"class_weight": cw, "validation_data": val_ds}
-        phase("head", cfg.head_epochs, model, val_x, cfg.batch_size, lambda: (
-            _schedule(cfg, cfg.head_lr, cfg.head_epochs, steps), (train_ds,), fit_kwargs))  # fmt: skip
+        phase(
+            "head",
+            cfg.head_epochs,
+            model,
+            val_x,
+            cfg.batch_size,
+            lambda: (_schedule(cfg, cfg.head_lr, cfg.head_epochs, steps), (train_ds,), fit_kwargs),
+        )
 
         def finetune_on_images():  # type: ignore[no-untyped-def]
             unfreeze(model, cfg.finetune_after)
-            return _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps, cfg.warmup_epochs), (train_ds,), fit_kwargs
+            return (
+                _schedule(cfg, cfg.finetune_lr, cfg.finetune_epochs, steps, cfg.warmup_epochs),
+                (train_ds,),
+                fit_kwargs,
+            )
 
-        phase("finetune", cfg.finetune_epochs if cfg.finetune_after != "" else 0, model, val_x, cfg.batch_size,
-              finetune_on_images)  # fmt: skip
+        phase(
+            "finetune",
+            cfg.finetune_epochs if cfg.finetune_after != "" else 0,
+            model,
+            val_x,
+            cfg.batch_size,
+            finetune_on_images,
+        )
 
     # calibration (temperature fitted on validation) baked into the model, then triage thresholds
     for layer in model.layers:

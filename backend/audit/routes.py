@@ -31,17 +31,29 @@ def search_events(
     outcome and time range."""
     before = int(decode_cursor(cursor)[0]) if cursor else None
     rows = audit_search.search(session, filters, before_seq=before, limit=limit + 1)
-    record(session, actor.ctx, "audit.search", resource_type="audit_event",
-           detail=filters.model_dump(mode="json", exclude_none=True))  # fmt: skip
+    record(
+        session,
+        actor.ctx,
+        "audit.search",
+        resource_type="audit_event",
+        detail=filters.model_dump(mode="json", exclude_none=True),
+    )
     session.commit()
     return page_of(rows, limit, item=AuditEventOut.model_validate, cursor=lambda r: [r.seq])
 
 
 @router.get("/events.csv", response_class=StreamingResponse)
-def export_events(actor: AdminActor, session: SessionDep, db: DatabaseDep, filters: FilterDep) -> StreamingResponse:
+def export_events(
+    actor: AdminActor, session: SessionDep, db: DatabaseDep, filters: FilterDep
+) -> StreamingResponse:
     """The same filters as the search, as CSV (oldest first, at most 100,000 rows)."""
-    record(session, actor.ctx, "audit.export", resource_type="audit_event",
-           detail=filters.model_dump(mode="json", exclude_none=True))  # fmt: skip
+    record(
+        session,
+        actor.ctx,
+        "audit.export",
+        resource_type="audit_event",
+        detail=filters.model_dump(mode="json", exclude_none=True),
+    )
     session.commit()
 
     def rows():  # type: ignore[no-untyped-def]
@@ -49,16 +61,22 @@ def export_events(actor: AdminActor, session: SessionDep, db: DatabaseDep, filte
             yield from audit_search.export_csv(export_session, filters, max_rows=MAX_EXPORT_ROWS)
 
     return StreamingResponse(
-        rows(), media_type="text/csv",
+        rows(),
+        media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="dermalink-audit.csv"'},
-    )  # fmt: skip
+    )
 
 
 @router.get("/verify", response_model=VerifyOut)
 def verify(actor: AdminActor, session: SessionDep, db: DatabaseDep) -> VerifyOut:
     """Check the hash chain: lists modified, inserted, deleted and reordered events."""
     result = verify_chain(session, db.audit_key)
-    record(session, actor.ctx, "audit.verify", outcome="allowed" if result.ok else "failed",
-           detail={"events": result.events, "findings": len(result.findings)})  # fmt: skip
+    record(
+        session,
+        actor.ctx,
+        "audit.verify",
+        outcome="allowed" if result.ok else "failed",
+        detail={"events": result.events, "findings": len(result.findings)},
+    )
     session.commit()
     return VerifyOut(ok=result.ok, events=result.events, findings=[f.__dict__ for f in result.findings])

@@ -12,7 +12,9 @@ from backend.core.schemas import ResponseBody
 class AuditFilter(BaseModel):
     actor_id: uuid.UUID | None = None
     patient_id: str | None = Field(default=None, max_length=64)
-    action: str | None = Field(default=None, max_length=64, description="Exact action, or a prefix ending in '.'")
+    action: str | None = Field(
+        default=None, max_length=64, description="Exact action, or a prefix ending in '.'"
+    )
     outcome: Outcome | None = None
     since: datetime | None = None
     until: datetime | None = None

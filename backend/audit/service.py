@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy import event
 from sqlmodel import Session, select
 
 from backend.audit.models import AuditChainHead, AuditEvent, Outcome
+from backend.core.actor import AuditContext
 from backend.core.clock import utcnow
 
 GENESIS_HASH = "0" * 64
@@ -27,25 +27,20 @@ _PENDING = "audit_pending"
 AUDIT_KEY = "audit_key"  # Session.info key holding the HMAC key (set by `backend.database.Database`)
 
 HASHED_FIELDS = (
-    "id", "occurred_at", "actor_id", "actor_role", "action", "resource_type", "resource_id",
-    "patient_id", "outcome", "client_address", "request_id", "reason", "detail",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class AuditContext:
-    """Who is acting and from where; built once per request (`backend.deps`)."""
-
-    actor_id: uuid.UUID | None = None
-    actor_role: str | None = None
-    client_address: str | None = None
-    request_id: str | None = None
-
-    def as_actor(self, actor_id: uuid.UUID, role: str) -> AuditContext:
-        return AuditContext(actor_id, role, self.client_address, self.request_id)
-
-
-SYSTEM = AuditContext(actor_role="system")
+    "id",
+    "occurred_at",
+    "actor_id",
+    "actor_role",
+    "action",
+    "resource_type",
+    "resource_id",
+    "patient_id",
+    "outcome",
+    "client_address",
+    "request_id",
+    "reason",
+    "detail",
+)
 
 
 def _canonical(value: Any) -> Any:

@@ -109,7 +109,11 @@ def verify_chain(session: Session, key: bytes) -> VerifyResult:
     if head is not None and head.seq > (last.seq if last else 0):
         first_missing = (last.seq if last else 0) + 1
         findings.append(
-            Finding("deleted", head.seq, f"events {first_missing}..{head.seq} were deleted from the end of the chain")
+            Finding(
+                "deleted",
+                head.seq,
+                f"events {first_missing}..{head.seq} were deleted from the end of the chain",
+            )
         )
     elif head is not None and last is not None and head.hash != last.hash and head.seq == last.seq:
         findings.append(Finding("modified", head.seq, "the chain head does not match the last event"))

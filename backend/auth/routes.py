@@ -54,7 +54,9 @@ def login(body: LoginRequest, session: SessionDep, auth: AuthServiceDep, ctx: Au
 
 
 @router.post("/refresh", response_model=TokenPair)
-def refresh(body: RefreshRequest, session: SessionDep, auth: AuthServiceDep, ctx: AuditContextDep) -> TokenPair:
+def refresh(
+    body: RefreshRequest, session: SessionDep, auth: AuthServiceDep, ctx: AuditContextDep
+) -> TokenPair:
     """Rotate a refresh token. Presenting an already-rotated token revokes the whole login."""
     with commit_refusals(session, NotAuthenticated):
         issued = auth.refresh(session, ctx, body.refresh_token)
@@ -88,11 +90,20 @@ def totp_confirm(body: TotpConfirm, actor: CurrentActor, session: SessionDep, au
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
-def change_password(body: PasswordChange, actor: CurrentActor, session: SessionDep, settings: SettingsDep) -> None:
+def change_password(
+    body: PasswordChange, actor: CurrentActor, session: SessionDep, settings: SettingsDep
+) -> None:
     user = session.merge(actor.user)
     if not verify_password(user.password_hash, body.current_password):
-        record(session, actor.ctx, "auth.password_change", outcome="denied", resource_type="user",
-               resource_id=user.id, reason="wrong current password")  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "auth.password_change",
+            outcome="denied",
+            resource_type="user",
+            resource_id=user.id,
+            reason="wrong current password",
+        )
         session.commit()  # keep the audit event of the refused change
         raise InvalidCredentials("current password is wrong")
     check_password_policy(body.new_password, email=user.email, min_length=settings.password_min_length)

@@ -39,4 +39,3 @@ class TotpConfirm(RequestBody):
 class PasswordChange(RequestBody):
     current_password: str = Field(min_length=1, max_length=256)
     new_password: str = Field(min_length=1, max_length=256)
-

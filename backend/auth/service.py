@@ -11,11 +11,12 @@ import segno
 from sqlmodel import Session, select
 
 from backend.audit.models import Outcome
-from backend.audit.service import AuditContext, record
+from backend.audit.service import record
 from backend.auth.models import AuthSession, RefreshToken
 from backend.auth.tokens import TokenService, hash_refresh_token, new_refresh_token
 from backend.config import Settings
 from backend.core import security
+from backend.core.actor import AuditContext
 from backend.core.clock import utcnow
 from backend.core.errors import (
     AccountLocked,
@@ -68,8 +69,15 @@ class AuthService:
         user = get_by_email(session, email)
         if user is None:
             verify_password(security.DUMMY_HASH, password)  # same cost as a real check
-            record(session, ctx, "auth.login", outcome=Outcome.denied, reason="unknown account",
-                   resource_type="user", resource_id=email.strip().lower()[:254])  # fmt: skip
+            record(
+                session,
+                ctx,
+                "auth.login",
+                outcome=Outcome.denied,
+                reason="unknown account",
+                resource_type="user",
+                resource_id=email.strip().lower()[:254],
+            )
             raise InvalidCredentials("e-mail or password is wrong")
 
         user_ctx = ctx.as_actor(user.id, user.role)
@@ -78,12 +86,17 @@ class AuthService:
         wait = self._retry_after(user, now)
         if wait:
             locked = bool(user.locked_until)
-            record(session, user_ctx, "auth.login", outcome=Outcome.denied, resource_type="user",
-                   resource_id=user.id, reason="account locked" if locked else "throttled")  # fmt: skip
-            error = AccountLocked if locked else TooManyRequests
-            raise error(
-                f"too many failed logins: try again in {wait} s", headers={"Retry-After": str(wait)}
+            record(
+                session,
+                user_ctx,
+                "auth.login",
+                outcome=Outcome.denied,
+                resource_type="user",
+                resource_id=user.id,
+                reason="account locked" if locked else "throttled",
             )
+            error = AccountLocked if locked else TooManyRequests
+            raise error(f"too many failed logins: try again in {wait} s", headers={"Retry-After": str(wait)})
 
         if not verify_password(user.password_hash, password) or not user.is_active:
             reason = "wrong password" if user.is_active else "account disabled"
@@ -92,8 +105,15 @@ class AuthService:
 
         if user.totp_enabled:
             if not totp_code:
-                record(session, user_ctx, "auth.login", outcome=Outcome.denied, resource_type="user",
-                       resource_id=user.id, reason="totp code missing")  # fmt: skip
+                record(
+                    session,
+                    user_ctx,
+                    "auth.login",
+                    outcome=Outcome.denied,
+                    resource_type="user",
+                    resource_id=user.id,
+                    reason="totp code missing",
+                )
                 raise TotpRequired("this account needs a TOTP code (field totp_code)")
             if not self._check_totp(user, totp_code):
                 self._failed(session, user_ctx, user, now, "wrong totp code")
@@ -109,12 +129,27 @@ class AuthService:
     def _failed(self, session: Session, ctx: AuditContext, user: User, now: datetime, reason: str) -> None:
         user.failed_logins += 1
         user.last_failed_login_at = now
-        record(session, ctx, "auth.login", outcome=Outcome.denied, resource_type="user", resource_id=user.id,
-               reason=reason, detail={"failed_logins": user.failed_logins})  # fmt: skip
+        record(
+            session,
+            ctx,
+            "auth.login",
+            outcome=Outcome.denied,
+            resource_type="user",
+            resource_id=user.id,
+            reason=reason,
+            detail={"failed_logins": user.failed_logins},
+        )
         if user.failed_logins >= self.settings.login_lockout_after:
             user.locked_until = now + timedelta(minutes=self.settings.login_lockout_minutes)
-            record(session, ctx, "auth.lockout", outcome=Outcome.denied, resource_type="user",
-                   resource_id=user.id, detail={"locked_until": user.locked_until.isoformat()})  # fmt: skip
+            record(
+                session,
+                ctx,
+                "auth.lockout",
+                outcome=Outcome.denied,
+                resource_type="user",
+                resource_id=user.id,
+                detail={"locked_until": user.locked_until.isoformat()},
+            )
         session.add(user)
 
     def _start_session(self, session: Session, user: User, now: datetime) -> IssuedTokens:
@@ -145,12 +180,26 @@ class AuthService:
         if row.used_at is not None:
             # A rotated token came back: someone holds a copy. End the whole login.
             self._revoke(session, login, now, "refresh token reuse")
-            record(session, user_ctx, "auth.refresh_reuse", outcome=Outcome.denied, resource_type="auth_session",
-                   resource_id=login.id, reason="already-rotated refresh token presented; session revoked")  # fmt: skip
+            record(
+                session,
+                user_ctx,
+                "auth.refresh_reuse",
+                outcome=Outcome.denied,
+                resource_type="auth_session",
+                resource_id=login.id,
+                reason="already-rotated refresh token presented; session revoked",
+            )
             raise InvalidToken("refresh token was already used; this login has been revoked")
         if login.revoked_at is not None or row.expires_at <= now or not user.is_active:
-            record(session, user_ctx, "auth.refresh", outcome=Outcome.denied, resource_type="auth_session",
-                   resource_id=login.id, reason="session revoked, expired or account disabled")  # fmt: skip
+            record(
+                session,
+                user_ctx,
+                "auth.refresh",
+                outcome=Outcome.denied,
+                resource_type="auth_session",
+                resource_id=login.id,
+                reason="session revoked, expired or account disabled",
+            )
             raise InvalidToken("refresh token is expired or revoked")
         row.used_at = now
         session.add(row)
@@ -212,8 +261,15 @@ class AuthService:
         if not user.totp_secret_sealed:
             raise BadRequest("start TOTP enrolment first (POST /api/v1/auth/totp/enrol)")
         if not self._check_totp(user, code):
-            record(session, ctx, "auth.totp_enrol_confirm", outcome=Outcome.denied, resource_type="user",
-                   resource_id=user.id, reason="wrong code")  # fmt: skip
+            record(
+                session,
+                ctx,
+                "auth.totp_enrol_confirm",
+                outcome=Outcome.denied,
+                resource_type="user",
+                resource_id=user.id,
+                reason="wrong code",
+            )
             raise BadRequest("TOTP code is wrong; check the device clock and try the next code")
         user.totp_enabled = True
         session.add(user)

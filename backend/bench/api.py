@@ -86,18 +86,21 @@ def bare_model(config: ApiBenchConfig, images: list[bytes]) -> dict:
         rate = reps * size / (time.perf_counter() - start)
         if rate > best:
             best, best_batch = rate, size
-    return {"batch1_p50_ms": statistics.median(single), "best_throughput": best, "best_batch": best_batch,
-            "model_version": classifier.info.version}  # fmt: skip
+    return {
+        "batch1_p50_ms": statistics.median(single),
+        "best_throughput": best,
+        "best_batch": best_batch,
+        "model_version": classifier.info.version,
+    }
 
 
 def _prepare(settings_env: dict[str, str]) -> dict:
     """Create a clinic, a clinician, a consent version and a consenting patient directly in the database."""
     from backend import migrate
-    from backend.audit.service import SYSTEM
     from backend.config import Settings
     from backend.consent import service as consent
     from backend.consent.schemas import ConsentCreate, DocumentCreate
-    from backend.deps import Actor
+    from backend.core.actor import SYSTEM, Actor
     from backend.patients.models import Patient
     from backend.patients.schemas import PatientIdentity
     from backend.services import build_services
@@ -110,20 +113,56 @@ def _prepare(settings_env: dict[str, str]) -> dict:
     with services.db.session() as session:
         services.vault.current_kek_id(session)
         clinic = create_clinic(session, SYSTEM, "Benchmark Clinic")
-        clinician = create_user(session, SYSTEM, email="bench.clinician@dermalink.local", full_name="Bench",
-                                role=Role.clinician, password=PASSWORD, password_min_length=12,
-                                clinic_id=clinic.id)  # fmt: skip
-        admin = create_user(session, SYSTEM, email="bench.admin@dermalink.local", full_name="Bench admin",
-                            role=Role.admin, password=PASSWORD, password_min_length=12)  # fmt: skip
+        clinician = create_user(
+            session,
+            SYSTEM,
+            email="bench.clinician@dermalink.local",
+            full_name="Bench",
+            role=Role.clinician,
+            password=PASSWORD,
+            password_min_length=12,
+            clinic_id=clinic.id,
+        )
+        admin = create_user(
+            session,
+            SYSTEM,
+            email="bench.admin@dermalink.local",
+            full_name="Bench admin",
+            role=Role.admin,
+            password=PASSWORD,
+            password_min_length=12,
+        )
         actor = Actor(user=clinician, ctx=SYSTEM.as_actor(clinician.id, clinician.role))
-        document = consent.publish(session, Actor(user=admin, ctx=SYSTEM), DocumentCreate(
-            version="bench", language="en", title="Benchmark consent", text="Consent text for the benchmark run.",
-            scopes=["ai_analysis", "specialist_sharing"]))  # fmt: skip
-        patient: Patient = services.patients.create(session, actor, PatientIdentity(
-            full_name="Benchmark Patient", date_of_birth="1970-01-01", medical_record_number="BENCH-1"))  # fmt: skip
-        consent.grant(session, actor, patient, ConsentCreate(
-            document_id=document.id, scopes=["ai_analysis", "specialist_sharing"], method="verbal",
-            witness_name="Benchmark witness"), None)  # fmt: skip
+        document = consent.publish(
+            session,
+            Actor(user=admin, ctx=SYSTEM),
+            DocumentCreate(
+                version="bench",
+                language="en",
+                title="Benchmark consent",
+                text="Consent text for the benchmark run.",
+                scopes=["ai_analysis", "specialist_sharing"],
+            ),
+        )
+        patient: Patient = services.patients.create(
+            session,
+            actor,
+            PatientIdentity(
+                full_name="Benchmark Patient", date_of_birth="1970-01-01", medical_record_number="BENCH-1"
+            ),
+        )
+        consent.grant(
+            session,
+            actor,
+            patient,
+            ConsentCreate(
+                document_id=document.id,
+                scopes=["ai_analysis", "specialist_sharing"],
+                method="verbal",
+                witness_name="Benchmark witness",
+            ),
+            None,
+        )
         session.commit()
         return {"patient_id": str(patient.id)}
 
@@ -159,8 +198,10 @@ def run(config: ApiBenchConfig, *, log=print) -> dict:  # type: ignore[no-untype
         port = _free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "backend.cli", "serve", "--port", str(port)],
-            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base, server)
@@ -168,8 +209,12 @@ def run(config: ApiBenchConfig, *, log=print) -> dict:  # type: ignore[no-untype
         finally:
             server.terminate()
             server.wait(timeout=30)
-    result = {"machine": machine, "bare": bare, "levels": [asdict(level) for level in levels],
-              "config": {k: str(v) for k, v in asdict(config).items()}}  # fmt: skip
+    result = {
+        "machine": machine,
+        "bare": bare,
+        "levels": [asdict(level) for level in levels],
+        "config": {k: str(v) for k, v in asdict(config).items()},
+    }
     if config.breakdown:
         log(f"per-step breakdown over {config.breakdown} sequential requests ...")
         result["breakdown"] = breakdown(config, images[0], config.breakdown)
@@ -216,27 +261,38 @@ def breakdown(config: ApiBenchConfig, image: bytes, requests: int) -> list[dict]
         return wrapper
 
     with tempfile.TemporaryDirectory(prefix="dermalink-breakdown-") as tmp, ExitStack() as patches:
-        env = {"DERMALINK_ENVIRONMENT": "test", "DERMALINK_DATA_DIR": tmp, "DERMALINK_CREATE_DEMO_USERS": "false",
-               "DERMALINK_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-               "DERMALINK_MODEL_REPOSITORY": str(config.model_repository), "DERMALINK_MODEL_NAME": config.model_name,
-               "DERMALINK_ANALYSIS_WAIT_SECONDS": "30"}  # fmt: skip
+        env = {
+            "DERMALINK_ENVIRONMENT": "test",
+            "DERMALINK_DATA_DIR": tmp,
+            "DERMALINK_CREATE_DEMO_USERS": "false",
+            "DERMALINK_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "DERMALINK_MODEL_REPOSITORY": str(config.model_repository),
+            "DERMALINK_MODEL_NAME": config.model_name,
+            "DERMALINK_ANALYSIS_WAIT_SECONDS": "30",
+        }
         prepared = _prepare(env)
         for module_name, path, label in STEPS:
             owner = importlib.import_module(module_name)
             *parents, attribute = path.split(".")
             for parent in parents:
                 owner = getattr(owner, parent)
-            patches.enter_context(mock.patch.object(owner, attribute, timed(label, getattr(owner, attribute))))
+            patches.enter_context(
+                mock.patch.object(owner, attribute, timed(label, getattr(owner, attribute)))
+            )
         settings = Settings(**{k.removeprefix("DERMALINK_").lower(): v for k, v in env.items()})
         with TestClient(create_app(settings)) as client:
-            token = client.post("/api/v1/auth/login", json={"email": "bench.clinician@dermalink.local",
-                                                            "password": PASSWORD}).json()["access_token"]  # fmt: skip
+            token = client.post(
+                "/api/v1/auth/login", json={"email": "bench.clinician@dermalink.local", "password": PASSWORD}
+            ).json()["access_token"]
             metadata = json.dumps({"patient_id": prepared["patient_id"]})
 
             def submit() -> None:
-                response = client.post("/api/v1/cases", data={"metadata": metadata},
-                                       headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
-                                       files=[("images", ("lesion.jpg", image, "image/jpeg"))])  # fmt: skip
+                response = client.post(
+                    "/api/v1/cases",
+                    data={"metadata": metadata},
+                    headers={"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex},
+                    files=[("images", ("lesion.jpg", image, "image/jpeg"))],
+                )
                 assert response.status_code == 201, response.text
 
             for _ in range(3):
@@ -266,17 +322,23 @@ def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120) -> No
 
 
 def _load(base: str, patient_id: str, images: list[bytes], config: ApiBenchConfig, log) -> list[Level]:  # type: ignore[no-untyped-def]
-    token = httpx.post(f"{base}/api/v1/auth/login", json={"email": "bench.clinician@dermalink.local",
-                                                         "password": PASSWORD}).json()["access_token"]  # fmt: skip
+    token = httpx.post(
+        f"{base}/api/v1/auth/login", json={"email": "bench.clinician@dermalink.local", "password": PASSWORD}
+    ).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     metadata = json.dumps({"patient_id": patient_id, "age": 50, "sex": "female", "site": "back"})
-    client = httpx.Client(base_url=base, headers=headers, timeout=120, limits=httpx.Limits(max_connections=64))
+    client = httpx.Client(
+        base_url=base, headers=headers, timeout=120, limits=httpx.Limits(max_connections=64)
+    )
 
     def one(i: int) -> tuple[float, int, bool]:
         start = time.perf_counter()
-        response = client.post("/api/v1/cases", headers={"Idempotency-Key": uuid.uuid4().hex},
-                               data={"metadata": metadata},
-                               files=[("images", ("lesion.jpg", images[i % len(images)], "image/jpeg"))])  # fmt: skip
+        response = client.post(
+            "/api/v1/cases",
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            data={"metadata": metadata},
+            files=[("images", ("lesion.jpg", images[i % len(images)], "image/jpeg"))],
+        )
         elapsed = (time.perf_counter() - start) * 1000
         done = response.status_code == 201 and response.json()["analysis"]["status"] == "done"
         return elapsed, response.status_code, done
@@ -296,13 +358,21 @@ def _load(base: str, patient_id: str, images: list[bytes], config: ApiBenchConfi
         for r in results:
             statuses[str(r[1])] = statuses.get(str(r[1]), 0) + 1
         level = Level(
-            concurrency=concurrency, requests=count, errors=count - len(ok), seconds=round(seconds, 2),
-            p50_ms=_percentile(latencies, 50), p95_ms=_percentile(latencies, 95), p99_ms=_percentile(latencies, 99),
-            throughput=len(ok) / seconds, analysed_in_response=sum(r[2] for r in ok) / max(len(ok), 1),
+            concurrency=concurrency,
+            requests=count,
+            errors=count - len(ok),
+            seconds=round(seconds, 2),
+            p50_ms=_percentile(latencies, 50),
+            p95_ms=_percentile(latencies, 95),
+            p99_ms=_percentile(latencies, 99),
+            throughput=len(ok) / seconds,
+            analysed_in_response=sum(r[2] for r in ok) / max(len(ok), 1),
             statuses=statuses,
-        )  # fmt: skip
-        log(f"c={concurrency:<3} p50 {level.p50_ms:7.1f} ms  p95 {level.p95_ms:7.1f} ms  "
-            f"{level.throughput:6.1f} req/s  errors {level.errors}")  # fmt: skip
+        )
+        log(
+            f"c={concurrency:<3} p50 {level.p50_ms:7.1f} ms  p95 {level.p95_ms:7.1f} ms  "
+            f"{level.throughput:6.1f} req/s  errors {level.errors}"
+        )
         levels.append(level)
     client.close()
     return levels
@@ -326,37 +396,57 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
         "# Backend end to end: JPEG uploads through the HTTP API",
         "",
         f"- Command: `{' '.join(['dermalink', 'bench', 'api', *sys.argv[3:]]) if len(sys.argv) > 2 else 'dermalink bench api'}`",
-        (f"- Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu']}; "
-        f"load average {machine['loadavg']} before the run"),
-        (f"- Server: one `dermalink serve` process on the embedded defaults (SQLite, local encrypted blobs, "
-        f"embedded analysis runner, in-process ONNX Runtime), model {config.model_name} "
-        f"v{bare['model_version']} from `{config.model_repository}`"),
-        ("- Requests: `POST /api/v1/cases` with one real HAM10000 image (600×450 JPEG) each; the response "
-        "waits for the analysis, so latency = upload → stored → analysed → answered"),
+        (
+            f"- Machine: {machine['cpu']}, {machine['cores']} cores, GPU: {machine['gpu']}; "
+            f"load average {machine['loadavg']} before the run"
+        ),
+        (
+            f"- Server: one `dermalink serve` process on the embedded defaults (SQLite, local encrypted blobs, "
+            f"embedded analysis runner, in-process ONNX Runtime), model {config.model_name} "
+            f"v{bare['model_version']} from `{config.model_repository}`"
+        ),
+        (
+            "- Requests: `POST /api/v1/cases` with one real HAM10000 image (600×450 JPEG) each; the response "
+            "waits for the analysis, so latency = upload → stored → analysed → answered"
+        ),
         "",
         "| concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s | analysed in response |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for level in levels:
-        lines.append(f"| {level['concurrency']} | {level['requests']} | {level['errors']} | {level['p50_ms']:.1f} | "
-                     f"{level['p95_ms']:.1f} | {level['p99_ms']:.1f} | {level['throughput']:.1f} | "
-                     f"{level['analysed_in_response']:.0%} |")  # fmt: skip
+        lines.append(
+            f"| {level['concurrency']} | {level['requests']} | {level['errors']} | {level['p50_ms']:.1f} | "
+            f"{level['p95_ms']:.1f} | {level['p99_ms']:.1f} | {level['throughput']:.1f} | "
+            f"{level['analysed_in_response']:.0%} |"
+        )
     lines += [
         "",
-        ("Bare model (in-process ONNX Runtime, same images, same run): "
-        f"batch-1 p50 {bare['batch1_p50_ms']:.1f} ms; best batched throughput {bare['best_throughput']:.1f} "
-        f"images/s (batch {bare['best_batch']})."),
+        (
+            "Bare model (in-process ONNX Runtime, same images, same run): "
+            f"batch-1 p50 {bare['batch1_p50_ms']:.1f} ms; best batched throughput {bare['best_throughput']:.1f} "
+            f"images/s (batch {bare['best_batch']})."
+        ),
         "",
         "| target | reached |",
         "|---|---|",
-        (f"| end-to-end p50 at concurrency {first['concurrency']} ≤ 2× bare batch-1 p50 | "
-        f"{'yes' if p50_ratio <= 2 else 'no'} ({p50_ratio:.2f}×) |"),
-        (f"| end-to-end throughput at concurrency {top['concurrency']} ≥ 60% of bare best throughput | "
-        f"{'yes' if tput_ratio >= 0.6 else 'no'} ({tput_ratio:.0%}) |"),
+        (
+            f"| end-to-end p50 at concurrency {first['concurrency']} ≤ 2× bare batch-1 p50 | "
+            f"{'yes' if p50_ratio <= 2 else 'no'} ({p50_ratio:.2f}×) |"
+        ),
+        (
+            f"| end-to-end throughput at concurrency {top['concurrency']} ≥ 60% of bare best throughput | "
+            f"{'yes' if tput_ratio >= 0.6 else 'no'} ({tput_ratio:.0%}) |"
+        ),
     ]
     if result.get("breakdown"):
-        lines += ["", f"Where one request's time goes: {config.breakdown} sequential requests in-process, each step timed "
-                  "by wrapping the function that does it (ms per request):", "", "| step | ms |", "|---|---:|"]  # fmt: skip
+        lines += [
+            "",
+            f"Where one request's time goes: {config.breakdown} sequential requests in-process, each step timed "
+            "by wrapping the function that does it (ms per request):",
+            "",
+            "| step | ms |",
+            "|---|---:|",
+        ]
         lines += [f"| {row['step']} | {row['ms']:.1f} |" for row in result["breakdown"]]
     md_path.write_text("\n".join(lines) + "\n")
     files = [csv_path, md_path]
@@ -367,9 +457,16 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-        ax.plot([lv["throughput"] for lv in levels], [lv["p50_ms"] for lv in levels], marker="o", label="API p50")
-        ax.plot([lv["throughput"] for lv in levels], [lv["p95_ms"] for lv in levels], marker="s", linestyle="--",
-                label="API p95")  # fmt: skip
+        ax.plot(
+            [lv["throughput"] for lv in levels], [lv["p50_ms"] for lv in levels], marker="o", label="API p50"
+        )
+        ax.plot(
+            [lv["throughput"] for lv in levels],
+            [lv["p95_ms"] for lv in levels],
+            marker="s",
+            linestyle="--",
+            label="API p95",
+        )
         for lv in levels:
             ax.annotate(f"c{lv['concurrency']}", (lv["throughput"], lv["p50_ms"]), fontsize=7)
         ax.axvline(bare["best_throughput"], color="black", linestyle=":", label="bare model, best batched")

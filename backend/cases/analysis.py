@@ -14,12 +14,13 @@ from datetime import timedelta
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
-from backend.audit.service import SYSTEM, record
+from backend.audit.service import record
 from backend.cases.models import AnalysisJob, AnalysisResult, Case, CaseImage
 from backend.cases.routing import route
 from backend.cases.triage import ImageEvidence, TriageRules, decide
 from backend.consent import service as consent
 from backend.consent.models import Scope
+from backend.core.actor import SYSTEM
 from backend.core.clock import utcnow
 from backend.core.logging import log
 from backend.crypto.envelope import Vault
@@ -58,10 +59,12 @@ class Analyzer:
         with self.session_factory() as session:
             query = (
                 select(AnalysisJob)
-                .where(or_(
-                    (AnalysisJob.status == "pending") & (AnalysisJob.next_attempt_at <= now),
-                    (AnalysisJob.status == "running") & (AnalysisJob.lease_expires_at < now),  # type: ignore[operator]
-                ))  # fmt: skip
+                .where(
+                    or_(
+                        (AnalysisJob.status == "pending") & (AnalysisJob.next_attempt_at <= now),
+                        (AnalysisJob.status == "running") & (AnalysisJob.lease_expires_at < now),  # type: ignore[operator]
+                    )
+                )
                 .order_by(AnalysisJob.next_attempt_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -103,11 +106,22 @@ class Analyzer:
                     return "failed"
                 attempt, patient_id = job.attempts, case.patient_id
                 consent.require(session, patient_id, Scope.ai_analysis)
-                images = list(session.exec(select(CaseImage).where(CaseImage.case_id == case.id)
-                                           .order_by(CaseImage.position)))  # fmt: skip
+                images = list(
+                    session.exec(
+                        select(CaseImage).where(CaseImage.case_id == case.id).order_by(CaseImage.position)
+                    )
+                )
                 image_ids = [i.id for i in images]
-                pixels = batch([load_image(self.vault.decrypt(session, patient_id, f"blob:{i.blob_key}",
-                                                              self.blobs.get(i.blob_key))) for i in images])  # fmt: skip
+                pixels = batch(
+                    [
+                        load_image(
+                            self.vault.decrypt(
+                                session, patient_id, f"blob:{i.blob_key}", self.blobs.get(i.blob_key)
+                            )
+                        )
+                        for i in images
+                    ]
+                )
             predictions = self.classifier().predict_batch(pixels)
         except consent.ConsentRequired as exc:
             return self._fail(job_id, str(exc.detail))
@@ -136,19 +150,40 @@ class Analyzer:
         for image, prediction in zip(images, predictions, strict=True):
             probs = prediction.probabilities
             malignant = sum(probs.get(c, 0.0) for c in self.rules.malignant_classes)
-            session.add(AnalysisResult(
-                case_id=case.id, image_id=image.id, probabilities=probs, top_label=prediction.top_label,
-                top_probability=prediction.top_probability, malignant_probability=malignant,
-                model_name=prediction.model_name, model_version=prediction.model_version,
-                inference_ms=prediction.inference_ms,
-            ))  # fmt: skip
+            session.add(
+                AnalysisResult(
+                    case_id=case.id,
+                    image_id=image.id,
+                    probabilities=probs,
+                    top_label=prediction.top_label,
+                    top_probability=prediction.top_probability,
+                    malignant_probability=malignant,
+                    model_name=prediction.model_name,
+                    model_version=prediction.model_version,
+                    inference_ms=prediction.inference_ms,
+                )
+            )
             evidence.append(ImageEvidence(probs, image.quality_ok))
         decision = decide(self.rules, evidence, concern=case.concern, wants_specialist=case.wants_specialist)
-        case.triage_level, case.triage_rule, case.triage_detail = decision.level.value, decision.rule, decision.detail
+        case.triage_level, case.triage_rule, case.triage_detail = (
+            decision.level.value,
+            decision.rule,
+            decision.detail,
+        )
         route(session, case, SYSTEM, analysed=True)
-        record(session, SYSTEM, "case.analyse", resource_type="case", resource_id=case.id, patient_id=case.patient_id,
-               detail={"level": decision.level.value, "rule": decision.rule,
-                       "model": f"{predictions[0].model_name}:{predictions[0].model_version}"})  # fmt: skip
+        record(
+            session,
+            SYSTEM,
+            "case.analyse",
+            resource_type="case",
+            resource_id=case.id,
+            patient_id=case.patient_id,
+            detail={
+                "level": decision.level.value,
+                "rule": decision.rule,
+                "model": f"{predictions[0].model_name}:{predictions[0].model_version}",
+            },
+        )
 
     def _retry(self, job_id: uuid.UUID, reason: str) -> str:
         with self.session_factory() as session:
@@ -158,17 +193,32 @@ class Analyzer:
             job.last_error, job.updated_at = reason[:1000], utcnow()
             session.add(job)
             session.commit()
-            log.warning("analysis postponed", case_id=str(job.case_id), attempts=job.attempts, reason=reason[:200])
+            log.warning(
+                "analysis postponed", case_id=str(job.case_id), attempts=job.attempts, reason=reason[:200]
+            )
         return "pending"
 
     def _fail(self, job_id: uuid.UUID, reason: str) -> str:
         with self.session_factory() as session:
             job = session.get(AnalysisJob, job_id)
             case = session.get(Case, job.case_id)
-            job.status, job.lease_expires_at, job.last_error, job.updated_at = "failed", None, reason[:1000], utcnow()
+            job.status, job.lease_expires_at, job.last_error, job.updated_at = (
+                "failed",
+                None,
+                reason[:1000],
+                utcnow(),
+            )
             session.add(job)
-            record(session, SYSTEM, "case.analyse", outcome="failed", resource_type="case", resource_id=case.id,
-                   patient_id=case.patient_id, reason=reason[:1000])  # fmt: skip
+            record(
+                session,
+                SYSTEM,
+                "case.analyse",
+                outcome="failed",
+                resource_type="case",
+                resource_id=case.id,
+                patient_id=case.patient_id,
+                reason=reason[:1000],
+            )
             session.commit()
         return "failed"
 

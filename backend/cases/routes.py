@@ -33,8 +33,15 @@ def get_case_service(request: Request) -> CaseService:
 
 
 CaseServiceDep = Annotated[CaseService, Depends(get_case_service)]
-IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=100,
-                                       description="A random key per submission; retries reuse it")]  # fmt: skip
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=100,
+        description="A random key per submission; retries reuse it",
+    ),
+]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40)]
 
 
@@ -51,8 +58,12 @@ def _parse_metadata(metadata: str) -> CaseCreate:
         raise ValidationFailed(errors) from exc
 
 
-@router.post("", response_model=CaseOut, status_code=status.HTTP_201_CREATED,
-             responses={200: {"description": "A retry of a submission already stored (same Idempotency-Key)"}})  # fmt: skip
+@router.post(
+    "",
+    response_model=CaseOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "A retry of a submission already stored (same Idempotency-Key)"}},
+)
 def submit_case(
     request: Request,
     response: Response,
@@ -102,22 +113,32 @@ def list_cases(
         from datetime import datetime
 
         moment = datetime.fromisoformat(created)
-        query = query.where((Case.created_at < moment) | ((Case.created_at == moment) & (Case.id < uuid.UUID(case_id))))
+        query = query.where(
+            (Case.created_at < moment) | ((Case.created_at == moment) & (Case.id < uuid.UUID(case_id)))
+        )
     rows = list(session.exec(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit + 1)))  # type: ignore[attr-defined]
     page = page_of(
-        rows, limit,
-        item=lambda c: CaseSummary(id=c.id, patient_id=c.patient_id, state=c.state, triage_level=c.triage_level,
-                                   created_at=c.created_at, updated_at=c.updated_at),
+        rows,
+        limit,
+        item=lambda c: CaseSummary(
+            id=c.id,
+            patient_id=c.patient_id,
+            state=c.state,
+            triage_level=c.triage_level,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+        ),
         cursor=lambda c: [c.created_at.isoformat(), str(c.id)],
-    )  # fmt: skip
+    )
     record(session, actor.ctx, "case.list", resource_type="case", detail={"items": len(page.items)})
     session.commit()
     return page
 
 
 @router.get("/{case_id}", response_model=CaseOut)
-def read_case(case_id: uuid.UUID, response: Response, actor: ClinicalActor, session: SessionDep,
-              cases: CaseServiceDep) -> CaseOut:  # fmt: skip
+def read_case(
+    case_id: uuid.UUID, response: Response, actor: ClinicalActor, session: SessionDep, cases: CaseServiceDep
+) -> CaseOut:
     """The case with its images' metadata, AI result (with its disclaimer), triage, answer and history."""
     with commit_refusals(session, NotFound):
         case = cases.get(session, actor, case_id)
@@ -126,10 +147,12 @@ def read_case(case_id: uuid.UUID, response: Response, actor: ClinicalActor, sess
     return _respond(response, out)
 
 
-@router.get("/{case_id}/images/{image_id}", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}})  # fmt: skip
-def read_image(case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, session: SessionDep,
-               cases: CaseServiceDep) -> Response:  # fmt: skip
+@router.get(
+    "/{case_id}/images/{image_id}", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}}
+)
+def read_image(
+    case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, session: SessionDep, cases: CaseServiceDep
+) -> Response:
     """The lesion image (metadata stripped at intake), decrypted for this request only."""
     with commit_refusals(session, NotFound):
         data = cases.image(session, actor, case_id, image_id)
@@ -138,8 +161,15 @@ def read_image(case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, se
 
 
 @router.post("/{case_id}/answer", response_model=CaseOut)
-def answer_case(case_id: uuid.UUID, body: AnswerCreate, response: Response, actor: DermatologistActor,
-                session: SessionDep, cases: CaseServiceDep, if_match: IfMatch = None) -> CaseOut:  # fmt: skip
+def answer_case(
+    case_id: uuid.UUID,
+    body: AnswerCreate,
+    response: Response,
+    actor: DermatologistActor,
+    session: SessionDep,
+    cases: CaseServiceDep,
+    if_match: IfMatch = None,
+) -> CaseOut:
     """Answer a case you have claimed: diagnosis, management plan and a note. Needs If-Match."""
     case = cases.answer(session, actor, case_id, body, if_match)
     session.commit()
@@ -147,8 +177,14 @@ def answer_case(case_id: uuid.UUID, body: AnswerCreate, response: Response, acto
 
 
 @router.post("/{case_id}/close", response_model=CaseOut)
-def close_case(case_id: uuid.UUID, response: Response, actor: ClinicianActor, session: SessionDep,
-               cases: CaseServiceDep, if_match: IfMatch = None) -> CaseOut:  # fmt: skip
+def close_case(
+    case_id: uuid.UUID,
+    response: Response,
+    actor: ClinicianActor,
+    session: SessionDep,
+    cases: CaseServiceDep,
+    if_match: IfMatch = None,
+) -> CaseOut:
     case = cases.close(session, actor, case_id, if_match)
     session.commit()
     return _respond(response, cases.view(session, case))
@@ -166,13 +202,26 @@ def queue(
     after = decode_cursor(cursor) if cursor else None
     items = cases.queue(session, actor, after=after, limit=limit + 1)
     session.commit()
-    return page_of(items, limit, item=lambda i: i, cursor=lambda i: [
-        0 if i.triage_level == "urgent" else 1, i.waiting_since.isoformat(), str(i.case_id)])
+    return page_of(
+        items,
+        limit,
+        item=lambda i: i,
+        cursor=lambda i: [
+            0 if i.triage_level == "urgent" else 1,
+            i.waiting_since.isoformat(),
+            str(i.case_id),
+        ],
+    )
 
 
 @queue_router.post("/{case_id}/claim", response_model=CaseOut)
-def claim(case_id: uuid.UUID, response: Response, actor: DermatologistActor, session: SessionDep,
-          cases: CaseServiceDep) -> CaseOut:  # fmt: skip
+def claim(
+    case_id: uuid.UUID,
+    response: Response,
+    actor: DermatologistActor,
+    session: SessionDep,
+    cases: CaseServiceDep,
+) -> CaseOut:
     """Claim a waiting case for yourself; the claim expires, returning the case to the queue."""
     case = cases.claim(session, actor, case_id)
     session.commit()
@@ -180,8 +229,13 @@ def claim(case_id: uuid.UUID, response: Response, actor: DermatologistActor, ses
 
 
 @queue_router.post("/{case_id}/release", response_model=CaseOut)
-def release(case_id: uuid.UUID, response: Response, actor: DermatologistActor, session: SessionDep,
-            cases: CaseServiceDep) -> CaseOut:  # fmt: skip
+def release(
+    case_id: uuid.UUID,
+    response: Response,
+    actor: DermatologistActor,
+    session: SessionDep,
+    cases: CaseServiceDep,
+) -> CaseOut:
     case = cases.release(session, actor, case_id)
     session.commit()
     return _respond(response, cases.view(session, case))

@@ -10,9 +10,22 @@ from backend.core.schemas import RequestBody, ResponseBody
 
 # HAM10000's `localization` vocabulary.
 Site = Literal[
-    "abdomen", "acral", "back", "chest", "ear", "face", "foot", "genital", "hand", "lower extremity",
-    "neck", "scalp", "trunk", "upper extremity", "unknown",
-]  # fmt: skip
+    "abdomen",
+    "acral",
+    "back",
+    "chest",
+    "ear",
+    "face",
+    "foot",
+    "genital",
+    "hand",
+    "lower extremity",
+    "neck",
+    "scalp",
+    "trunk",
+    "upper extremity",
+    "unknown",
+]
 Diagnosis = Literal["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc", "other"]
 Management = Literal["reassure", "monitor", "excise_or_biopsy", "urgent_referral"]
 
@@ -45,7 +58,9 @@ class CaseCreate(RequestBody):
 
 class AnswerCreate(RequestBody):
     diagnosis: Diagnosis
-    diagnosis_text: str | None = Field(default=None, max_length=300, description="Required when diagnosis is other")
+    diagnosis_text: str | None = Field(
+        default=None, max_length=300, description="Required when diagnosis is other"
+    )
     management: Management
     follow_up_weeks: int | None = Field(default=None, ge=1, le=104, description="Required for monitor")
     note: str | None = Field(default=None, max_length=4000)

@@ -47,10 +47,10 @@ from backend.cases.schemas import (
 )
 from backend.consent import service as consent
 from backend.consent.models import Scope
+from backend.core.actor import Actor
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from backend.crypto.envelope import Vault
-from backend.deps import Actor
 from backend.images.intake import sanitize
 from backend.images.quality import assess
 from backend.patients.service import get_visible
@@ -121,33 +121,67 @@ class CaseService:
             for u in uploads
         ]
         case = Case(
-            patient_id=patient.id, clinic_id=patient.clinic_id, created_by=actor.user.id,
-            idempotency_key=idempotency_key, request_hash=request_hash, age=body.age, sex=body.sex,
-            site=body.site, history=body.history.model_dump(), concern=body.concern,
+            patient_id=patient.id,
+            clinic_id=patient.clinic_id,
+            created_by=actor.user.id,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            age=body.age,
+            sex=body.sex,
+            site=body.site,
+            history=body.history.model_dump(),
+            concern=body.concern,
             wants_specialist=body.wants_specialist,
-        )  # fmt: skip
+        )
         session.add(case)
         session.flush()
         if body.notes:
-            case.notes_sealed = self.vault.encrypt(session, patient.id, f"case:{case.id}:notes", body.notes.encode())
+            case.notes_sealed = self.vault.encrypt(
+                session, patient.id, f"case:{case.id}:notes", body.notes.encode()
+            )
         for position, image in enumerate(sanitized):
             blob_key = f"patients/{patient.id}/images/{case.id}/{position}-{uuid.uuid4().hex}.jpg.enc"
             with Image.open(io.BytesIO(image.data)) as decoded:
                 quality = assess(decoded)
             # The encrypted image is stored before the database commit that refers to it.
             self.blobs.put(blob_key, self.vault.encrypt(session, patient.id, f"blob:{blob_key}", image.data))
-            session.add(CaseImage(
-                case_id=case.id, position=position, blob_key=blob_key, sha256=image.sha256,
-                media_type=image.media_type, width=image.width, height=image.height, quality_ok=quality.ok,
-                quality={"ok": quality.ok, "reasons": quality.reasons,
-                         "laplacian_variance": round(quality.laplacian_variance, 2)},
-            ))  # fmt: skip
-        session.add(CaseTransition(case_id=case.id, from_state=None, to_state=CaseState.received.value,
-                                   actor_id=actor.user.id, actor_role=actor.user.role))  # fmt: skip
+            session.add(
+                CaseImage(
+                    case_id=case.id,
+                    position=position,
+                    blob_key=blob_key,
+                    sha256=image.sha256,
+                    media_type=image.media_type,
+                    width=image.width,
+                    height=image.height,
+                    quality_ok=quality.ok,
+                    quality={
+                        "ok": quality.ok,
+                        "reasons": quality.reasons,
+                        "laplacian_variance": round(quality.laplacian_variance, 2),
+                    },
+                )
+            )
+        session.add(
+            CaseTransition(
+                case_id=case.id,
+                from_state=None,
+                to_state=CaseState.received.value,
+                actor_id=actor.user.id,
+                actor_role=actor.user.role,
+            )
+        )
         job = AnalysisJob(case_id=case.id)
         session.add(job)
-        record(session, actor.ctx, "case.create", resource_type="case", resource_id=case.id, patient_id=patient.id,
-               detail={"images": len(sanitized)})  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "case.create",
+            resource_type="case",
+            resource_id=case.id,
+            patient_id=patient.id,
+            detail={"images": len(sanitized)},
+        )
         try:
             session.commit()
         except IntegrityError:  # the same key raced in from a parallel retry
@@ -159,7 +193,9 @@ class CaseService:
         return case, job, True
 
     def _by_idempotency_key(self, session: Session, actor: Actor, key: str) -> Case | None:
-        return session.exec(select(Case).where(Case.created_by == actor.user.id, Case.idempotency_key == key)).first()
+        return session.exec(
+            select(Case).where(Case.created_by == actor.user.id, Case.idempotency_key == key)
+        ).first()
 
     def _replay(self, session: Session, case: Case, request_hash: str) -> tuple[Case, AnalysisJob, bool]:
         if case.request_hash != request_hash:
@@ -171,62 +207,111 @@ class CaseService:
     def get(self, session: Session, actor: Actor, case_id: uuid.UUID, *, audit: bool = True) -> Case:
         case = session.exec(visible_cases(actor).where(Case.id == case_id)).first()
         if case is None:
-            record(session, actor.ctx, "case.view", outcome="denied", resource_type="case", resource_id=case_id,
-                   reason="not found or not visible")  # fmt: skip
+            record(
+                session,
+                actor.ctx,
+                "case.view",
+                outcome="denied",
+                resource_type="case",
+                resource_id=case_id,
+                reason="not found or not visible",
+            )
             raise NotFound(f"case {case_id} not found")
         if actor.role is Role.dermatologist:
             consent.require(session, case.patient_id, Scope.specialist_sharing)
         if audit:
-            record(session, actor.ctx, "case.view", resource_type="case", resource_id=case.id,
-                   patient_id=case.patient_id)  # fmt: skip
+            record(
+                session,
+                actor.ctx,
+                "case.view",
+                resource_type="case",
+                resource_id=case.id,
+                patient_id=case.patient_id,
+            )
         return case
 
     def view(self, session: Session, case: Case) -> CaseOut:
-        images = list(session.exec(select(CaseImage).where(CaseImage.case_id == case.id).order_by(CaseImage.position)))
+        images = list(
+            session.exec(select(CaseImage).where(CaseImage.case_id == case.id).order_by(CaseImage.position))
+        )
         results = list(session.exec(select(AnalysisResult).where(AnalysisResult.case_id == case.id)))
         job = session.exec(select(AnalysisJob).where(AnalysisJob.case_id == case.id)).first()
         answer = session.exec(select(Answer).where(Answer.case_id == case.id)).first()
-        transitions = session.exec(select(CaseTransition).where(CaseTransition.case_id == case.id)
-                                   .order_by(CaseTransition.at))  # type: ignore[arg-type]  # fmt: skip
+        transitions = session.exec(
+            select(CaseTransition).where(CaseTransition.case_id == case.id).order_by(CaseTransition.at)
+        )  # type: ignore[arg-type]
         notes = None
         if case.notes_sealed:
-            notes = self.vault.decrypt(session, case.patient_id, f"case:{case.id}:notes", case.notes_sealed).decode()
+            notes = self.vault.decrypt(
+                session, case.patient_id, f"case:{case.id}:notes", case.notes_sealed
+            ).decode()
         answer_out = None
         if answer is not None:
             note = None
             if answer.note_sealed:
-                note = self.vault.decrypt(session, case.patient_id, f"answer:{answer.id}", answer.note_sealed).decode()
+                note = self.vault.decrypt(
+                    session, case.patient_id, f"answer:{answer.id}", answer.note_sealed
+                ).decode()
             answer_out = AnswerOut.model_validate(answer).model_copy(update={"note": note})
         message = None
         if case.sharing_consent_missing:
-            message = ("This case should be reviewed by a dermatologist, but the patient has not consented to "
-                       "sharing (scope 'specialist_sharing'). Record that consent to send it.")  # fmt: skip
+            message = (
+                "This case should be reviewed by a dermatologist, but the patient has not consented to "
+                "sharing (scope 'specialist_sharing'). Record that consent to send it."
+            )
         return CaseOut(
-            id=case.id, patient_id=case.patient_id, state=case.state, version=case.version, age=case.age,
-            sex=case.sex, site=case.site, history=case.history, concern=case.concern,
-            wants_specialist=case.wants_specialist, notes=notes,
+            id=case.id,
+            patient_id=case.patient_id,
+            state=case.state,
+            version=case.version,
+            age=case.age,
+            sex=case.sex,
+            site=case.site,
+            history=case.history,
+            concern=case.concern,
+            wants_specialist=case.wants_specialist,
+            notes=notes,
             images=[ImageOut.model_validate(i) for i in images],
             analysis=AnalysisOut(
-                status=job.status if job else "pending", attempts=job.attempts if job else 0,
+                status=job.status if job else "pending",
+                attempts=job.attempts if job else 0,
                 last_error=job.last_error if job else None,
                 next_attempt_at=job.next_attempt_at if job and job.status == "pending" else None,
                 results=[ResultOut.model_validate(r) for r in results],
             ),
-            triage=TriageOut(level=case.triage_level, rule=case.triage_rule, detail=case.triage_detail,
-                             sharing_consent_missing=case.sharing_consent_missing, message=message),
-            claimed_by=case.claimed_by, claim_expires_at=case.claim_expires_at, answer=answer_out,
+            triage=TriageOut(
+                level=case.triage_level,
+                rule=case.triage_rule,
+                detail=case.triage_detail,
+                sharing_consent_missing=case.sharing_consent_missing,
+                message=message,
+            ),
+            claimed_by=case.claimed_by,
+            claim_expires_at=case.claim_expires_at,
+            answer=answer_out,
             transitions=[TransitionOut.model_validate(t) for t in transitions],
-            created_at=case.created_at, updated_at=case.updated_at,
-        )  # fmt: skip
+            created_at=case.created_at,
+            updated_at=case.updated_at,
+        )
 
     def image(self, session: Session, actor: Actor, case_id: uuid.UUID, image_id: uuid.UUID) -> bytes:
         case = self.get(session, actor, case_id, audit=False)
-        image = session.exec(select(CaseImage).where(CaseImage.case_id == case.id, CaseImage.id == image_id)).first()
+        image = session.exec(
+            select(CaseImage).where(CaseImage.case_id == case.id, CaseImage.id == image_id)
+        ).first()
         if image is None:
             raise NotFound(f"image {image_id} not found in case {case_id}")
-        data = self.vault.decrypt(session, case.patient_id, f"blob:{image.blob_key}", self.blobs.get(image.blob_key))
-        record(session, actor.ctx, "case.image_view", resource_type="case_image", resource_id=image.id,
-               patient_id=case.patient_id)  # fmt: skip
+        data = self.vault.decrypt(
+            session, case.patient_id, f"blob:{image.blob_key}", self.blobs.get(image.blob_key)
+        )
+        record(
+            session,
+            actor.ctx,
+            "case.image_view",
+            resource_type="case_image",
+            resource_id=image.id,
+            patient_id=case.patient_id,
+        )
         return data
 
     # -- queue ---------------------------------------------------------------------------------
@@ -244,11 +329,13 @@ class CaseService:
             from datetime import datetime
 
             moment = datetime.fromisoformat(queued_at)
-            query = query.where(or_(
-                URGENCY_RANK > rank,
-                (URGENCY_RANK == rank) & (Case.queued_at > moment),
-                (URGENCY_RANK == rank) & (Case.queued_at == moment) & (Case.id > uuid.UUID(case_id)),
-            ))  # fmt: skip
+            query = query.where(
+                or_(
+                    URGENCY_RANK > rank,
+                    (URGENCY_RANK == rank) & (Case.queued_at > moment),
+                    (URGENCY_RANK == rank) & (Case.queued_at == moment) & (Case.id > uuid.UUID(case_id)),
+                )
+            )
         cases = list(session.exec(query.limit(limit)))
         items = []
         results: dict[uuid.UUID, list[AnalysisResult]] = {case.id: [] for case in cases}
@@ -256,12 +343,21 @@ class CaseService:
             results[result.case_id].append(result)
         for case in cases:
             top = max(results[case.id], key=lambda r: r.malignant_probability, default=None)
-            items.append(QueueItem(
-                case_id=case.id, triage_level=case.triage_level or "review", triage_rule=case.triage_rule,
-                waiting_since=case.queued_at or case.created_at, age=case.age, sex=case.sex, site=case.site,
-                concern=case.concern, ai_top_label=top.top_label if top else None,
-                ai_top_probability=top.top_probability if top else None, image_count=len(results[case.id]),
-            ))  # fmt: skip
+            items.append(
+                QueueItem(
+                    case_id=case.id,
+                    triage_level=case.triage_level or "review",
+                    triage_rule=case.triage_rule,
+                    waiting_since=case.queued_at or case.created_at,
+                    age=case.age,
+                    sex=case.sex,
+                    site=case.site,
+                    concern=case.concern,
+                    ai_top_label=top.top_label if top else None,
+                    ai_top_probability=top.top_probability if top else None,
+                    image_count=len(results[case.id]),
+                )
+            )
         record(session, actor.ctx, "queue.view", resource_type="queue", detail={"items": len(items)})
         return items
 
@@ -270,14 +366,27 @@ class CaseService:
         if case is None or case.state != CaseState.awaiting_specialist:
             raise NotFound(f"case {case_id} is not waiting in the queue")
         now = utcnow()
-        if case.claimed_by not in (None, actor.user.id) and case.claim_expires_at and case.claim_expires_at > now:
-            raise Conflict(f"case {case_id} is already claimed by another dermatologist until {case.claim_expires_at}")
+        if (
+            case.claimed_by not in (None, actor.user.id)
+            and case.claim_expires_at
+            and case.claim_expires_at > now
+        ):
+            raise Conflict(
+                f"case {case_id} is already claimed by another dermatologist until {case.claim_expires_at}"
+            )
         consent.require(session, case.patient_id, Scope.specialist_sharing)
         case.claimed_by, case.claim_expires_at = actor.user.id, now + timedelta(minutes=self.claim_minutes)
         touch(case)
         session.add(case)
-        record(session, actor.ctx, "case.claim", resource_type="case", resource_id=case.id, patient_id=case.patient_id,
-               detail={"expires_at": case.claim_expires_at.isoformat()})  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "case.claim",
+            resource_type="case",
+            resource_id=case.id,
+            patient_id=case.patient_id,
+            detail={"expires_at": case.claim_expires_at.isoformat()},
+        )
         return case
 
     def release(self, session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
@@ -285,7 +394,14 @@ class CaseService:
         case.claimed_by, case.claim_expires_at = None, None
         touch(case)
         session.add(case)
-        record(session, actor.ctx, "case.release", resource_type="case", resource_id=case.id, patient_id=case.patient_id)
+        record(
+            session,
+            actor.ctx,
+            "case.release",
+            resource_type="case",
+            resource_id=case.id,
+            patient_id=case.patient_id,
+        )
         return case
 
     def _held(self, session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
@@ -294,27 +410,47 @@ class CaseService:
             raise NotFound(f"case {case_id} not found")
         if case.state != CaseState.awaiting_specialist:
             raise Conflict(f"case {case_id} is {case.state}, not awaiting a specialist")
-        if case.claimed_by != actor.user.id or case.claim_expires_at is None or case.claim_expires_at <= utcnow():
+        if (
+            case.claimed_by != actor.user.id
+            or case.claim_expires_at is None
+            or case.claim_expires_at <= utcnow()
+        ):
             raise Conflict("your claim on this case expired; claim it again from the queue")
         return case
 
-    def answer(self, session: Session, actor: Actor, case_id: uuid.UUID, body: AnswerCreate, if_match: str | None) -> Case:
+    def answer(
+        self, session: Session, actor: Actor, case_id: uuid.UUID, body: AnswerCreate, if_match: str | None
+    ) -> Case:
         if body.diagnosis == "other" and not body.diagnosis_text:
             raise ValidationFailed("diagnosis 'other' needs diagnosis_text")
         if body.management == "monitor" and body.follow_up_weeks is None:
             raise ValidationFailed("management 'monitor' needs follow_up_weeks")
         case = self._held(session, actor, case_id)
         check_version(case, if_match)
-        answer = Answer(case_id=case.id, dermatologist_id=actor.user.id, diagnosis=body.diagnosis,
-                        diagnosis_text=body.diagnosis_text, management=body.management,
-                        follow_up_weeks=body.follow_up_weeks)  # fmt: skip
+        answer = Answer(
+            case_id=case.id,
+            dermatologist_id=actor.user.id,
+            diagnosis=body.diagnosis,
+            diagnosis_text=body.diagnosis_text,
+            management=body.management,
+            follow_up_weeks=body.follow_up_weeks,
+        )
         if body.note:
-            answer.note_sealed = self.vault.encrypt(session, case.patient_id, f"answer:{answer.id}", body.note.encode())
+            answer.note_sealed = self.vault.encrypt(
+                session, case.patient_id, f"answer:{answer.id}", body.note.encode()
+            )
         session.add(answer)
         case.answered_by, case.claimed_by, case.claim_expires_at = actor.user.id, None, None
         transition(session, case, CaseState.answered, actor.ctx)
-        record(session, actor.ctx, "case.answer", resource_type="case", resource_id=case.id, patient_id=case.patient_id,
-               detail={"diagnosis": body.diagnosis, "management": body.management})  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "case.answer",
+            resource_type="case",
+            resource_id=case.id,
+            patient_id=case.patient_id,
+            detail={"diagnosis": body.diagnosis, "management": body.management},
+        )
         return case
 
     def close(self, session: Session, actor: Actor, case_id: uuid.UUID, if_match: str | None) -> Case:
@@ -329,6 +465,8 @@ class CaseService:
 def check_version(case: Case, if_match: str | None) -> None:
     """Optimistic concurrency: writes that change a case must name the version they saw (If-Match)."""
     if if_match is None:
-        raise PreconditionFailed("send If-Match with the case's ETag (its version) so no change is overwritten")
+        raise PreconditionFailed(
+            "send If-Match with the case's ETag (its version) so no change is overwritten"
+        )
     if if_match.strip().strip('"').removeprefix("W/").strip('"') != str(case.version):
         raise PreconditionFailed(f"the case changed (now version {case.version}); reload it and try again")

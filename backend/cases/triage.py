@@ -51,7 +51,9 @@ class TriageRules:
             return self
         return TriageRules(
             malignant_threshold=self.malignant_threshold if malignant is None else malignant,
-            low_confidence_threshold=self.low_confidence_threshold if low_confidence is None else low_confidence,
+            low_confidence_threshold=self.low_confidence_threshold
+            if low_confidence is None
+            else low_confidence,
             malignant_classes=self.malignant_classes,
             source=f"{self.source} with settings overrides",
         )
@@ -77,7 +79,9 @@ class TriageDecision:
     detail: dict = field(default_factory=dict)
 
 
-def decide(rules: TriageRules, images: list[ImageEvidence], *, concern: str, wants_specialist: bool) -> TriageDecision:
+def decide(
+    rules: TriageRules, images: list[ImageEvidence], *, concern: str, wants_specialist: bool
+) -> TriageDecision:
     malignant = max(i.malignant(rules.malignant_classes) for i in images)
     confidence = min(i.top_probability for i in images)
     detail = {
@@ -99,4 +103,3 @@ def decide(rules: TriageRules, images: list[ImageEvidence], *, concern: str, wan
         if fired:
             return TriageDecision(level, rule, detail)
     return TriageDecision(TriageLevel.routine, "no_rule_fired", detail)
-

@@ -119,16 +119,22 @@ def sweep(analyzer: Analyzer, dispatcher: RedisDispatcher) -> int:
 
     now = utcnow()
     with analyzer.session_factory() as session:
-        due = session.exec(select(AnalysisJob.id).where(or_(
-            (AnalysisJob.status == "pending") & (AnalysisJob.next_attempt_at <= now),
-            (AnalysisJob.status == "running") & (AnalysisJob.lease_expires_at < now),  # type: ignore[operator]
-        ))).all()  # fmt: skip
+        due = session.exec(
+            select(AnalysisJob.id).where(
+                or_(
+                    (AnalysisJob.status == "pending") & (AnalysisJob.next_attempt_at <= now),
+                    (AnalysisJob.status == "running") & (AnalysisJob.lease_expires_at < now),  # type: ignore[operator]
+                )
+            )
+        ).all()
     for job_id in due:
         dispatcher.submit(job_id)
     return len(due)
 
 
-def run_worker(redis_url: str, *, sweep_seconds: float, burst: bool, on_start: Callable[[], None] | None = None) -> None:
+def run_worker(
+    redis_url: str, *, sweep_seconds: float, burst: bool, on_start: Callable[[], None] | None = None
+) -> None:
     """`dermalink worker`: an RQ worker plus a sweeper thread."""
     from redis import Redis
     from rq import SimpleWorker
@@ -153,6 +159,8 @@ def run_worker(redis_url: str, *, sweep_seconds: float, burst: bool, on_start: C
     try:
         # SimpleWorker runs jobs in this process (no fork), so database connection pools are never shared
         # between processes; a crash mid-job is covered by the job's lease in the database.
-        SimpleWorker([QUEUE_NAME], connection=Redis.from_url(redis_url)).work(burst=burst, with_scheduler=False)
+        SimpleWorker([QUEUE_NAME], connection=Redis.from_url(redis_url)).work(
+            burst=burst, with_scheduler=False
+        )
     finally:
         stop.set()

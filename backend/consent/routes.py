@@ -43,7 +43,12 @@ def withdraw_document(document_id: uuid.UUID, actor: AdminActor, session: Sessio
     if document.withdrawn_at is None:
         document.withdrawn_at = utcnow()
         session.add(document)
-        record(session, actor.ctx, "consent_document.withdraw", resource_type="consent_document",
-               resource_id=document.id)  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "consent_document.withdraw",
+            resource_type="consent_document",
+            resource_id=document.id,
+        )
         session.commit()
     return document

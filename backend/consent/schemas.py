@@ -41,7 +41,9 @@ class ConsentCreate(RequestBody):
     scopes: list[Scope] = Field(min_length=1, max_length=3)
     method: Method
     witness_name: str | None = Field(default=None, min_length=2, max_length=200)
-    signature_png_base64: str | None = Field(default=None, max_length=700_000, description="PNG or JPEG, base64")
+    signature_png_base64: str | None = Field(
+        default=None, max_length=700_000, description="PNG or JPEG, base64"
+    )
 
 
 class ConsentWithdraw(RequestBody):

@@ -20,8 +20,8 @@ from sqlmodel import Session, select
 from backend.audit.service import record
 from backend.consent.models import ConsentDocument, ConsentEvent, Method, Scope
 from backend.consent.schemas import ConsentCreate, DocumentCreate
+from backend.core.actor import Actor
 from backend.core.errors import Conflict, DermaLinkError, NotFound, ValidationFailed
-from backend.deps import Actor
 from backend.patients.models import Patient
 
 GRANT, WITHDRAW = "grant", "withdraw"
@@ -42,21 +42,35 @@ class ActiveConsent:
 
 def publish(session: Session, actor: Actor, body: DocumentCreate) -> ConsentDocument:
     exists = session.exec(
-        select(ConsentDocument.id).where(ConsentDocument.version == body.version,
-                                         ConsentDocument.language == body.language)  # fmt: skip
+        select(ConsentDocument.id).where(
+            ConsentDocument.version == body.version, ConsentDocument.language == body.language
+        )
     ).first()
     if exists:
-        raise Conflict(f"consent version {body.version} ({body.language}) is already published and cannot change")
+        raise Conflict(
+            f"consent version {body.version} ({body.language}) is already published and cannot change"
+        )
     digest = hashlib.sha256(f"{body.title}\n\n{body.text}".encode()).hexdigest()
     document = ConsentDocument(
-        version=body.version, language=body.language, title=body.title, text=body.text, content_hash=digest,
-        scopes=",".join(s.value for s in body.scopes), requires_reconsent=body.requires_reconsent,
+        version=body.version,
+        language=body.language,
+        title=body.title,
+        text=body.text,
+        content_hash=digest,
+        scopes=",".join(s.value for s in body.scopes),
+        requires_reconsent=body.requires_reconsent,
         published_by=actor.user.id,
-    )  # fmt: skip
+    )
     session.add(document)
     session.flush()
-    record(session, actor.ctx, "consent_document.publish", resource_type="consent_document",
-           resource_id=document.id, detail={"version": body.version, "language": body.language})  # fmt: skip
+    record(
+        session,
+        actor.ctx,
+        "consent_document.publish",
+        resource_type="consent_document",
+        resource_id=document.id,
+        detail={"version": body.version, "language": body.language},
+    )
     return document
 
 
@@ -145,7 +159,9 @@ def grant(
         raise ValidationFailed("signed consent needs the signature image (signature_png_base64)")
     uncovered = [s.value for s in body.scopes if s.value not in document.scopes.split(",")]
     if uncovered:
-        raise ValidationFailed(f"consent version {document.version} does not cover scope(s) {', '.join(uncovered)}")
+        raise ValidationFailed(
+            f"consent version {document.version} does not cover scope(s) {', '.join(uncovered)}"
+        )
     if _superseded(session, document, body.scopes[0].value):
         raise ValidationFailed(f"consent version {document.version} was superseded; use the newest version")
     current = status(session, patient.id)
@@ -153,32 +169,56 @@ def grant(
     for scope in dict.fromkeys(body.scopes):
         active, _ = current[scope]
         if active is not None and active.document.id == document.id:
-            raise Conflict(f"consent for scope '{scope.value}' under version {document.version} is already recorded")
+            raise Conflict(
+                f"consent for scope '{scope.value}' under version {document.version} is already recorded"
+            )
         event = ConsentEvent(
-            patient_id=patient.id, scope=scope.value, kind=GRANT, document_id=document.id, method=body.method.value,
-            witness_name=body.witness_name, signature_blob=signature_blob, recorded_by=actor.user.id,
-        )  # fmt: skip
+            patient_id=patient.id,
+            scope=scope.value,
+            kind=GRANT,
+            document_id=document.id,
+            method=body.method.value,
+            witness_name=body.witness_name,
+            signature_blob=signature_blob,
+            recorded_by=actor.user.id,
+        )
         session.add(event)
         events.append(event)
-        record(session, actor.ctx, "consent.grant", resource_type="consent_event", resource_id=event.id,
-               patient_id=patient.id, detail={"scope": scope.value, "version": document.version,
-                                              "method": body.method.value})  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "consent.grant",
+            resource_type="consent_event",
+            resource_id=event.id,
+            patient_id=patient.id,
+            detail={"scope": scope.value, "version": document.version, "method": body.method.value},
+        )
     session.flush()
     return events
 
 
-def withdraw(session: Session, actor: Actor, patient: Patient, scopes: list[Scope], reason: str | None) -> list[ConsentEvent]:
+def withdraw(
+    session: Session, actor: Actor, patient: Patient, scopes: list[Scope], reason: str | None
+) -> list[ConsentEvent]:
     current = status(session, patient.id)
     not_given = [s.value for s in scopes if current[s][0] is None]
     if not_given:
         raise Conflict(f"cannot withdraw scope(s) {', '.join(not_given)}: no active consent to withdraw")
     events = []
     for scope in dict.fromkeys(scopes):
-        event = ConsentEvent(patient_id=patient.id, scope=scope.value, kind=WITHDRAW, reason=reason,
-                             recorded_by=actor.user.id)  # fmt: skip
+        event = ConsentEvent(
+            patient_id=patient.id, scope=scope.value, kind=WITHDRAW, reason=reason, recorded_by=actor.user.id
+        )
         session.add(event)
         events.append(event)
-        record(session, actor.ctx, "consent.withdraw", resource_type="consent_event", resource_id=event.id,
-               patient_id=patient.id, detail={"scope": scope.value})  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "consent.withdraw",
+            resource_type="consent_event",
+            resource_id=event.id,
+            patient_id=patient.id,
+            detail={"scope": scope.value},
+        )
     session.flush()
     return events

@@ -53,8 +53,13 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info("request", method=scope["method"], path=scope["path"], status=status["code"],
-                     ms=round((time.perf_counter() - start) * 1000, 1))  # fmt: skip
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status["code"],
+                ms=round((time.perf_counter() - start) * 1000, 1),
+            )
             request_id_var.reset(token)
 
 
@@ -74,17 +79,21 @@ class BodyLimitMiddleware:
         request_id = request_id_var.get()
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await _send_error(send, 413, "payload_too_large", f"request body exceeds {limit} bytes", request_id)
+            await _send_error(
+                send, 413, "payload_too_large", f"request body exceeds {limit} bytes", request_id
+            )
             return
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
         has_body = length not in (None, b"0") or b"transfer-encoding" in headers
         if has_body and content_type not in BODY_TYPES:
             await _send_error(
-                send, 415, "unsupported_media_type",
+                send,
+                415,
+                "unsupported_media_type",
                 f"content type {content_type or '(none)'} is not accepted; send application/json"
                 " (or multipart/form-data for uploads)",
                 request_id,
-            )  # fmt: skip
+            )
             return
 
         received = 0
@@ -101,7 +110,9 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
-            await _send_error(send, 413, "payload_too_large", f"request body exceeds {limit} bytes", request_id)
+            await _send_error(
+                send, 413, "payload_too_large", f"request body exceeds {limit} bytes", request_id
+            )
 
 
 class _TooLarge(Exception):

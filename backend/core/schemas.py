@@ -31,7 +31,9 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def page_of(rows: list[Any], limit: int, *, item: Callable[[Any], T], cursor: Callable[[Any], list[Any]]) -> Page[T]:
+def page_of(
+    rows: list[Any], limit: int, *, item: Callable[[Any], T], cursor: Callable[[Any], list[Any]]
+) -> Page[T]:
     """A page from ``limit + 1`` fetched rows: the extra row only says whether there is a next page."""
     more = len(rows) > limit
     rows = rows[:limit]

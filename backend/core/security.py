@@ -23,6 +23,7 @@ def use_cheapest_hashing_for_tests() -> None:
     _hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
     DUMMY_HASH = _hasher.hash("dermalink-timing-equaliser")
 
+
 COMMON_PASSWORDS = frozenset(
     {"password1234", "123456789012", "qwertyuiopas", "letmein12345", "dermalink123", "administrator"}
 )

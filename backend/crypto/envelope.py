@@ -60,7 +60,9 @@ class KeyProvider:
         try:
             return self._aead.decrypt(sealed[:NONCE], sealed[NONCE:], f"kek:{kek_id}".encode())
         except InvalidTag as exc:
-            raise DecryptionFailed(f"key-encryption key {kek_id} cannot be unsealed with this master key") from exc
+            raise DecryptionFailed(
+                f"key-encryption key {kek_id} cannot be unsealed with this master key"
+            ) from exc
 
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -75,7 +77,9 @@ def _open(key: bytes, ciphertext: bytes, aad: bytes, what: str) -> bytes:
     try:
         return AESGCM(key).decrypt(body[:NONCE], body[NONCE:], aad)
     except InvalidTag as exc:
-        raise DecryptionFailed(f"{what}: authentication failed (tampered, moved to another record, or wrong key)") from exc
+        raise DecryptionFailed(
+            f"{what}: authentication failed (tampered, moved to another record, or wrong key)"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,11 @@ class Vault:
 
     # -- rotation ------------------------------------------------------------------------------
     def pending_rewrap(self, session: Session, kek_id: int) -> int:
-        query = select(func.count()).select_from(DataKey).where(DataKey.kek_id.is_not(None), DataKey.kek_id != kek_id)  # type: ignore[union-attr]
+        query = (
+            select(func.count())
+            .select_from(DataKey)
+            .where(DataKey.kek_id.is_not(None), DataKey.kek_id != kek_id)
+        )  # type: ignore[union-attr]
         return session.exec(query).one()
 
     def rotate(
@@ -164,10 +172,15 @@ class Vault:
         while True:
             with session_factory() as session:
                 new_kek = self._kek(session, current)
-                rows = list(session.exec(
-                    select(DataKey).where(DataKey.kek_id.is_not(None), DataKey.kek_id != current)  # type: ignore[union-attr]
-                    .order_by(DataKey.id).limit(batch_size).with_for_update(skip_locked=True)
-                ))  # fmt: skip
+                rows = list(
+                    session.exec(
+                        select(DataKey)
+                        .where(DataKey.kek_id.is_not(None), DataKey.kek_id != current)  # type: ignore[union-attr]
+                        .order_by(DataKey.id)
+                        .limit(batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
                 if not rows:
                     break
                 for row in rows:
@@ -180,9 +193,14 @@ class Vault:
                 if on_batch:
                     on_batch(done, total)
         with session_factory() as session:
-            for kek in session.exec(select(KeyEncryptionKey).where(KeyEncryptionKey.id != current,
-                                                                   KeyEncryptionKey.retired_at.is_(None))):  # type: ignore[union-attr]  # fmt: skip
+            for kek in session.exec(
+                select(KeyEncryptionKey).where(
+                    KeyEncryptionKey.id != current, KeyEncryptionKey.retired_at.is_(None)
+                )
+            ):  # type: ignore[union-attr]
                 kek.retired_at = utcnow()
                 session.add(kek)
             session.commit()
-            return RotationResult(kek_id=current, rewrapped=done, remaining=self.pending_rewrap(session, current))
+            return RotationResult(
+                kek_id=current, rewrapped=done, remaining=self.pending_rewrap(session, current)
+            )

@@ -24,7 +24,9 @@ from backend.inference.base import (
 
 def latest_version(model_dir: Path) -> str:
     versions = sorted(
-        (int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model.onnx").exists())
+        int(p.name)
+        for p in model_dir.iterdir()
+        if p.is_dir() and p.name.isdigit() and (p / "model.onnx").exists()
     )
     if not versions:
         raise InferenceUnavailable(f"no <version>/model.onnx under {model_dir}")

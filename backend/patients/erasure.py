@@ -16,12 +16,12 @@ from collections.abc import Callable
 
 from sqlmodel import Session, select
 
-from backend.audit.service import SYSTEM, AuditContext, record
+from backend.audit.service import record
 from backend.consent import service as consent
+from backend.core.actor import SYSTEM, Actor, AuditContext
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, NotFound
 from backend.crypto.envelope import Vault
-from backend.deps import Actor
 from backend.patients.models import Patient
 from backend.patients.schemas import ErasureOut
 
@@ -35,7 +35,9 @@ class ErasureService:
         self.vault = vault
         self.blobs = blobs
 
-    def erase(self, session: Session, actor: Actor, patient_id: uuid.UUID, *, reason: str, basis: str) -> ErasureOut:
+    def erase(
+        self, session: Session, actor: Actor, patient_id: uuid.UUID, *, reason: str, basis: str
+    ) -> ErasureOut:
         patient = session.get(Patient, patient_id)
         if patient is None:
             raise NotFound(f"patient {patient_id} not found")
@@ -51,8 +53,16 @@ class ErasureService:
         if patient.erasure_requested_at is None:
             patient.erasure_requested_at = utcnow()
             session.add(patient)
-            record(session, actor.ctx, "patient.erase_requested", resource_type="patient", resource_id=patient.id,
-                   patient_id=patient.id, reason=reason, detail={"basis": basis})  # fmt: skip
+            record(
+                session,
+                actor.ctx,
+                "patient.erase_requested",
+                resource_type="patient",
+                resource_id=patient.id,
+                patient_id=patient.id,
+                reason=reason,
+                detail={"basis": basis},
+            )
             session.commit()
         return self._complete(session, actor.ctx, patient)
 
@@ -64,15 +74,27 @@ class ErasureService:
         deleted = self.blobs.delete_prefix(patient_prefix(patient.id))
         patient.erased_at = utcnow()
         session.add(patient)
-        record(session, ctx, "patient.erase", resource_type="patient", resource_id=patient.id, patient_id=patient.id,
-               detail={"blobs_deleted": deleted})  # fmt: skip
+        record(
+            session,
+            ctx,
+            "patient.erase",
+            resource_type="patient",
+            resource_id=patient.id,
+            patient_id=patient.id,
+            detail={"blobs_deleted": deleted},
+        )
         session.commit()
         return ErasureOut(patient_id=patient.id, erased_at=patient.erased_at, blobs_deleted=deleted or 0)
 
     def resume_pending(self, session_factory: Callable[[], Session]) -> int:
         with session_factory() as session:
-            pending = list(session.exec(select(Patient).where(
-                Patient.erasure_requested_at.is_not(None), Patient.erased_at.is_(None))))  # type: ignore[union-attr]  # fmt: skip
+            pending = list(
+                session.exec(
+                    select(Patient).where(
+                        Patient.erasure_requested_at.is_not(None), Patient.erased_at.is_(None)
+                    )
+                )
+            )  # type: ignore[union-attr]
             for patient in pending:
                 self._complete(session, SYSTEM, patient)
             return len(pending)

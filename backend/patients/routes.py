@@ -46,7 +46,9 @@ ErasureServiceDep = Annotated[ErasureService, Depends(get_erasure_service)]
 
 
 def _out(patient: Patient, identity: PatientIdentity) -> PatientOut:
-    return PatientOut(id=patient.id, clinic_id=patient.clinic_id, created_at=patient.created_at, identity=identity)
+    return PatientOut(
+        id=patient.id, clinic_id=patient.clinic_id, created_at=patient.created_at, identity=identity
+    )
 
 
 def _visible_or_404(session, actor, patient_id: uuid.UUID) -> Patient:  # type: ignore[no-untyped-def]
@@ -55,8 +57,9 @@ def _visible_or_404(session, actor, patient_id: uuid.UUID) -> Patient:  # type: 
 
 
 @router.post("", response_model=PatientOut, status_code=status.HTTP_201_CREATED)
-def register_patient(body: PatientIdentity, actor: ClinicianActor, session: SessionDep,
-                     patients: PatientServiceDep) -> PatientOut:  # fmt: skip
+def register_patient(
+    body: PatientIdentity, actor: ClinicianActor, session: SessionDep, patients: PatientServiceDep
+) -> PatientOut:
     """Register a patient of your clinic. Identifying fields are stored encrypted."""
     patient = patients.create(session, actor, body)
     session.commit()
@@ -78,8 +81,9 @@ def find_patients(
 
 
 @router.get("/{patient_id}", response_model=PatientOut)
-def read_patient(patient_id: uuid.UUID, actor: ClinicalActor, session: SessionDep,
-                 patients: PatientServiceDep) -> PatientOut:  # fmt: skip
+def read_patient(
+    patient_id: uuid.UUID, actor: ClinicalActor, session: SessionDep, patients: PatientServiceDep
+) -> PatientOut:
     """Clinicians read patients of their clinic; dermatologists those of cases routed to them.
     Admins cannot (they use break-glass)."""
     patient = _visible_or_404(session, actor, patient_id)
@@ -89,8 +93,13 @@ def read_patient(patient_id: uuid.UUID, actor: ClinicalActor, session: SessionDe
 
 
 @router.patch("/{patient_id}", response_model=PatientOut)
-def update_patient(patient_id: uuid.UUID, body: PatientUpdate, actor: ClinicianActor, session: SessionDep,
-                   patients: PatientServiceDep) -> PatientOut:  # fmt: skip
+def update_patient(
+    patient_id: uuid.UUID,
+    body: PatientUpdate,
+    actor: ClinicianActor,
+    session: SessionDep,
+    patients: PatientServiceDep,
+) -> PatientOut:
     _visible_or_404(session, actor, patient_id)
     patient, identity = patients.update(session, actor, patient_id, body)
     session.commit()
@@ -98,8 +107,13 @@ def update_patient(patient_id: uuid.UUID, body: PatientUpdate, actor: ClinicianA
 
 
 @router.post("/{patient_id}/break-glass", response_model=PatientOut)
-def break_glass(patient_id: uuid.UUID, body: ReasonBody, actor: AdminActor, session: SessionDep,
-                patients: PatientServiceDep) -> PatientOut:  # fmt: skip
+def break_glass(
+    patient_id: uuid.UUID,
+    body: ReasonBody,
+    actor: AdminActor,
+    session: SessionDep,
+    patients: PatientServiceDep,
+) -> PatientOut:
     """Emergency access for an admin: states a reason, returns the identity, and is always audited."""
     patient, identity = patients.break_glass(session, actor, patient_id, body.reason)
     session.commit()
@@ -107,8 +121,13 @@ def break_glass(patient_id: uuid.UUID, body: ReasonBody, actor: AdminActor, sess
 
 
 @router.post("/{patient_id}/erase", response_model=ErasureOut)
-def erase_patient(patient_id: uuid.UUID, body: ErasureBody, actor: AdminActor, session: SessionDep,
-                  erasure: ErasureServiceDep) -> ErasureOut:  # fmt: skip
+def erase_patient(
+    patient_id: uuid.UUID,
+    body: ErasureBody,
+    actor: AdminActor,
+    session: SessionDep,
+    erasure: ErasureServiceDep,
+) -> ErasureOut:
     """Crypto-shred a patient: destroy their data key and blobs. Audit events (no identifying data) remain.
     Allowed after the patient withdrew consent, or on the patient's documented request."""
     return erasure.erase(session, actor, patient_id, reason=body.reason, basis=body.basis)
@@ -118,13 +137,19 @@ def erase_patient(patient_id: uuid.UUID, body: ErasureBody, actor: AdminActor, s
 def _status(session, patient: Patient) -> ConsentStatus:  # type: ignore[no-untyped-def]
     scopes = []
     for scope, (active, needs_reconsent) in consent.status(session, patient.id).items():
-        scopes.append(ScopeStatus(
-            scope=scope, active=active is not None, needs_reconsent=needs_reconsent,
-            document_id=active.document.id if active else None,
-            document_version=active.document.version if active else None,
-        ))  # fmt: skip
-    events = [ConsentEventOut.model_validate(e).model_copy(update={"has_signature": bool(e.signature_blob)})
-              for e in consent.history(session, patient.id)]  # fmt: skip
+        scopes.append(
+            ScopeStatus(
+                scope=scope,
+                active=active is not None,
+                needs_reconsent=needs_reconsent,
+                document_id=active.document.id if active else None,
+                document_version=active.document.version if active else None,
+            )
+        )
+    events = [
+        ConsentEventOut.model_validate(e).model_copy(update={"has_signature": bool(e.signature_blob)})
+        for e in consent.history(session, patient.id)
+    ]
     return ConsentStatus(patient_id=patient.id, scopes=scopes, history=events)
 
 
@@ -133,14 +158,27 @@ def consent_status(patient_id: uuid.UUID, actor: ClinicalActor, session: Session
     """Which scopes are active now, and the full, never-rewritten history."""
     patient = _visible_or_404(session, actor, patient_id)
     result = _status(session, patient)
-    record(session, actor.ctx, "consent.read", resource_type="patient", resource_id=patient.id, patient_id=patient.id)
+    record(
+        session,
+        actor.ctx,
+        "consent.read",
+        resource_type="patient",
+        resource_id=patient.id,
+        patient_id=patient.id,
+    )
     session.commit()
     return result
 
 
 @router.post("/{patient_id}/consents", response_model=ConsentStatus, status_code=status.HTTP_201_CREATED)
-def record_consent(patient_id: uuid.UUID, body: ConsentCreate, request: Request, actor: ClinicianActor,
-                   session: SessionDep, patients: PatientServiceDep) -> ConsentStatus:  # fmt: skip
+def record_consent(
+    patient_id: uuid.UUID,
+    body: ConsentCreate,
+    request: Request,
+    actor: ClinicianActor,
+    session: SessionDep,
+    patients: PatientServiceDep,
+) -> ConsentStatus:
     """Record the patient's consent to one or more scopes of a published consent version."""
     patient = _visible_or_404(session, actor, patient_id)
     blob_key = None
@@ -155,8 +193,9 @@ def record_consent(patient_id: uuid.UUID, body: ConsentCreate, request: Request,
 
 
 @router.post("/{patient_id}/consents/withdraw", response_model=ConsentStatus)
-def withdraw_consent(patient_id: uuid.UUID, body: ConsentWithdraw, actor: ClinicianActor,
-                     session: SessionDep) -> ConsentStatus:  # fmt: skip
+def withdraw_consent(
+    patient_id: uuid.UUID, body: ConsentWithdraw, actor: ClinicianActor, session: SessionDep
+) -> ConsentStatus:
     """Withdraw one or more scopes. Takes effect at once; the history keeps the earlier grant."""
     patient = _visible_or_404(session, actor, patient_id)
     consent.withdraw(session, actor, patient, body.scopes, body.reason)

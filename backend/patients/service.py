@@ -17,10 +17,10 @@ from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from backend.audit.service import record
+from backend.core.actor import Actor
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, NotFound, PermissionDenied
 from backend.crypto.envelope import Vault
-from backend.deps import Actor
 from backend.patients.models import Patient
 from backend.patients.schemas import PatientIdentity, PatientUpdate
 from backend.users.models import Role
@@ -53,8 +53,16 @@ def visible_patients(actor: Actor) -> SelectOfScalar[Patient]:
 def get_visible(session: Session, actor: Actor, patient_id: uuid.UUID) -> Patient:
     patient = session.exec(visible_patients(actor).where(Patient.id == patient_id)).first()
     if patient is None:
-        record(session, actor.ctx, "patient.read", outcome="denied", resource_type="patient",
-               resource_id=patient_id, patient_id=patient_id, reason="not found or not visible")  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "patient.read",
+            outcome="denied",
+            resource_type="patient",
+            resource_id=patient_id,
+            patient_id=patient_id,
+            reason="not found or not visible",
+        )
         raise NotFound(f"patient {patient_id} not found")
     return patient
 
@@ -88,8 +96,14 @@ class PatientService:
         self.vault.create_data_key(session, patient.id)
         self._seal_identity(session, patient, identity)
         session.add(patient)
-        record(session, actor.ctx, "patient.create", resource_type="patient", resource_id=patient.id,
-               patient_id=patient.id)  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "patient.create",
+            resource_type="patient",
+            resource_id=patient.id,
+            patient_id=patient.id,
+        )
         return patient
 
     def find_by_mrn(self, session: Session, actor: Actor, mrn: str) -> list[Patient]:
@@ -97,34 +111,63 @@ class PatientService:
             return []
         index = mrn_index(self._index_key, actor.user.clinic_id, mrn)
         found = list(session.exec(visible_patients(actor).where(Patient.mrn_index == index)))
-        record(session, actor.ctx, "patient.search", resource_type="patient",
-               detail={"by": "mrn", "found": len(found)})  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "patient.search",
+            resource_type="patient",
+            detail={"by": "mrn", "found": len(found)},
+        )
         return found
 
     def read(self, session: Session, actor: Actor, patient_id: uuid.UUID) -> tuple[Patient, PatientIdentity]:
         patient = get_visible(session, actor, patient_id)
         identity = self.identity(session, patient)
-        record(session, actor.ctx, "patient.read", resource_type="patient", resource_id=patient.id,
-               patient_id=patient.id)  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "patient.read",
+            resource_type="patient",
+            resource_id=patient.id,
+            patient_id=patient.id,
+        )
         return patient, identity
 
-    def update(self, session: Session, actor: Actor, patient_id: uuid.UUID, changes: PatientUpdate) -> tuple[Patient, PatientIdentity]:
+    def update(
+        self, session: Session, actor: Actor, patient_id: uuid.UUID, changes: PatientUpdate
+    ) -> tuple[Patient, PatientIdentity]:
         patient = get_visible(session, actor, patient_id)
         identity = self.identity(session, patient).model_copy(update=changes.model_dump(exclude_unset=True))
         self._seal_identity(session, patient, identity)
         patient.updated_at = utcnow()
         session.add(patient)
-        record(session, actor.ctx, "patient.update", resource_type="patient", resource_id=patient.id,
-               patient_id=patient.id, detail={"fields": sorted(changes.model_dump(exclude_unset=True))})  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "patient.update",
+            resource_type="patient",
+            resource_id=patient.id,
+            patient_id=patient.id,
+            detail={"fields": sorted(changes.model_dump(exclude_unset=True))},
+        )
         return patient, identity
 
-    def break_glass(self, session: Session, actor: Actor, patient_id: uuid.UUID, reason: str) -> tuple[Patient, PatientIdentity]:
+    def break_glass(
+        self, session: Session, actor: Actor, patient_id: uuid.UUID, reason: str
+    ) -> tuple[Patient, PatientIdentity]:
         """An admin reads a patient's identity for a stated reason; always audited."""
         patient = session.exec(
             select(Patient).where(Patient.id == patient_id, Patient.erased_at.is_(None))  # type: ignore[union-attr]
         ).first()
         if patient is None:
             raise NotFound(f"patient {patient_id} not found")
-        record(session, actor.ctx, "patient.break_glass", resource_type="patient", resource_id=patient.id,
-               patient_id=patient.id, reason=reason)  # fmt: skip
+        record(
+            session,
+            actor.ctx,
+            "patient.break_glass",
+            resource_type="patient",
+            resource_id=patient.id,
+            patient_id=patient.id,
+            reason=reason,
+        )
         return patient, self.identity(session, patient)

@@ -40,9 +40,15 @@ def list_users(
 @router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED)
 def create_user(body: UserCreate, actor: AdminActor, session: SessionDep, settings: SettingsDep) -> User:
     user = service.create_user(
-        session, actor.ctx, email=body.email, full_name=body.full_name, role=body.role,
-        password=body.password, password_min_length=settings.password_min_length, clinic_id=body.clinic_id,
-    )  # fmt: skip
+        session,
+        actor.ctx,
+        email=body.email,
+        full_name=body.full_name,
+        role=body.role,
+        password=body.password,
+        password_min_length=settings.password_min_length,
+        clinic_id=body.clinic_id,
+    )
     session.commit()
     return user
 
@@ -55,9 +61,14 @@ def get_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> User
 @router.patch("/{user_id}", response_model=UserOut)
 def update_user(user_id: uuid.UUID, body: UserUpdate, actor: AdminActor, session: SessionDep) -> User:
     user = service.update_user(
-        session, actor.ctx, service.get_user(session, user_id),
-        full_name=body.full_name, role=body.role, is_active=body.is_active, clinic_id=body.clinic_id,
-    )  # fmt: skip
+        session,
+        actor.ctx,
+        service.get_user(session, user_id),
+        full_name=body.full_name,
+        role=body.role,
+        is_active=body.is_active,
+        clinic_id=body.clinic_id,
+    )
     session.commit()
     return user
 

@@ -6,7 +6,8 @@ import uuid
 
 from sqlmodel import Session, func, select
 
-from backend.audit.service import AuditContext, record
+from backend.audit.service import record
+from backend.core.actor import AuditContext
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, NotFound
 from backend.core.security import check_password_policy, hash_password
@@ -49,11 +50,18 @@ def create_user(
         raise Conflict(f"a user with e-mail {email} already exists")
     if clinic_id is not None:
         get_clinic(session, clinic_id)
-    user = User(email=email, full_name=full_name.strip(), role=role.value, password_hash=hash_password(password),
-                clinic_id=clinic_id)  # fmt: skip
+    user = User(
+        email=email,
+        full_name=full_name.strip(),
+        role=role.value,
+        password_hash=hash_password(password),
+        clinic_id=clinic_id,
+    )
     session.add(user)
     session.flush()
-    record(session, ctx, "user.create", resource_type="user", resource_id=user.id, detail={"role": role.value})
+    record(
+        session, ctx, "user.create", resource_type="user", resource_id=user.id, detail={"role": role.value}
+    )
     return user
 
 

@@ -34,8 +34,11 @@ def card() -> str:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "no GPU visible (nvidia-smi unavailable)"
@@ -97,7 +100,9 @@ def main() -> None:
             "batches": {b: measure(sess, data[:b], args.seconds) for b in batches},
         }
         if PROVIDERS[name][0] not in sess.get_providers():
-            run["warning"] = f"{PROVIDERS[name][0]} did not start: these numbers are from {sess.get_providers()[0]}"
+            run["warning"] = (
+                f"{PROVIDERS[name][0]} did not start: these numbers are from {sess.get_providers()[0]}"
+            )
         report["runs"].append(run)
     print(json.dumps(report, indent=2))
 

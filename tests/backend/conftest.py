@@ -91,7 +91,7 @@ class Account:
 @pytest.fixture
 def make_user(app, client: TestClient) -> Callable[..., Account]:  # type: ignore[no-untyped-def]
     """Create a user of ``role`` (admins get TOTP enrolled) and log in; returns its bearer headers."""
-    from backend.audit.service import SYSTEM
+    from backend.core.actor import SYSTEM
     from backend.users.service import create_user
 
     counter = {"n": 0}
@@ -101,8 +101,15 @@ def make_user(app, client: TestClient) -> Callable[..., Account]:  # type: ignor
         email = f"{role.value}{counter['n']}@hospital.test"
         auth = app.state.auth
         with app.state.db.session() as session:
-            user = create_user(session, SYSTEM, email=email, full_name=f"Test {role.value}", role=role,
-                               password=PASSWORD, password_min_length=12)  # fmt: skip
+            user = create_user(
+                session,
+                SYSTEM,
+                email=email,
+                full_name=f"Test {role.value}",
+                role=role,
+                password=PASSWORD,
+                password_min_length=12,
+            )
             if totp if totp is not None else role is Role.admin:
                 auth.begin_totp_enrolment(session, SYSTEM, user)
                 user.totp_enabled = True

@@ -9,8 +9,9 @@ import json
 import pytest
 from sqlalchemy import text
 
-from backend.audit.service import AuditContext, record
+from backend.audit.service import record
 from backend.audit.verify import verify_chain
+from backend.core.actor import AuditContext
 from backend.users.models import Role
 from tests.backend.conftest import audit_rows
 
@@ -18,7 +19,13 @@ from tests.backend.conftest import audit_rows
 def _events(app, n: int = 6) -> None:  # type: ignore[no-untyped-def]
     with app.state.db.session() as session:
         for i in range(n):
-            record(session, AuditContext(actor_role="system"), f"test.event{i}", resource_type="thing", resource_id=i)
+            record(
+                session,
+                AuditContext(actor_role="system"),
+                f"test.event{i}",
+                resource_type="thing",
+                resource_id=i,
+            )
         session.commit()
 
 
@@ -78,10 +85,13 @@ def test_verify_detects_an_inserted_event(app):
         app,
         "INSERT INTO audit_event (seq, id, occurred_at, action, outcome, detail, prev_hash, hash) "
         "VALUES (100, :id, :at, 'auth.login', 'allowed', '{}', :prev, :hash)",
-        id=str(row.id).replace("-", "")[:-4] + "beef" if "sqlite" in str(app.state.db.url) else
-        str(row.id)[:-4] + "beef",
-        at=row.occurred_at, prev=audit_rows(app)[-1].hash, hash="f" * 64,
-    )  # fmt: skip
+        id=str(row.id).replace("-", "")[:-4] + "beef"
+        if "sqlite" in str(app.state.db.url)
+        else str(row.id)[:-4] + "beef",
+        at=row.occurred_at,
+        prev=audit_rows(app)[-1].hash,
+        hash="f" * 64,
+    )
     result = _verify(app)
     assert [(f.kind, f.seq) for f in result.findings] == [("inserted", 100)]
 
@@ -121,8 +131,11 @@ def test_admin_search_filters_pages_and_is_audited(app, client, make_user):
     admin = make_user(Role.admin)
     clinician = make_user(Role.clinician)
     client.get("/api/v1/users", headers=clinician.headers)  # a denied attempt
-    response = client.get("/api/v1/audit/events", headers=admin.headers,
-                          params={"actor_id": str(clinician.user.id), "outcome": "denied"})  # fmt: skip
+    response = client.get(
+        "/api/v1/audit/events",
+        headers=admin.headers,
+        params={"actor_id": str(clinician.user.id), "outcome": "denied"},
+    )
     assert response.status_code == 200
     items = response.json()["items"]
     assert [i["action"] for i in items] == ["auth.forbidden"]
@@ -130,8 +143,11 @@ def test_admin_search_filters_pages_and_is_audited(app, client, make_user):
 
     page1 = client.get("/api/v1/audit/events", headers=admin.headers, params={"limit": 2, "action": "auth."})
     assert page1.status_code == 200 and len(page1.json()["items"]) == 2
-    page2 = client.get("/api/v1/audit/events", headers=admin.headers,
-                       params={"limit": 2, "action": "auth.", "cursor": page1.json()["next_cursor"]})  # fmt: skip
+    page2 = client.get(
+        "/api/v1/audit/events",
+        headers=admin.headers,
+        params={"limit": 2, "action": "auth.", "cursor": page1.json()["next_cursor"]},
+    )
     seqs1 = [i["seq"] for i in page1.json()["items"]]
     seqs2 = [i["seq"] for i in page2.json()["items"]]
     assert seqs2 and max(seqs2) < min(seqs1)

@@ -37,7 +37,11 @@ def test_wrong_password_and_unknown_user_are_refused_alike_and_audited(app, clie
     wrong = login(client, account.email, "not the password at all")
     unknown = login(client, "nobody@hospital.test", "not the password at all")
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.json() == unknown.json() == {"type": "invalid_credentials", "detail": "e-mail or password is wrong"}
+    assert (
+        wrong.json()
+        == unknown.json()
+        == {"type": "invalid_credentials", "detail": "e-mail or password is wrong"}
+    )
     denied = audit_rows(app, action="auth.login", outcome="denied")
     assert {e.reason for e in denied} == {"wrong password", "unknown account"}
 
@@ -54,7 +58,10 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(app, client, make_us
     assert reuse.status_code == 401 and reuse.json()["type"] == "invalid_token"
     assert "revoked" in reuse.json()["detail"]
     # ...including the newest refresh token and every access token of that login.
-    assert client.post("/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}).status_code == 401
+    assert (
+        client.post("/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}).status_code
+        == 401
+    )
     new_access = {"Authorization": f"Bearer {rotated['access_token']}"}
     assert client.get("/api/v1/users/me", headers=new_access).status_code == 401
     assert client.get("/api/v1/users/me", headers=account.headers).status_code == 401
@@ -174,13 +181,22 @@ def test_expired_access_token_is_refused(app, client, make_user):
 
 def test_password_change_enforces_policy(client, make_user):
     account = make_user(Role.clinician)
-    weak = client.post("/api/v1/auth/password", headers=account.headers,
-                       json={"current_password": PASSWORD, "new_password": "short"})  # fmt: skip
+    weak = client.post(
+        "/api/v1/auth/password",
+        headers=account.headers,
+        json={"current_password": PASSWORD, "new_password": "short"},
+    )
     assert weak.status_code == 422 and "at least 12" in weak.json()["detail"]
-    wrong = client.post("/api/v1/auth/password", headers=account.headers,
-                        json={"current_password": "nope nope nope", "new_password": "a much better passphrase"})  # fmt: skip
+    wrong = client.post(
+        "/api/v1/auth/password",
+        headers=account.headers,
+        json={"current_password": "nope nope nope", "new_password": "a much better passphrase"},
+    )
     assert wrong.status_code == 401
-    ok = client.post("/api/v1/auth/password", headers=account.headers,
-                     json={"current_password": PASSWORD, "new_password": "a much better passphrase"})  # fmt: skip
+    ok = client.post(
+        "/api/v1/auth/password",
+        headers=account.headers,
+        json={"current_password": PASSWORD, "new_password": "a much better passphrase"},
+    )
     assert ok.status_code == 204
     assert login(client, account.email, "a much better passphrase").status_code == 200

@@ -13,13 +13,16 @@ def _user_count(client, admin) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_malformed_json_is_400(client):
-    response = client.post("/api/v1/auth/login", content=b'{"email": "a@b.c", ', headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/auth/login", content=b'{"email": "a@b.c", ', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400 and response.json()["type"] == "malformed_json"
 
 
 def test_wrong_content_type_is_415(client):
-    response = client.post("/api/v1/auth/login", content=b"email=a&password=b",
-                           headers={"Content-Type": "text/plain"})  # fmt: skip
+    response = client.post(
+        "/api/v1/auth/login", content=b"email=a&password=b", headers={"Content-Type": "text/plain"}
+    )
     assert response.status_code == 415 and "application/json" in response.json()["detail"]
 
 
@@ -46,10 +49,17 @@ def test_unknown_fields_are_422(client):
         ("password", "p" * 10_000),
     ],
 )
-def test_hostile_strings_are_refused_or_stored_verbatim_and_change_nothing_else(client, make_user, field, value):
+def test_hostile_strings_are_refused_or_stored_verbatim_and_change_nothing_else(
+    client, make_user, field, value
+):
     admin = make_user(Role.admin)
     before = _user_count(client, admin)
-    body = {"email": "new@hospital.test", "full_name": "New", "role": "clinician", "password": "a long passphrase"}
+    body = {
+        "email": "new@hospital.test",
+        "full_name": "New",
+        "role": "clinician",
+        "password": "a long passphrase",
+    }
     body[field] = value
     response = client.post("/api/v1/users", headers=admin.headers, json=body)
     if field == "full_name" and len(value) < 200:
@@ -63,7 +73,12 @@ def test_hostile_strings_are_refused_or_stored_verbatim_and_change_nothing_else(
 
 def test_duplicate_user_is_409_and_audit_shows_one_create(app, client, make_user):
     admin = make_user(Role.admin)
-    body = {"email": "dup@hospital.test", "full_name": "Dup", "role": "clinician", "password": "a long passphrase"}
+    body = {
+        "email": "dup@hospital.test",
+        "full_name": "Dup",
+        "role": "clinician",
+        "password": "a long passphrase",
+    }
     assert client.post("/api/v1/users", headers=admin.headers, json=body).status_code == 201
     again = client.post("/api/v1/users", headers=admin.headers, json={**body, "email": "DUP@hospital.test"})
     assert again.status_code == 409 and again.json()["type"] == "conflict"

@@ -12,8 +12,12 @@ import pytest
 from backend.users.models import Role
 
 MISSING = str(uuid.uuid4())
-NEW_USER = {"email": "new.person@hospital.test", "full_name": "New Person", "role": "clinician",
-            "password": "a long enough passphrase"}  # fmt: skip
+NEW_USER = {
+    "email": "new.person@hospital.test",
+    "full_name": "New Person",
+    "role": "clinician",
+    "password": "a long enough passphrase",
+}
 
 # (method, path template, allowed roles, json body, expected success status, has a {id} to miss)
 MATRIX = [
@@ -28,10 +32,20 @@ MATRIX = [
     ("GET", "/api/v1/audit/verify", {"admin"}, None, 200, False),
     ("POST", "/api/v1/auth/logout", {"clinician", "dermatologist", "admin"}, None, 204, False),
     ("POST", "/api/v1/auth/totp/enrol", {"clinician", "dermatologist"}, None, 200, False),
-    ("POST", "/api/v1/auth/password", {"clinician", "dermatologist", "admin"},
-     {"current_password": "correct horse battery staple", "new_password": "another long passphrase"}, 204, False),
-]  # fmt: skip
-PUBLIC = {("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/refresh"), ("POST", "/api/v1/auth/totp/confirm")}
+    (
+        "POST",
+        "/api/v1/auth/password",
+        {"clinician", "dermatologist", "admin"},
+        {"current_password": "correct horse battery staple", "new_password": "another long passphrase"},
+        204,
+        False,
+    ),
+]
+PUBLIC = {
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/api/v1/auth/totp/confirm"),
+}
 
 
 def _api_routes(app):  # type: ignore[no-untyped-def]
@@ -70,7 +84,9 @@ def test_wrong_role_is_403_missing_is_404_valid_succeeds(client, make_user, row)
     target = make_user(Role.clinician, login=False)
     for role, account in accounts.items():
         if role.value not in allowed and not (role is Role.admin and "/totp/" in path):
-            response = client.request(method, path.format(id=target.user.id), headers=account.headers, json=body)
+            response = client.request(
+                method, path.format(id=target.user.id), headers=account.headers, json=body
+            )
             assert response.status_code == 403, (role, response.text)
             assert response.json()["type"] == "forbidden"
     actor = accounts[Role(sorted(allowed)[0])]

@@ -31,15 +31,20 @@ def test_production_refuses_unsafe_settings_and_says_which(tmp_path):
     with pytest.raises(ConfigurationError) as error:
         Settings(environment="production", data_dir=tmp_path).check_production()
     message = str(error.value)
-    assert "DERMALINK_SECRET_KEY" in message and "SQLite" in message and "readable by group or others" in message
+    assert (
+        "DERMALINK_SECRET_KEY" in message and "SQLite" in message and "readable by group or others" in message
+    )
 
 
 def test_production_accepts_safe_settings(tmp_path):
     load_master_key(Settings(data_dir=tmp_path))
     Settings(
-        environment="production", data_dir=tmp_path, secret_key=SecretStr("s" * 40),
-        database_url="postgresql://db.internal/dermalink", create_demo_users=False,
-    ).check_production()  # fmt: skip
+        environment="production",
+        data_dir=tmp_path,
+        secret_key=SecretStr("s" * 40),
+        database_url="postgresql://db.internal/dermalink",
+        create_demo_users=False,
+    ).check_production()
 
 
 def test_production_never_generates_a_missing_key(tmp_path):

@@ -18,8 +18,23 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch):
     monkeypatch.setenv("DERMALINK_MODEL_REPOSITORY", str(repository))
     get_settings.cache_clear()
     _register_all()
-    result = CliRunner().invoke(cli, ["bench", "api", "--concurrency", "1,2", "--requests", "3", "--breakdown", "2",
-                                      "--out", str(tmp_path / "out"), "--name", "smoke"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "api",
+            "--concurrency",
+            "1,2",
+            "--requests",
+            "3",
+            "--breakdown",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+            "--name",
+            "smoke",
+        ],
+    )
     get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(tmp_path / "out" / "smoke.csv")))

@@ -17,11 +17,31 @@ def test_bench_triton_smoke(triton_server, exported_repo, tmp_path):
     app = typer.Typer()
     triton_cli.register(app)
     args = [
-        "bench", "triton", "--source", str(exported_repo), "--grpc-url", triton_server.grpc_url,
-        "--http-url", triton_server.http_url, "--batch-sizes", "2", "--concurrency", "1",
-        "--measurement-interval", "300", "--max-trials", "3", "--onnx-seconds", "0.3", "--max-images", "3",
-        "--out", str(tmp_path), "--name", "smoke",
-    ]  # fmt: skip
+        "bench",
+        "triton",
+        "--source",
+        str(exported_repo),
+        "--grpc-url",
+        triton_server.grpc_url,
+        "--http-url",
+        triton_server.http_url,
+        "--batch-sizes",
+        "2",
+        "--concurrency",
+        "1",
+        "--measurement-interval",
+        "300",
+        "--max-trials",
+        "3",
+        "--onnx-seconds",
+        "0.3",
+        "--max-images",
+        "3",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "smoke",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     with open(tmp_path / "smoke.csv", newline="") as fh:

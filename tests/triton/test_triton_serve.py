@@ -25,8 +25,21 @@ def server_gone(tmp_path: Path) -> bool:
 def test_serve_stops_cleanly_on_sigterm_while_starting(triton_install, exported_repo, tmp_path):
     dermalink = Path(sys.executable).parent / "dermalink"
     env = {**os.environ, "DERMALINK_BUILD_DIR": str(tmp_path / "build")}
-    args = [str(dermalink), "triton", "serve", "--source", str(exported_repo), "--out", str(tmp_path / "repo"),
-            "--http-port", str(free_port()), "--grpc-port", str(free_port()), "--metrics-port", str(free_port())]  # fmt: skip
+    args = [
+        str(dermalink),
+        "triton",
+        "serve",
+        "--source",
+        str(exported_repo),
+        "--out",
+        str(tmp_path / "repo"),
+        "--http-port",
+        str(free_port()),
+        "--grpc-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+    ]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while not list((tmp_path / "build").glob("tritonserver-*.log")) and time.monotonic() < deadline:
@@ -42,9 +55,20 @@ def test_serve_command_serves_and_stops_on_sigterm(triton_install, exported_repo
     http, grpc, metrics = free_port(), free_port(), free_port()
     env = {**os.environ, "DERMALINK_BUILD_DIR": str(tmp_path / "build")}
     args = [
-        str(dermalink), "triton", "serve", "--source", str(exported_repo), "--out", str(tmp_path / "repo"),
-        "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
-    ]  # fmt: skip
+        str(dermalink),
+        "triton",
+        "serve",
+        "--source",
+        str(exported_repo),
+        "--out",
+        str(tmp_path / "repo"),
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+    ]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         clf = TritonClassifier(f"127.0.0.1:{grpc}", "ham10000_mobilenetv2", retries=1)

@@ -34,9 +34,16 @@ def lesion_jpeg(shared_dir) -> bytes:
 @pytest.fixture
 def consenting(client, patient, document):  # type: ignore[no-untyped-def]
     """The patient consents to analysis and sharing (not research)."""
-    response = client.post(f"/api/v1/patients/{patient['id']}/consents", headers=patient["clinic"].clinician.headers,
-                           json={"document_id": document["id"], "scopes": ["ai_analysis", "specialist_sharing"],
-                                 "method": "verbal", "witness_name": "Nurse Joy"})  # fmt: skip
+    response = client.post(
+        f"/api/v1/patients/{patient['id']}/consents",
+        headers=patient["clinic"].clinician.headers,
+        json={
+            "document_id": document["id"],
+            "scopes": ["ai_analysis", "specialist_sharing"],
+            "method": "verbal",
+            "witness_name": "Nurse Joy",
+        },
+    )
     assert response.status_code == 201
     return patient
 
@@ -49,9 +56,12 @@ def dermatologist(make_user):  # type: ignore[no-untyped-def]
 def submit(client, patient, images: list[bytes], *, key: str | None = None, **metadata):  # type: ignore[no-untyped-def]
     body = {"patient_id": patient["id"], "age": 54, "sex": "female", "site": "back", **metadata}
     files = [("images", (f"lesion{i}.jpg", data, "image/jpeg")) for i, data in enumerate(images)]
-    return client.post("/api/v1/cases", headers={**patient["clinic"].clinician.headers,
-                                                 "Idempotency-Key": key or uuid.uuid4().hex},
-                       data={"metadata": json.dumps(body)}, files=files)  # fmt: skip
+    return client.post(
+        "/api/v1/cases",
+        headers={**patient["clinic"].clinician.headers, "Idempotency-Key": key or uuid.uuid4().hex},
+        data={"metadata": json.dumps(body)},
+        files=files,
+    )
 
 
 def jpeg_with_gps(base: bytes) -> bytes:

@@ -45,11 +45,14 @@ def test_whole_flow_from_submission_to_answer(app, client, consenting, dermatolo
     image_id = claimed.json()["images"][0]["id"]
     image = client.get(f"/api/v1/cases/{case['id']}/images/{image_id}", headers=dermatologist.headers)
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
-    assert client.get(f"/api/v1/patients/{consenting['id']}", headers=dermatologist.headers).status_code == 200
+    assert (
+        client.get(f"/api/v1/patients/{consenting['id']}", headers=dermatologist.headers).status_code == 200
+    )
 
     answer = {"diagnosis": "mel", "management": "urgent_referral", "note": "Atypical network; refer."}
-    answered = client.post(f"/api/v1/cases/{case['id']}/answer", headers={**dermatologist.headers, "If-Match": etag},
-                           json=answer)  # fmt: skip
+    answered = client.post(
+        f"/api/v1/cases/{case['id']}/answer", headers={**dermatologist.headers, "If-Match": etag}, json=answer
+    )
     assert answered.status_code == 200, answered.text
     read = client.get(f"/api/v1/cases/{case['id']}", headers=clinician.headers).json()
     assert read["state"] == "answered" and read["answer"]["diagnosis"] == "mel"
@@ -57,8 +60,16 @@ def test_whole_flow_from_submission_to_answer(app, client, consenting, dermatolo
     assert client.get("/api/v1/queue", headers=dermatologist.headers).json()["items"] == []
 
     actions = {e.action for e in audit_rows(app, patient_id=consenting["id"])}
-    assert {"case.create", "case.analyse", "case.transition", "case.claim", "case.view", "case.image_view",
-            "case.answer", "patient.read"} <= actions  # fmt: skip
+    assert {
+        "case.create",
+        "case.analyse",
+        "case.transition",
+        "case.claim",
+        "case.view",
+        "case.image_view",
+        "case.answer",
+        "patient.read",
+    } <= actions
     with app.state.db.session() as session:
         from backend.audit.verify import verify_chain
 
@@ -88,16 +99,28 @@ def test_idempotent_retry_never_creates_a_second_case(app, client, consenting, l
     assert _count(app, Case) == 1
 
 
-def test_no_analysis_without_consent_and_no_routing_without_sharing(app, client, patient, document, lesion_jpeg):
+def test_no_analysis_without_consent_and_no_routing_without_sharing(
+    app, client, patient, document, lesion_jpeg
+):
     refused = submit(client, patient, [lesion_jpeg])
     assert refused.status_code == 409 and "ai_analysis" in refused.json()["detail"]
     assert _count(app, Case) == 0
-    client.post(f"/api/v1/patients/{patient['id']}/consents", headers=patient["clinic"].clinician.headers,
-                json={"document_id": document["id"], "scopes": ["ai_analysis"], "method": "verbal",
-                      "witness_name": "Nurse Joy"})  # fmt: skip
+    client.post(
+        f"/api/v1/patients/{patient['id']}/consents",
+        headers=patient["clinic"].clinician.headers,
+        json={
+            "document_id": document["id"],
+            "scopes": ["ai_analysis"],
+            "method": "verbal",
+            "witness_name": "Nurse Joy",
+        },
+    )
     case = submit(client, patient, [lesion_jpeg], concern="high").json()
     assert case["triage"]["level"] == "urgent" and case["state"] == "analysed"
-    assert case["triage"]["sharing_consent_missing"] is True and "specialist_sharing" in case["triage"]["message"]
+    assert (
+        case["triage"]["sharing_consent_missing"] is True
+        and "specialist_sharing" in case["triage"]["message"]
+    )
 
 
 def _truncated(data: bytes) -> bytes:
@@ -113,10 +136,15 @@ def _truncated(data: bytes) -> bytes:
         ("polyglot jpeg+zip", lambda good: good + b"PK\x03\x04" + b"\x00" * 100, 422),
     ],
 )
-def test_hostile_uploads_are_refused_and_store_nothing(app, client, consenting, lesion_jpeg, name, make, status):
+def test_hostile_uploads_are_refused_and_store_nothing(
+    app, client, consenting, lesion_jpeg, name, make, status
+):
     response = submit(client, consenting, [make(lesion_jpeg)])
     assert response.status_code == status, (name, response.text)
-    assert _count(app, Case) == 0 and list(app.state.blobs.iter_keys(f"patients/{consenting['id']}/images"))  == []
+    assert (
+        _count(app, Case) == 0
+        and list(app.state.blobs.iter_keys(f"patients/{consenting['id']}/images")) == []
+    )
 
 
 def test_bad_submissions_get_precise_errors(client, consenting, lesion_jpeg):
@@ -124,14 +152,20 @@ def test_bad_submissions_get_precise_errors(client, consenting, lesion_jpeg):
     assert too_many.status_code == 422 and "between 1 and 4" in too_many.json()["detail"]
     bad_site = submit(client, consenting, [lesion_jpeg], site="elbow")
     assert bad_site.status_code == 422 and bad_site.json()["detail"][0]["loc"][:2] == ["metadata", "site"]
-    no_key = client.post("/api/v1/cases", headers=consenting["clinic"].clinician.headers,
-                         data={"metadata": "{}"}, files=[("images", ("a.jpg", lesion_jpeg, "image/jpeg"))])  # fmt: skip
+    no_key = client.post(
+        "/api/v1/cases",
+        headers=consenting["clinic"].clinician.headers,
+        data={"metadata": "{}"},
+        files=[("images", ("a.jpg", lesion_jpeg, "image/jpeg"))],
+    )
     assert no_key.status_code == 422
     other_patient = submit(client, {**consenting, "id": str(uuid.uuid4())}, [lesion_jpeg])
     assert other_patient.status_code == 404
 
 
-def test_inference_outage_delays_the_case_and_it_completes_later(app, client, consenting, lesion_jpeg, monkeypatch):
+def test_inference_outage_delays_the_case_and_it_completes_later(
+    app, client, consenting, lesion_jpeg, monkeypatch
+):
     provider = app.state.services.classifier
 
     def down():  # type: ignore[no-untyped-def]
@@ -152,7 +186,9 @@ def test_inference_outage_delays_the_case_and_it_completes_later(app, client, co
         session.commit()
     app.state.dispatcher.submit(job.id)
     for _ in range(100):
-        read = client.get(f"/api/v1/cases/{case['id']}", headers=consenting["clinic"].clinician.headers).json()
+        read = client.get(
+            f"/api/v1/cases/{case['id']}", headers=consenting["clinic"].clinician.headers
+        ).json()
         if read["analysis"]["status"] == "done":
             break
         import time
@@ -179,8 +215,9 @@ def test_a_killed_workers_job_completes_after_restart(app, client, consenting, l
     assert read["analysis"]["status"] == "done" and read["analysis"]["attempts"] == 2
 
 
-def test_claims_are_exclusive_expire_and_answers_need_the_current_version(app, client, consenting, make_user,
-                                                                           lesion_jpeg):  # fmt: skip
+def test_claims_are_exclusive_expire_and_answers_need_the_current_version(
+    app, client, consenting, make_user, lesion_jpeg
+):
     from backend.users.models import Role
 
     first, second = make_user(Role.dermatologist), make_user(Role.dermatologist)
@@ -193,7 +230,12 @@ def test_claims_are_exclusive_expire_and_answers_need_the_current_version(app, c
     path = f"/api/v1/cases/{case['id']}/answer"
     assert client.post(path, headers=first.headers, json=answer).status_code == 412  # no If-Match
     assert client.post(path, headers={**first.headers, "If-Match": '"999"'}, json=answer).status_code == 412
-    assert client.post(path, headers={**second.headers, "If-Match": claim.headers["ETag"]}, json=answer).status_code == 404
+    assert (
+        client.post(
+            path, headers={**second.headers, "If-Match": claim.headers["ETag"]}, json=answer
+        ).status_code
+        == 404
+    )
 
     with app.state.db.session() as session:  # the claim is abandoned and expires
         row = session.get(Case, uuid.UUID(case["id"]))
@@ -202,23 +244,32 @@ def test_claims_are_exclusive_expire_and_answers_need_the_current_version(app, c
         session.commit()
     expired = client.post(path, headers={**first.headers, "If-Match": claim.headers["ETag"]}, json=answer)
     assert expired.status_code == 409 and "expired" in expired.json()["detail"]
-    assert [i["case_id"] for i in client.get("/api/v1/queue", headers=second.headers).json()["items"]] == [case["id"]]
+    assert [i["case_id"] for i in client.get("/api/v1/queue", headers=second.headers).json()["items"]] == [
+        case["id"]
+    ]
     reclaim = client.post(f"/api/v1/queue/{case['id']}/claim", headers=second.headers)
     assert reclaim.status_code == 200
-    bad = client.post(path, headers={**second.headers, "If-Match": reclaim.headers["ETag"]},
-                      json={"diagnosis": "nv", "management": "monitor"})  # fmt: skip
+    bad = client.post(
+        path,
+        headers={**second.headers, "If-Match": reclaim.headers["ETag"]},
+        json={"diagnosis": "nv", "management": "monitor"},
+    )
     assert bad.status_code == 422 and "follow_up_weeks" in bad.json()["detail"]
     ok = client.post(path, headers={**second.headers, "If-Match": reclaim.headers["ETag"]}, json=answer)
     assert ok.status_code == 200 and ok.json()["answer"]["follow_up_weeks"] == 12
 
 
-def test_queue_orders_by_urgency_then_waiting_time(app, client, consenting, dermatologist, lesion_jpeg,
-                                                    monkeypatch):  # fmt: skip
+def test_queue_orders_by_urgency_then_waiting_time(
+    app, client, consenting, dermatologist, lesion_jpeg, monkeypatch
+):
     from backend.cases.triage import TriageRules
 
     # Only the clinician's inputs decide here, whatever the model says about the image.
-    monkeypatch.setattr(app.state.services.analyzer, "rules",
-                        TriageRules(malignant_threshold=1.01, low_confidence_threshold=0.0))  # fmt: skip
+    monkeypatch.setattr(
+        app.state.services.analyzer,
+        "rules",
+        TriageRules(malignant_threshold=1.01, low_confidence_threshold=0.0),
+    )
     review = submit(client, consenting, [lesion_jpeg], wants_specialist=True).json()
     urgent = submit(client, consenting, [lesion_jpeg], concern="high").json()
     assert (review["triage"]["level"], urgent["triage"]["level"]) == ("review", "urgent")
@@ -226,8 +277,9 @@ def test_queue_orders_by_urgency_then_waiting_time(app, client, consenting, derm
     ids = [i["case_id"] for i in items]
     assert ids == [urgent["id"], review["id"]]  # urgent first, although it waited less
     page = client.get("/api/v1/queue", headers=dermatologist.headers, params={"limit": 1}).json()
-    rest = client.get("/api/v1/queue", headers=dermatologist.headers,
-                      params={"limit": 1, "cursor": page["next_cursor"]}).json()  # fmt: skip
+    rest = client.get(
+        "/api/v1/queue", headers=dermatologist.headers, params={"limit": 1, "cursor": page["next_cursor"]}
+    ).json()
     assert [i["case_id"] for i in page["items"] + rest["items"]] == ids
 
 
@@ -237,9 +289,16 @@ def test_research_export_only_with_research_consent(app, client, consenting, doc
     submit(client, consenting, [lesion_jpeg])
     without = export_research(app.state.services, tmp_path / "a")
     assert (without.patients, without.images, without.skipped_patients) == (0, 0, 1)
-    client.post(f"/api/v1/patients/{consenting['id']}/consents", headers=consenting["clinic"].clinician.headers,
-                json={"document_id": document["id"], "scopes": ["research"], "method": "verbal",
-                      "witness_name": "Nurse Joy"})  # fmt: skip
+    client.post(
+        f"/api/v1/patients/{consenting['id']}/consents",
+        headers=consenting["clinic"].clinician.headers,
+        json={
+            "document_id": document["id"],
+            "scopes": ["research"],
+            "method": "verbal",
+            "witness_name": "Nurse Joy",
+        },
+    )
     exported = export_research(app.state.services, tmp_path / "b")
     assert (exported.patients, exported.images) == (1, 1)
     (image,) = (tmp_path / "b" / "images").iterdir()

@@ -21,8 +21,14 @@ REDIS_URL = os.environ.get("DERMALINK_TEST_REDIS_URL", "redis://127.0.0.1:6379/7
 def settings(database_url, tmp_path, model_repository):  # type: ignore[no-untyped-def]
     from tests.backend.conftest import make_settings
 
-    return make_settings(database_url, tmp_path, model_repository=model_repository, queue="redis",
-                         redis_url=REDIS_URL, analysis_wait_seconds=0)  # fmt: skip
+    return make_settings(
+        database_url,
+        tmp_path,
+        model_repository=model_repository,
+        queue="redis",
+        redis_url=REDIS_URL,
+        analysis_wait_seconds=0,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -33,12 +39,24 @@ def clean_redis():  # type: ignore[no-untyped-def]
 
 
 def _run_worker(settings) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "DERMALINK_ENVIRONMENT": "test", "DERMALINK_DATABASE_URL": str(settings.database_url),
-           "DERMALINK_MASTER_KEY": MASTER_KEY, "DERMALINK_DATA_DIR": str(settings.data_dir),
-           "DERMALINK_MODEL_REPOSITORY": str(settings.model_repository), "DERMALINK_QUEUE": "redis",
-           "DERMALINK_REDIS_URL": REDIS_URL}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "backend.cli", "worker", "--burst"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    env = {
+        **os.environ,
+        "DERMALINK_ENVIRONMENT": "test",
+        "DERMALINK_DATABASE_URL": str(settings.database_url),
+        "DERMALINK_MASTER_KEY": MASTER_KEY,
+        "DERMALINK_DATA_DIR": str(settings.data_dir),
+        "DERMALINK_MODEL_REPOSITORY": str(settings.model_repository),
+        "DERMALINK_QUEUE": "redis",
+        "DERMALINK_REDIS_URL": REDIS_URL,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", "worker", "--burst"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_worker_process_completes_queued_and_lost_jobs(app, client, consenting, lesion_jpeg):
@@ -69,23 +87,34 @@ def _slow_repository(path):  # type: ignore[no-untyped-def]
     (model_dir / "labels.txt").write_text("\n".join(labels) + "\n")
     rng = np.random.default_rng(0)
     width, steps = 4096, 600  # each step reads a 64 MB matrix: seconds per image on a small CPU
-    inits = [numpy_helper.from_array(np.array([-1, 224 * 224 * 3], np.int64), "flat"),
-             numpy_helper.from_array(np.array([0], np.int64), "start"),
-             numpy_helper.from_array(np.array([width], np.int64), "end"),
-             numpy_helper.from_array(np.array([1], np.int64), "axis"),
-             numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
-             numpy_helper.from_array((np.eye(width) * 0.999).astype(np.float32), "W"),
-             numpy_helper.from_array((rng.standard_normal((width, 7)) * 1e-2).astype(np.float32), "Wout")]  # fmt: skip
-    nodes = [helper.make_node("Cast", ["image"], ["xf"], to=TensorProto.FLOAT),
-             helper.make_node("Reshape", ["xf", "flat"], ["x"]),
-             helper.make_node("Slice", ["x", "start", "end", "axis"], ["xs"]),
-             helper.make_node("Mul", ["xs", "scale"], ["h0"])]  # fmt: skip
+    inits = [
+        numpy_helper.from_array(np.array([-1, 224 * 224 * 3], np.int64), "flat"),
+        numpy_helper.from_array(np.array([0], np.int64), "start"),
+        numpy_helper.from_array(np.array([width], np.int64), "end"),
+        numpy_helper.from_array(np.array([1], np.int64), "axis"),
+        numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
+        numpy_helper.from_array((np.eye(width) * 0.999).astype(np.float32), "W"),
+        numpy_helper.from_array((rng.standard_normal((width, 7)) * 1e-2).astype(np.float32), "Wout"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["image"], ["xf"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["xf", "flat"], ["x"]),
+        helper.make_node("Slice", ["x", "start", "end", "axis"], ["xs"]),
+        helper.make_node("Mul", ["xs", "scale"], ["h0"]),
+    ]
     for i in range(steps):
         nodes.append(helper.make_node("MatMul", [f"h{i}", "W"], [f"h{i + 1}"]))
-    nodes += [helper.make_node("MatMul", [f"h{steps}", "Wout"], ["logits"]),
-              helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)]  # fmt: skip
-    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("image", TensorProto.UINT8, [None, 224, 224, 3])],
-                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 7])], inits)  # fmt: skip
+    nodes += [
+        helper.make_node("MatMul", [f"h{steps}", "Wout"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, [None, 224, 224, 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 7])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, model_dir / "1" / "model.onnx")
@@ -98,15 +127,28 @@ def test_a_worker_killed_mid_analysis_loses_nothing(app, client, consenting, les
 
     from backend.cases.models import AnalysisJob
 
-    settings = app.state.settings.model_copy(update={"model_repository": _slow_repository(tmp_path / "slow"),
-                                                     "analysis_lease_seconds": 3})  # fmt: skip
+    settings = app.state.settings.model_copy(
+        update={"model_repository": _slow_repository(tmp_path / "slow"), "analysis_lease_seconds": 3}
+    )
     case = submit(client, consenting, [lesion_jpeg]).json()
-    env = {**os.environ, "DERMALINK_ENVIRONMENT": "test", "DERMALINK_DATABASE_URL": str(settings.database_url),
-           "DERMALINK_MASTER_KEY": MASTER_KEY, "DERMALINK_DATA_DIR": str(settings.data_dir),
-           "DERMALINK_MODEL_REPOSITORY": str(settings.model_repository), "DERMALINK_QUEUE": "redis",
-           "DERMALINK_REDIS_URL": REDIS_URL, "DERMALINK_ANALYSIS_LEASE_SECONDS": "3"}  # fmt: skip
-    worker = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    env = {
+        **os.environ,
+        "DERMALINK_ENVIRONMENT": "test",
+        "DERMALINK_DATABASE_URL": str(settings.database_url),
+        "DERMALINK_MASTER_KEY": MASTER_KEY,
+        "DERMALINK_DATA_DIR": str(settings.data_dir),
+        "DERMALINK_MODEL_REPOSITORY": str(settings.model_repository),
+        "DERMALINK_QUEUE": "redis",
+        "DERMALINK_REDIS_URL": REDIS_URL,
+        "DERMALINK_ANALYSIS_LEASE_SECONDS": "3",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "worker"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline, status = time.monotonic() + 60, None
         while time.monotonic() < deadline and status != "running":
@@ -123,7 +165,9 @@ def test_a_worker_killed_mid_analysis_loses_nothing(app, client, consenting, les
         job = session.exec(select(AnalysisJob)).one()
         assert job.status == "running" and job.attempts == 1  # killed mid-job: nothing recorded as done
     time.sleep(3.5)  # the dead worker's lease expires
-    result = _run_worker(app.state.settings.model_copy(update={"model_repository": settings.model_repository}))
+    result = _run_worker(
+        app.state.settings.model_copy(update={"model_repository": settings.model_repository})
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     read = client.get(f"/api/v1/cases/{case['id']}", headers=consenting["clinic"].clinician.headers).json()
     assert read["analysis"]["status"] == "done" and read["analysis"]["attempts"] == 2

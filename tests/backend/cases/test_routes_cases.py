@@ -38,7 +38,11 @@ def test_case_route_matrix(client, consenting, make_user, lesion_jpeg, row):
         if role not in allowed:
             response = client.request(method, path.format(**ids), headers=account.headers, json=body)
             assert response.status_code == 403, (role, response.text)
-    actor = actors[D] if D in allowed and ("queue" in path or claimed or "/answer" in path) else actors[sorted(allowed)[0]]
+    actor = (
+        actors[D]
+        if D in allowed and ("queue" in path or claimed or "/answer" in path)
+        else actors[sorted(allowed)[0]]
+    )
     headers = dict(actor.headers)
     if actor is actors[D] and "{case}" in path and "claim" not in path:
         claim = client.post(f"/api/v1/queue/{case['id']}/claim", headers=actor.headers)

@@ -22,8 +22,13 @@ MODEL = "ham10000_mobilenetv2"
 
 @pytest.fixture(scope="module")
 def triton(triton_install, derived_repo, tmp_path_factory):  # noqa: F811
-    server = TritonServer(derived_repo, model_control="explicit", load_models=[MODEL],
-                          build_dir=tmp_path_factory.mktemp("triton"), exit_timeout_s=2)  # fmt: skip
+    server = TritonServer(
+        derived_repo,
+        model_control="explicit",
+        load_models=[MODEL],
+        build_dir=tmp_path_factory.mktemp("triton"),
+        exit_timeout_s=2,
+    )
     server.start(timeout=90)
     yield server
     server.stop()
@@ -34,8 +39,9 @@ def settings(database_url, tmp_path, exported_repo, triton, monkeypatch):  # noq
     monkeypatch.setenv("DERMALINK_TRITON_URL", triton.grpc_url)
     monkeypatch.setenv("DERMALINK_TRITON_TIMEOUT_S", "3")
     monkeypatch.setenv("DERMALINK_TRITON_RETRIES", "1")
-    return make_settings(database_url, tmp_path, model_repository=exported_repo, inference="triton",
-                         analysis_wait_seconds=10)  # fmt: skip
+    return make_settings(
+        database_url, tmp_path, model_repository=exported_repo, inference="triton", analysis_wait_seconds=10
+    )
 
 
 def _wait_done(client, case_id, headers, seconds=30.0):  # type: ignore[no-untyped-def]
@@ -48,8 +54,9 @@ def _wait_done(client, case_id, headers, seconds=30.0):  # type: ignore[no-untyp
     return read
 
 
-def test_case_flow_through_triton_and_recovery_after_an_outage(app, client, consenting, dermatologist, lesion_jpeg,
-                                                               triton):  # fmt: skip
+def test_case_flow_through_triton_and_recovery_after_an_outage(
+    app, client, consenting, dermatologist, lesion_jpeg, triton
+):
     headers = consenting["clinic"].clinician.headers
     case = submit(client, consenting, [lesion_jpeg], concern="high").json()
     assert case["analysis"]["status"] == "done", case["analysis"]

@@ -25,7 +25,9 @@ def blob_store_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(database_url, tmp_path, blob_store_url, model_repository):  # type: ignore[no-untyped-def]
-    return make_settings(database_url, tmp_path, blob_store_url=blob_store_url, model_repository=model_repository)
+    return make_settings(
+        database_url, tmp_path, blob_store_url=blob_store_url, model_repository=model_repository
+    )
 
 
 @dataclass
@@ -42,10 +44,15 @@ def make_clinic(client, make_user) -> Callable[[str], Clinic]:  # type: ignore[n
         clinic = client.post("/api/v1/clinics", headers=admin.headers, json={"name": name})
         assert clinic.status_code == 201, clinic.text
         clinician = make_user(Role.clinician, login=False)
-        assign = client.patch(f"/api/v1/users/{clinician.user.id}", headers=admin.headers,
-                              json={"clinic_id": clinic.json()["id"]})  # fmt: skip
+        assign = client.patch(
+            f"/api/v1/users/{clinician.user.id}",
+            headers=admin.headers,
+            json={"clinic_id": clinic.json()["id"]},
+        )
         assert assign.status_code == 200
-        response = client.post("/api/v1/auth/login", json={"email": clinician.email, "password": clinician.password})
+        response = client.post(
+            "/api/v1/auth/login", json={"email": clinician.email, "password": clinician.password}
+        )
         clinician.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
         return Clinic(id=clinic.json()["id"], clinician=clinician)
 
@@ -53,8 +60,12 @@ def make_clinic(client, make_user) -> Callable[[str], Clinic]:  # type: ignore[n
     return factory
 
 
-IDENTITY = {"full_name": "Ada Lovelace", "date_of_birth": "1815-12-10", "medical_record_number": "MRN-0001",
-            "contact": "+44 20 7946 0000"}  # fmt: skip
+IDENTITY = {
+    "full_name": "Ada Lovelace",
+    "date_of_birth": "1815-12-10",
+    "medical_record_number": "MRN-0001",
+    "contact": "+44 20 7946 0000",
+}
 
 
 @pytest.fixture
@@ -68,8 +79,13 @@ def patient(client, make_clinic):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def document(client, make_clinic):  # type: ignore[no-untyped-def]
     admin = make_clinic.admin
-    body = {"version": "2026.1", "language": "en", "title": "DermaLink consent", "text": CONSENT_TEXT,
-            "scopes": ["ai_analysis", "specialist_sharing", "research"]}  # fmt: skip
+    body = {
+        "version": "2026.1",
+        "language": "en",
+        "title": "DermaLink consent",
+        "text": CONSENT_TEXT,
+        "scopes": ["ai_analysis", "specialist_sharing", "research"],
+    }
     response = client.post("/api/v1/consent-documents", headers=admin.headers, json=body)
     assert response.status_code == 201, response.text
     return response.json()
@@ -83,4 +99,5 @@ def signature_png() -> str:
     image.save(out, format="PNG")
     return base64.b64encode(out.getvalue()).decode()
 
-from tests.backend.storage.seaweedfs import seaweedfs, seaweedfs_s3_url  # noqa: E402, F401
+
+from tests.backend.storage.seaweedfs import seaweedfs, seaweedfs_s3_url  # noqa: F401

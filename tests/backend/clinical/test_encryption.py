@@ -17,8 +17,11 @@ from tests.backend.conftest import audit_rows
 
 
 def _two_patients(client, patient):  # type: ignore[no-untyped-def]
-    other = client.post("/api/v1/patients", headers=patient["clinic"].clinician.headers,
-                        json={**IDENTITY, "medical_record_number": "MRN-0002", "full_name": "Grace Hopper"})  # fmt: skip
+    other = client.post(
+        "/api/v1/patients",
+        headers=patient["clinic"].clinician.headers,
+        json={**IDENTITY, "medical_record_number": "MRN-0002", "full_name": "Grace Hopper"},
+    )
     return uuid.UUID(patient["id"]), uuid.UUID(other.json()["id"])
 
 
@@ -43,8 +46,10 @@ def test_ciphertext_moved_to_another_record_or_patient_fails(app, client, patien
             vault.decrypt(session, second, IDENTITY_RECORD, sealed)
     # Swap the stored rows directly in the database: the API refuses to decrypt either.
     with app.state.db.engine.begin() as conn:
-        conn.execute(text("UPDATE patient SET identity_sealed = :s WHERE id = :id"),
-                     {"s": sealed, "id": second if "postgresql" in app.state.db.url else second.hex})  # fmt: skip
+        conn.execute(
+            text("UPDATE patient SET identity_sealed = :s WHERE id = :id"),
+            {"s": sealed, "id": second if "postgresql" in app.state.db.url else second.hex},
+        )
     response = client.get(f"/api/v1/patients/{second}", headers=patient["clinic"].clinician.headers)
     assert response.status_code == 500 and response.json()["type"] == "decryption_failed"
 
@@ -58,8 +63,14 @@ def test_rotation_rewraps_every_key_and_old_ciphertexts_still_decrypt(app, clien
         assert {k.kek_id for k in session.exec(select(DataKey))} == {result.kek_id}
         assert session.get(KeyEncryptionKey, result.kek_id - 1).retired_at is not None
     headers = patient["clinic"].clinician.headers
-    assert client.get(f"/api/v1/patients/{first}", headers=headers).json()["identity"]["full_name"] == "Ada Lovelace"
-    assert client.get(f"/api/v1/patients/{second}", headers=headers).json()["identity"]["full_name"] == "Grace Hopper"
+    assert (
+        client.get(f"/api/v1/patients/{first}", headers=headers).json()["identity"]["full_name"]
+        == "Ada Lovelace"
+    )
+    assert (
+        client.get(f"/api/v1/patients/{second}", headers=headers).json()["identity"]["full_name"]
+        == "Grace Hopper"
+    )
 
 
 def test_interrupted_rotation_resumes(app, client, patient, monkeypatch):
@@ -80,15 +91,27 @@ def test_interrupted_rotation_resumes(app, client, patient, monkeypatch):
     assert resumed.rewrapped == 1 and resumed.remaining == 0  # resumed, no new key-encryption key
     with db.session() as session:
         assert {k.kek_id for k in session.exec(select(DataKey))} == {resumed.kek_id}
-    assert client.get(f"/api/v1/patients/{patient['id']}", headers=patient["clinic"].clinician.headers).status_code == 200
+    assert (
+        client.get(
+            f"/api/v1/patients/{patient['id']}", headers=patient["clinic"].clinician.headers
+        ).status_code
+        == 200
+    )
 
 
 def test_erasure_crypto_shreds_the_patient(app, client, patient, document):
     headers = patient["clinic"].clinician.headers
     pid = uuid.UUID(patient["id"])
-    client.post(f"/api/v1/patients/{pid}/consents", headers=headers,
-                json={"document_id": document["id"], "scopes": ["research"], "method": "verbal",
-                      "witness_name": "Nurse Joy"})  # fmt: skip
+    client.post(
+        f"/api/v1/patients/{pid}/consents",
+        headers=headers,
+        json={
+            "document_id": document["id"],
+            "scopes": ["research"],
+            "method": "verbal",
+            "witness_name": "Nurse Joy",
+        },
+    )
     blobs = app.state.blobs
     blob_key = f"patients/{pid}/images/lesion.bin"
     with app.state.db.session() as session:
@@ -99,7 +122,9 @@ def test_erasure_crypto_shreds_the_patient(app, client, patient, document):
     body = {"reason": "Patient asked for erasure in writing (ticket 42)", "basis": "consent_withdrawn"}
     refused = client.post(f"/api/v1/patients/{pid}/erase", headers=admin.headers, json=body)
     assert refused.status_code == 409 and "research" in refused.json()["detail"]
-    erased = client.post(f"/api/v1/patients/{pid}/erase", headers=admin.headers, json={**body, "basis": "patient_request"})
+    erased = client.post(
+        f"/api/v1/patients/{pid}/erase", headers=admin.headers, json={**body, "basis": "patient_request"}
+    )
     assert erased.status_code == 200 and erased.json()["blobs_deleted"] >= 1
 
     assert list(blobs.iter_keys(f"patients/{pid}/")) == []
@@ -113,7 +138,9 @@ def test_erasure_crypto_shreds_the_patient(app, client, patient, document):
     assert client.get(f"/api/v1/patients/{pid}", headers=headers).status_code == 404
     actions = {e.action for e in audit_rows(app, patient_id=str(pid))}
     assert {"patient.create", "consent.grant", "patient.erase_requested", "patient.erase"} <= actions
-    again = client.post(f"/api/v1/patients/{pid}/erase", headers=admin.headers, json={**body, "basis": "patient_request"})
+    again = client.post(
+        f"/api/v1/patients/{pid}/erase", headers=admin.headers, json={**body, "basis": "patient_request"}
+    )
     assert again.status_code == 200  # idempotent
 
 
@@ -132,7 +159,9 @@ def test_erasure_interrupted_by_the_blob_store_completes_on_resume(app, client, 
     with app.state.db.session() as session:
         stored = session.get(Patient, pid)
         assert stored.erasure_requested_at is not None and stored.erased_at is None
-        assert session.exec(select(DataKey).where(DataKey.owner_id == pid)).one().wrapped is None  # already shredded
+        assert (
+            session.exec(select(DataKey).where(DataKey.owner_id == pid)).one().wrapped is None
+        )  # already shredded
     monkeypatch.undo()
     assert app.state.erasure.resume_pending(app.state.db.session) == 1
     assert list(blobs.iter_keys(f"patients/{pid}/")) == []

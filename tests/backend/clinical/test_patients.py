@@ -45,7 +45,10 @@ def test_other_clinics_dermatologists_and_admins_cannot_read(app, client, patien
     assert client.get(path, headers=other.clinician.headers).status_code == 404
     assert client.get(path, headers=dermatologist.headers).status_code == 404  # no case routed to them
     assert client.get(path, headers=admin.headers).status_code == 403
-    assert client.get("/api/v1/patients", headers=other.clinician.headers, params={"mrn": "MRN-0001"}).json() == []
+    assert (
+        client.get("/api/v1/patients", headers=other.clinician.headers, params={"mrn": "MRN-0001"}).json()
+        == []
+    )
     denied = [e for e in audit_rows(app, patient_id=patient["id"]) if e.outcome == "denied"]
     assert len(denied) == 2  # the two reads of a patient they may not see
     assert client.get(f"/api/v1/patients/{uuid.uuid4()}", headers=other.clinician.headers).status_code == 404
@@ -59,9 +62,14 @@ def test_clinician_without_clinic_cannot_register(client, make_user):
 
 def test_update_re_encrypts(app, client, patient):
     headers = patient["clinic"].clinician.headers
-    response = client.patch(f"/api/v1/patients/{patient['id']}", headers=headers, json={"contact": "ada@example.org"})
+    response = client.patch(
+        f"/api/v1/patients/{patient['id']}", headers=headers, json={"contact": "ada@example.org"}
+    )
     assert response.status_code == 200 and response.json()["identity"]["contact"] == "ada@example.org"
-    assert client.get(f"/api/v1/patients/{patient['id']}", headers=headers).json()["identity"]["contact"] == "ada@example.org"
+    assert (
+        client.get(f"/api/v1/patients/{patient['id']}", headers=headers).json()["identity"]["contact"]
+        == "ada@example.org"
+    )
     assert audit_rows(app, action="patient.update")
 
 

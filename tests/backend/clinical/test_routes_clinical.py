@@ -23,16 +23,33 @@ CLINICAL_MATRIX = [
     ("PATCH", "/api/v1/patients/{patient}", {C}, {"contact": "x@example.org"}, 200, True),
     ("POST", "/api/v1/patients/{patient}/break-glass", {A}, REASON, 200, True),
     ("GET", "/api/v1/patients/{patient}/consents", {C, D}, None, 200, True),
-    ("POST", "/api/v1/patients/{patient}/consents", {C},
-     {"document_id": "{document}", "scopes": ["research"], "method": "verbal", "witness_name": "Nurse Joy"}, 201, True),
+    (
+        "POST",
+        "/api/v1/patients/{patient}/consents",
+        {C},
+        {
+            "document_id": "{document}",
+            "scopes": ["research"],
+            "method": "verbal",
+            "witness_name": "Nurse Joy",
+        },
+        201,
+        True,
+    ),
     ("POST", "/api/v1/patients/{patient}/consents/withdraw", {C}, {"scopes": ["ai_analysis"]}, 200, True),
     ("POST", "/api/v1/patients/{patient}/erase", {A}, {**REASON, "basis": "patient_request"}, 200, True),
-    ("POST", "/api/v1/consent-documents", {A},
-     {"version": "9", "language": "en", "title": "T", "text": CONSENT_TEXT, "scopes": ["research"]}, 201, False),
+    (
+        "POST",
+        "/api/v1/consent-documents",
+        {A},
+        {"version": "9", "language": "en", "title": "T", "text": CONSENT_TEXT, "scopes": ["research"]},
+        201,
+        False,
+    ),
     ("GET", "/api/v1/consent-documents", {C, D, A}, None, 200, False),
     ("GET", "/api/v1/consent-documents/{document}", {C, D, A}, None, 200, True),
     ("POST", "/api/v1/consent-documents/{document}/withdraw", {A}, None, 200, True),
-]  # fmt: skip
+]
 
 
 def _fill(value, ids):  # type: ignore[no-untyped-def]
@@ -49,7 +66,9 @@ def _fill(value, ids):  # type: ignore[no-untyped-def]
 def settings(database_url, tmp_path, model_repository):  # type: ignore[no-untyped-def]
     from tests.backend.conftest import make_settings
 
-    return make_settings(database_url, tmp_path, model_repository=model_repository)  # one blob store is enough
+    return make_settings(
+        database_url, tmp_path, model_repository=model_repository
+    )  # one blob store is enough
 
 
 @pytest.mark.parametrize("row", CLINICAL_MATRIX, ids=[f"{m} {p}" for m, p, *_ in CLINICAL_MATRIX])
@@ -60,12 +79,21 @@ def test_clinical_route_matrix(client, make_user, patient, document, row):
     assert anonymous.status_code == 401
     actors = {C: patient["clinic"].clinician, D: make_user(Role.dermatologist), A: patient["admin"]}
     if path.endswith("/consents/withdraw"):  # something to withdraw
-        client.post(f"/api/v1/patients/{patient['id']}/consents", headers=actors[C].headers,
-                    json={"document_id": document["id"], "scopes": ["ai_analysis"], "method": "verbal",
-                          "witness_name": "Nurse Joy"})  # fmt: skip
+        client.post(
+            f"/api/v1/patients/{patient['id']}/consents",
+            headers=actors[C].headers,
+            json={
+                "document_id": document["id"],
+                "scopes": ["ai_analysis"],
+                "method": "verbal",
+                "witness_name": "Nurse Joy",
+            },
+        )
     for role, account in actors.items():
         if role not in allowed:
-            response = client.request(method, _fill(path, ids), headers=account.headers, json=_fill(body, ids))
+            response = client.request(
+                method, _fill(path, ids), headers=account.headers, json=_fill(body, ids)
+            )
             assert response.status_code == 403, (role, response.text)
     actor = actors[sorted(allowed)[0]]
     if has_id:
