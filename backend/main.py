@@ -22,6 +22,8 @@ from backend.consent.routes import router as consent_router
 from backend.core.errors import DermaLinkError, error_body
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from backend.lesions.routes import patient_lesions_router
+from backend.lesions.routes import router as lesions_router
 from backend.patients.routes import router as patients_router
 from backend.services import build_services
 from backend.users.routes import clinics_router
@@ -112,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.erasure,
         services.cases,
     )
+    app.state.lesions = services.lesions
     app.state.dispatcher = dispatcher
     app.state.readiness_checks = {"model": services.classifier.readiness}
 
@@ -131,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consent_router,
         cases_router,
         queue_router,
+        lesions_router,
+        patient_lesions_router,
     )
     for router in routers:
         app.include_router(router)

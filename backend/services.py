@@ -15,6 +15,7 @@ from backend.core.keys import Keyring, load_master_key
 from backend.crypto.envelope import KeyProvider, Vault
 from backend.db import Database
 from backend.inference.factory import ClassifierProvider
+from backend.lesions.service import LesionService
 from backend.patients.erasure import ErasureService
 from backend.patients.service import PatientService
 from backend.storage import BlobStore, make_blob_store
@@ -33,6 +34,7 @@ class Services:
     classifier: ClassifierProvider
     rules: TriageRules
     cases: CaseService
+    lesions: LesionService
     analyzer: Analyzer
 
 
@@ -66,6 +68,7 @@ def build_services(settings: Settings) -> Services:
         classifier=classifier,
         rules=rules,
         cases=CaseService(vault, blobs, limits, settings.claim_minutes),
+        lesions=LesionService(vault, blobs),
         analyzer=Analyzer(
             db.session,
             vault,

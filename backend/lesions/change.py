@@ -33,8 +33,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage
 from PIL import Image
+from scipy import ndimage
 from skimage import color, exposure, feature, filters, measure, morphology, transform
 from skimage.segmentation import clear_border
 
@@ -137,7 +137,7 @@ class AlignedPair:
         out[both] = 0.6 * grey[both] + 0.4 * np.array([0.55, 0.55, 0.55])
         out[grown] = np.array([1.0, 0.55, 0.0])
         out[shrunk] = np.array([0.1, 0.45, 1.0])
-        edge_b = self.baseline_mask ^ morphology.binary_erosion(self.baseline_mask, morphology.disk(1))
+        edge_b = self.baseline_mask ^ morphology.erosion(self.baseline_mask, morphology.disk(1))
         out[edge_b] = np.array([1.0, 1.0, 1.0])
         return np.clip(out, 0.0, 1.0)
 

@@ -119,21 +119,24 @@ def evaluate(
         a = Image.open(images_dir / f"{first}.jpg")
         b = Image.open(images_dir / f"{second}.jpg")
         base = ch.to_work_image(a)
-        followups: list[tuple[str, Callable[[], Image.Image]]] = [
-            (NO_CHANGE_KINDS[0], lambda b=b: b),
-            (NO_CHANGE_KINDS[1], lambda: _to_image(camera_move(base, rng))),
-            (CHANGE_KINDS[0], lambda: _to_image(camera_move(grow_lesion(base), rng))),
-            (CHANGE_KINDS[1], lambda: _to_image(camera_move(darken_lesion(base), rng))),
-        ]
-        for kind, make in followups:
+        for kind in NO_CHANGE_KINDS + CHANGE_KINDS:
             try:
-                result, _ = ch.compare(_to_image(base), make())
+                result, _ = ch.compare(_to_image(base), _followup(kind, base, b, rng))
                 outcomes.append(Outcome(kind, lesion, True, result.change_score, result.significant))
             except ch.NotComparable as exc:
                 outcomes.append(Outcome(kind, lesion, False, reason=exc.reason))
             if progress:
                 progress()
     return outcomes
+
+
+def _followup(kind: str, base: np.ndarray, other_photo: Image.Image, rng: random.Random) -> Image.Image:
+    if kind == NO_CHANGE_KINDS[0]:
+        return other_photo
+    if kind == NO_CHANGE_KINDS[1]:
+        return _to_image(camera_move(base, rng))
+    changed = grow_lesion(base) if kind == CHANGE_KINDS[0] else darken_lesion(base)
+    return _to_image(camera_move(changed, rng))
 
 
 def roc_auc(negatives: list[float], positives: list[float]) -> float:

@@ -22,6 +22,7 @@ from backend.core.actor import SYSTEM, Actor, AuditContext
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, NotFound
 from backend.crypto.envelope import Vault
+from backend.lesions import visits
 from backend.patients.models import Patient
 from backend.patients.schemas import ErasureOut
 
@@ -68,6 +69,7 @@ class ErasureService:
 
     def _complete(self, session: Session, ctx: AuditContext, patient: Patient) -> ErasureOut:
         self.vault.destroy(session, patient.id)
+        visits.erase_patient(session, patient.id)
         patient.identity_sealed, patient.mrn_index = None, None
         session.add(patient)
         session.commit()
