@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     triage_malignant_threshold: float | None = None  # overrides the model's triage.json
     triage_low_confidence_threshold: float | None = None
 
+    # FHIR export (docs/fhir.md): the base of DermaLink's own identifier and code systems.
+    fhir_system_base: str = Field(
+        default="https://dermalink.example.org/fhir",
+        description="URI prefix of DermaLink's FHIR identifier and code systems; set it to your own domain",
+    )
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if self.database_url is None:

@@ -22,6 +22,8 @@ from backend.consent.routes import router as consent_router
 from backend.core.errors import DermaLinkError, error_body
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from backend.fhir.routes import audit_router as fhir_audit_router
+from backend.fhir.routes import cases_router as fhir_cases_router
 from backend.patients.routes import router as patients_router
 from backend.services import build_services
 from backend.users.routes import clinics_router
@@ -131,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consent_router,
         cases_router,
         queue_router,
+        fhir_cases_router,
+        fhir_audit_router,
     )
     for router in routers:
         app.include_router(router)
