@@ -46,6 +46,11 @@ PUBLIC = {
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/totp/confirm"),
+    # Single sign-on (tests/backend/test_sso.py): the flow happens before anyone has a token.
+    ("GET", "/api/v1/auth/oidc/config"),
+    ("GET", "/api/v1/auth/oidc/login"),
+    ("GET", "/api/v1/auth/oidc/callback"),
+    ("POST", "/api/v1/auth/oidc/exchange"),
 }
 
 
