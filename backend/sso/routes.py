@@ -79,7 +79,7 @@ def sso_login(request: Request, session: SessionDep, settings: SettingsDep, sso:
         max_age=int(ATTEMPT_LIFETIME.total_seconds()),
         path=PREFIX,
         httponly=True,
-        secure=request.url.scheme == "https",
+        secure=settings.is_production or request.url.scheme == "https",  # TLS may end at a proxy
         samesite="lax",  # sent on the provider's top-level redirect back to the callback
     )
     return response

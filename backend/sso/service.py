@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
@@ -57,8 +57,6 @@ def _as_list(value: Any) -> list[str]:
 
 
 def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -149,7 +147,9 @@ class SsoService:
         fails later (the route commits refusals)."""
         provider = self._provider()
         now = utcnow()
-        attempt = session.exec(select(OidcLogin).where(OidcLogin.state_hash == _hash(state))).first()
+        # Locked, so that two racing callbacks with one state cannot both pass the single-use check.
+        query = select(OidcLogin).where(OidcLogin.state_hash == _hash(state)).with_for_update()
+        attempt = session.exec(query).first()
         if attempt is None:
             raise self._refuse(session, ctx, "unknown state")
         if attempt.state_used_at is not None:
@@ -326,7 +326,8 @@ class SsoService:
     # -- step 3 --------------------------------------------------------------------------------
     def exchange(self, session: Session, ctx: AuditContext, code: str, totp_code: str | None) -> IssuedTokens:
         now = utcnow()
-        attempt = session.exec(select(OidcLogin).where(OidcLogin.handoff_hash == _hash(code))).first()
+        query = select(OidcLogin).where(OidcLogin.handoff_hash == _hash(code)).with_for_update()
+        attempt = session.exec(query).first()
         if (
             attempt is None
             or attempt.handoff_used_at is not None

@@ -136,6 +136,13 @@ def test_case_bundle_round_trip(app, client, consenting, dermatologist, answered
             assert target.reference in full_urls
         assert provenance.agent[0].who.reference in full_urls
 
+    # The dermatologist who answered reads the same case (the same resources, the same answer).
+    theirs = client.get(f"/api/v1/cases/{case_id}/fhir", headers=dermatologist.headers)
+    assert theirs.status_code == 200, theirs.text
+    _, their_resources = parse(theirs.content)
+    assert their_resources["DiagnosticReport"][0].conclusion == report.conclusion
+    assert {r.id for r in their_resources["Observation"]} == {observation.id}
+
     # Audited like the JSON read, plus the identity read.
     views = [e for e in audit_rows(app, action="case.view", resource_id=case_id)]
     assert any(
