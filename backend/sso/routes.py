@@ -55,6 +55,14 @@ def require_password_login(settings: SettingsDep, session: SessionDep, ctx: Audi
         raise PermissionDenied(f"password sign-in is switched off; sign in with {settings.oidc_display_name}")
 
 
+def _to_app(target: str, query: dict[str, str]) -> RedirectResponse:
+    if "error_description" in query:
+        query["error_description"] = query["error_description"][:200]
+    return RedirectResponse(
+        f"{target}?{urlencode(query)}", status_code=302, headers={"Cache-Control": "no-store"}
+    )
+
+
 @router.get("/config", response_model=SsoConfig)
 def sso_config(settings: SettingsDep, sso: SsoDep) -> SsoConfig:
     """Whether single sign-on is offered (for the app's sign-in screen); public."""
@@ -70,7 +78,10 @@ def sso_config(settings: SettingsDep, sso: SsoDep) -> SsoConfig:
 def sso_login(request: Request, session: SessionDep, settings: SettingsDep, sso: SsoDep) -> RedirectResponse:
     """Start single sign-on: redirects the browser to the identity provider (authorization code + PKCE)."""
     redirect_uri = settings.oidc_redirect_uri or str(request.url_for("sso_callback"))
-    url, browser = sso.begin(session, redirect_uri)
+    try:
+        url, browser = sso.begin(session, redirect_uri)
+    except SsoRefused as exc:  # the provider is unreachable: tell the app, not a bare JSON page
+        return _to_app(settings.oidc_app_redirect, {"error": exc.type, "error_description": str(exc.detail)})
     session.commit()
     response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
     response.set_cookie(
@@ -113,10 +124,8 @@ def sso_callback(
         session.commit()
         query = {"code": handoff}
     except SsoRefused as exc:
-        query = {"error": exc.type, "error_description": str(exc.detail)[:200]}
-    response = RedirectResponse(
-        f"{target}?{urlencode(query)}", status_code=302, headers={"Cache-Control": "no-store"}
-    )
+        query = {"error": exc.type, "error_description": str(exc.detail)}
+    response = _to_app(target, query)
     response.delete_cookie(BROWSER_COOKIE, path=PREFIX)
     return response
 

@@ -23,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from backend.audit.verify import verify_chain
 from backend.core.actor import SYSTEM
 from backend.sso.models import ExternalIdentity
 from backend.users.models import Clinic, Role, User
@@ -224,6 +225,8 @@ def test_sign_in_provisions_each_role(app, client, oidc_provider, north_clinic, 
     # The code is single-use.
     again = exchange(client, answer["code"])
     assert again.status_code == 401 and again.json()["type"] == "invalid_token"
+    with app.state.db.session() as session:
+        assert verify_chain(session, app.state.db.audit_key).ok
 
 
 def test_second_sign_in_reuses_the_linked_account(app, client, oidc_provider):
@@ -390,5 +393,32 @@ def test_sso_is_off_without_an_issuer(database_url, tmp_path, model_repository):
         with TestClient(application) as client:
             assert client.get("/api/v1/auth/oidc/config").json()["enabled"] is False
             assert client.get("/api/v1/auth/oidc/login", follow_redirects=False).status_code == 404
+    finally:
+        application.state.db.dispose()
+
+
+def test_unreachable_provider_sends_the_browser_back_with_an_error(database_url, tmp_path, model_repository):
+    from backend.main import create_app
+
+    nobody = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        model_repository=model_repository,
+        oidc_issuer=nobody,
+        oidc_client_id=CLIENT_ID,
+        oidc_client_secret=CLIENT_SECRET,
+        oidc_role_map=ROLE_MAP,
+    )
+    application = create_app(settings)
+    try:
+        with TestClient(application) as client:
+            response = client.get("/api/v1/auth/oidc/login", follow_redirects=False)
+            assert response.status_code == 302
+            assert response.headers["location"].startswith("/#/sso?error=sso_refused")
+            assert (
+                "discovery document is unavailable"
+                in parse_qs(response.headers["location"].split("?", 1)[1])["error_description"][0]
+            )
     finally:
         application.state.db.dispose()
