@@ -11,7 +11,6 @@ as a second ``subtype`` coding so nothing is lost in translation. The hash chain
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -95,9 +94,8 @@ def audit_event(row: AuditEvent, base: str) -> dict[str, Any]:
         if row.resource_id:
             what["value"] = row.resource_id
         data_entity["what"] = {"identifier": what}
-    detail = json.loads(row.detail or "{}")
-    if detail:
-        data_entity["detail"].append({"type": "dermalink-detail", "valueString": json.dumps(detail)})
+    if row.detail and row.detail != "{}":  # kept verbatim: a long detail was cut at 4000 characters
+        data_entity["detail"].append({"type": "dermalink-detail", "valueString": row.detail})
     if row.request_id:
         data_entity["detail"].append({"type": "request-id", "valueString": row.request_id})
     entities.append(data_entity)
