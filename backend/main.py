@@ -22,8 +22,12 @@ from backend.consent.routes import router as consent_router
 from backend.core.errors import DermaLinkError, error_body
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from backend.fhir.routes import audit_router as fhir_audit_router
+from backend.fhir.routes import cases_router as fhir_cases_router
 from backend.patients.routes import router as patients_router
 from backend.services import build_services
+from backend.sso.routes import router as sso_router
+from backend.sso.service import SsoService
 from backend.users.routes import clinics_router
 from backend.users.routes import router as users_router
 
@@ -113,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.cases,
     )
     app.state.dispatcher = dispatcher
+    app.state.sso = SsoService(settings, services.auth)  # single sign-on (off without DERMALINK_OIDC_ISSUER)
     app.state.readiness_checks = {"model": services.classifier.readiness}
 
     def limit_for(path: str) -> int:
@@ -131,6 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consent_router,
         cases_router,
         queue_router,
+        fhir_cases_router,
+        fhir_audit_router,
+        sso_router,
     )
     for router in routers:
         app.include_router(router)

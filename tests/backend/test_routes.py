@@ -29,6 +29,7 @@ MATRIX = [
     ("POST", "/api/v1/users/{id}/unlock", {"admin"}, None, 200, True),
     ("GET", "/api/v1/audit/events", {"admin"}, None, 200, False),
     ("GET", "/api/v1/audit/events.csv", {"admin"}, None, 200, False),
+    ("GET", "/api/v1/audit/events.fhir", {"admin"}, None, 200, False),
     ("GET", "/api/v1/audit/verify", {"admin"}, None, 200, False),
     ("POST", "/api/v1/auth/logout", {"clinician", "dermatologist", "admin"}, None, 204, False),
     ("POST", "/api/v1/auth/totp/enrol", {"clinician", "dermatologist"}, None, 200, False),
@@ -45,6 +46,11 @@ PUBLIC = {
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/totp/confirm"),
+    # Single sign-on (tests/backend/test_sso.py): the flow happens before anyone has a token.
+    ("GET", "/api/v1/auth/oidc/config"),
+    ("GET", "/api/v1/auth/oidc/login"),
+    ("GET", "/api/v1/auth/oidc/callback"),
+    ("POST", "/api/v1/auth/oidc/exchange"),
 }
 
 
