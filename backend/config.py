@@ -80,6 +80,41 @@ class Settings(BaseSettings):
     triage_malignant_threshold: float | None = None  # overrides the model's triage.json
     triage_low_confidence_threshold: float | None = None
 
+    # Single sign-on with the hospital's OpenID Connect provider (docs/sso.md). Empty issuer: off.
+    oidc_issuer: str = Field(default="", description="e.g. https://login.hospital.org/realms/staff")
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_redirect_uri: str = Field(
+        default="", description="Empty: <this server>/api/v1/auth/oidc/callback as the request reached it"
+    )
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str = "groups"  # a string or a list of strings in the ID token (or userinfo)
+    oidc_role_map: dict[str, Literal["clinician", "dermatologist", "admin"]] = Field(
+        default_factory=dict, description='claim value -> role, e.g. {"dl-dermatologists": "dermatologist"}'
+    )
+    oidc_clinic_claim: str = ""  # e.g. "clinic"; empty: clinics are assigned by an admin
+    oidc_clinic_map: dict[str, str] = Field(
+        default_factory=dict, description="claim value -> clinic name (empty: the value is the clinic name)"
+    )
+    oidc_link_by_email: bool = True  # first sign-in links the account with the same verified e-mail
+    oidc_provision: bool = False  # first sign-in without an account creates one
+    oidc_require_email_verified: bool = True
+    oidc_mfa_amr: list[str] = Field(
+        default_factory=lambda: ["mfa", "otp", "hwk", "swk", "sc", "fpt", "face", "iris", "retina", "vbm"],
+        description="amr values (RFC 8176) that prove a second factor",
+    )
+    oidc_mfa_acr: list[str] = Field(default_factory=list, description="acr values that prove a second factor")
+    oidc_clock_skew_seconds: int = 60
+    oidc_app_redirect: str = "/#/sso"  # where the callback sends the browser, with ?code= or ?error=
+    oidc_display_name: str = "your hospital account"
+    password_login_enabled: bool = True  # false: only single sign-on (when oidc_issuer is set)
+
+    # FHIR export (docs/fhir.md): the base of DermaLink's own identifier and code systems.
+    fhir_system_base: str = Field(
+        default="https://dermalink.example.org/fhir",
+        description="URI prefix of DermaLink's FHIR identifier and code systems; set it to your own domain",
+    )
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if self.database_url is None:
@@ -91,6 +126,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def sso_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,6 +155,8 @@ class Settings(BaseSettings):
                 problems.append(f"master key file {path} is readable by group or others (chmod 600 it)")
         if self.create_demo_users and os.environ.get("DERMALINK_CREATE_DEMO_USERS"):
             problems.append("DERMALINK_CREATE_DEMO_USERS must not be set in production")
+        if self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
+            problems.append("DERMALINK_OIDC_ISSUER must be an https:// URL")
         if problems:
             raise ConfigurationError("refusing to start in production: " + "; ".join(problems))
 

@@ -22,6 +22,7 @@ from backend.core.actor import Actor, AuditContext
 from backend.core.errors import DermaLinkError, InvalidToken, NotAuthenticated, PermissionDenied
 from backend.core.logging import request_id_var
 from backend.db import Database
+from backend.sso.service import session_has_provider_mfa
 from backend.users.models import Role, User
 
 
@@ -101,7 +102,8 @@ CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
 def require_role(*roles: Role) -> Callable[..., Actor]:
-    """A dependency that lets only ``roles`` through. Admins must have TOTP enabled to act as admins."""
+    """A dependency that lets only ``roles`` through. Admins must have TOTP enabled to act as admins,
+    unless this login is a single sign-on whose provider proved a second factor (`backend.sso`)."""
 
     allowed = {r.value for r in roles}
 
@@ -115,7 +117,11 @@ def require_role(*roles: Role) -> Callable[..., Actor]:
                 resource_id=f"{request.method} {request.url.path}"[:254],
             )
             raise PermissionDenied(f"this action needs the role {' or '.join(sorted(allowed))}")
-        if actor.user.role == Role.admin and not actor.user.totp_enabled:
+        if (
+            actor.user.role == Role.admin
+            and not actor.user.totp_enabled
+            and not session_has_provider_mfa(session, getattr(request.state, "session_id", None))
+        ):
             audit_denial(
                 session,
                 actor.ctx,

@@ -13,5 +13,8 @@ if command -v redis-cli >/dev/null && ! redis-cli -h 127.0.0.1 ping >/dev/null 2
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
 fi
 
+# The single sign-on tests run a real OpenID Provider (node oidc-provider) on loopback.
+(cd tests/oidc_provider && npm ci --no-audit --no-fund --silent)
+
 export DERMALINK_SHARED="${DERMALINK_SHARED:-$ROOT/../shared}"
 exec .venv/bin/python -m pytest "$@"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 
 from backend.audit.service import record
 from backend.auth.schemas import (
@@ -30,6 +30,7 @@ from backend.deps import (
     SettingsDep,
     commit_refusals,
 )
+from backend.sso.routes import require_password_login
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -44,7 +45,7 @@ def _pair(issued: IssuedTokens) -> TokenPair:
     )
 
 
-@router.post("/login", response_model=TokenPair)
+@router.post("/login", response_model=TokenPair, dependencies=[Depends(require_password_login)])
 def login(body: LoginRequest, session: SessionDep, auth: AuthServiceDep, ctx: AuditContextDep) -> TokenPair:
     """Exchange e-mail, password (and a TOTP code when enrolled) for an access and a refresh token."""
     with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests):

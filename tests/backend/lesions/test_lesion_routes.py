@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
 from sqlmodel import select
 
 from backend.audit.models import AuditEvent
@@ -14,6 +15,15 @@ from tests.backend.cases.conftest import submit
 from tests.backend.clinical.conftest import IDENTITY
 
 MISSING = str(uuid.uuid4())
+# Every lesion route, for the route-coverage check in tests/backend/test_routes.py; each is walked through
+# 401 -> 403 -> 404 -> ok by the tests below.
+LESION_MATRIX = [
+    ("POST", "/api/v1/patients/{patient}/lesions"),
+    ("GET", "/api/v1/patients/{patient}/lesions"),
+    ("GET", "/api/v1/lesions/due"),
+    ("GET", "/api/v1/lesions/{lesion}"),
+    ("GET", "/api/v1/lesions/{lesion}/changes/{case}/image"),
+]
 LESION = {"site": "back", "label": "left shoulder blade", "body_view": "back", "body_x": 0.3, "body_y": 0.25}
 
 
@@ -26,6 +36,12 @@ def wait_analysed(client, case_id, headers, seconds=180.0):  # type: ignore[no-u
             return case
         time.sleep(0.2)
     raise AssertionError(f"case {case_id} was not analysed within {seconds} s: {case['analysis']}")
+
+
+@pytest.mark.parametrize(("method", "path"), LESION_MATRIX)
+def test_lesion_routes_need_a_token(client, method, path):
+    response = client.request(method, path.format(patient=MISSING, lesion=MISSING, case=MISSING), json=LESION)
+    assert response.status_code == 401 and response.json()["type"] == "not_authenticated"
 
 
 def test_lesion_routes_walk_401_403_404_ok(client, consenting, make_user):
