@@ -6,6 +6,7 @@ import time
 import uuid
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from sqlmodel import select
 
 from backend.audit.models import AuditEvent
@@ -147,6 +148,22 @@ def test_follow_up_comes_due_is_compared_and_a_grown_lesion_goes_to_review(
     detail = client.get(f"/api/v1/lesions/{lesion_id}", headers=clinician.headers).json()
     assert [v["case_id"] for v in detail["visits"]] == [baseline["id"], followup["id"]]
     assert [c["followup_case_id"] for c in detail["changes"]] == [followup["id"]]
+
+    # FHIR: the lesion is a BodyStructure, the change an Observation of its measurements focused on it.
+    bundle = client.get(f"/api/v1/cases/{followup['id']}/fhir", headers=clinician.headers)
+    assert bundle.status_code == 200, bundle.text
+    parsed = Bundle.model_validate(bundle.json())
+    resources = {(e.resource.get_resource_type(), e.resource.id): e.resource for e in parsed.entry}
+    structure = resources[("BodyStructure", lesion_id)]
+    assert structure.location.text == "back"
+    (observation,) = [
+        r
+        for (kind, _), r in resources.items()
+        if kind == "Observation" and r.code.coding[0].code == "lesion-change"
+    ]
+    values = {c.code.coding[0].code: float(c.valueQuantity.value) for c in observation.component}
+    assert values["area-ratio"] == pytest.approx(change["measurements"]["area_ratio"], rel=1e-5)
+    assert observation.focus[0].reference == f"urn:uuid:{lesion_id}"
 
     image = client.get(
         f"/api/v1/lesions/{lesion_id}/changes/{followup['id']}/image", headers=clinician.headers
