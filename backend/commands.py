@@ -30,6 +30,15 @@ def _context():  # type: ignore[no-untyped-def]
     return settings, keyring, Database(str(settings.database_url), audit_key=keyring.audit)
 
 
+def _checkpoints(settings, keyring):  # type: ignore[no-untyped-def]
+    """The audit checkpoints in the configured blob store."""
+    from backend.audit.anchor import CheckpointStore
+    from backend.storage import make_blob_store
+
+    blobs = make_blob_store(settings.blob_store_url, settings.data_dir / "blobs")
+    return CheckpointStore(blobs, keyring.audit, lock_days=settings.anchor_lock_days)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(admin_app, name="admin")
@@ -128,17 +137,28 @@ def create_user(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit hash chain; lists each modified, inserted, deleted or reordered event.
+    """Check the audit hash chain, its authenticated head and the checkpoints kept in the blob store;
+    lists each modified, inserted, deleted, reordered or truncated event.
 
     Exit status 0 when the chain is intact, 1 when tampering was found.
     """
     from backend.audit.verify import verify_chain
 
-    _settings, _keys, db = _context()
+    settings, keyring, db = _context()
+    scan = _checkpoints(settings, keyring).scan()
     with db.session() as session:
-        result = verify_chain(session, db.audit_key)
+        result = verify_chain(session, db.audit_key, scan)
     for finding in result.findings:
         typer.echo(f"{finding.kind:<10} seq {finding.seq:<8} {finding.message}")
+    report = result.checkpoint
+    if report is not None and report.newest_seq is not None:
+        typer.echo(
+            f"newest checkpoint: event {report.newest_seq} at {report.newest_written_at} "
+            f"({report.checkpoints} in all); events up to it "
+            + ("all present" if report.events_present else "NOT all present")
+        )
+    else:
+        typer.echo("no checkpoint outside the database yet")
     if result.ok:
         typer.echo(f"audit chain intact: {result.events} events verified")
     else:
@@ -146,6 +166,19 @@ def audit_verify() -> None:
             f"audit chain BROKEN: {len(result.findings)} finding(s) in {result.events} events", err=True
         )
         sys.exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Write a signed checkpoint of the chain head to the blob store now (the server also writes them
+    periodically and at shutdown; run this from cron where no server runs)."""
+    settings, keyring, db = _context()
+    with db.session() as session:
+        written = _checkpoints(settings, keyring).checkpoint_now(session)
+    if written is None:
+        typer.echo("nothing to anchor (empty trail) or the head failed authentication: run audit verify")
+        raise typer.Exit(1)
+    typer.echo(f"checkpoint of event {written.seq} written to {written.key}")
 
 
 @keys_app.command("rotate")

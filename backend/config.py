@@ -60,6 +60,18 @@ class Settings(BaseSettings):
         description="Empty: local files under <data_dir>/blobs; or s3://bucket/prefix?endpoint_url=...",
     )
 
+    # Anchors outside the database (docs/security.md): audit checkpoints and the erasure ledger.
+    audit_checkpoint_events: int = Field(default=500, ge=1, description="Checkpoint after this many events")
+    audit_checkpoint_minutes: float = Field(
+        default=5.0, gt=0, description="...or this long after the last one, when the chain grew"
+    )
+    anchor_lock_days: int = Field(
+        default=0,
+        ge=0,
+        description="S3 Object Lock (compliance) retention of checkpoints and erasure records; 0: none. "
+        "The bucket must have Object Lock enabled",
+    )
+
     # Inference and analysis jobs.
     inference: Literal["onnx", "triton"] = "onnx"
     model_repository: Path = REPO_ROOT / "model_repository"

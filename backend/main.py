@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        services.anchor.start()  # authenticate a pre-0004 head, anchor the chain, keep anchoring it
         with db.session() as session:
             services.vault.current_kek_id(
                 session
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dispatcher.start()
         yield
         dispatcher.stop()
+        services.anchor.stop()  # a last checkpoint
         db.dispose()
 
     app = FastAPI(

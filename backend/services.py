@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from backend.audit.anchor import AuditAnchor, CheckpointStore
 from backend.auth.service import AuthService
 from backend.auth.tokens import TokenService
 from backend.cases.analysis import Analyzer
@@ -34,6 +35,8 @@ class Services:
     rules: TriageRules
     cases: CaseService
     analyzer: Analyzer
+    checkpoints: CheckpointStore
+    anchor: AuditAnchor
 
 
 def build_services(settings: Settings) -> Services:
@@ -53,6 +56,7 @@ def build_services(settings: Settings) -> Services:
     rules = TriageRules.from_file(
         settings.model_repository / settings.model_name / "triage.json"
     ).with_overrides(settings.triage_malignant_threshold, settings.triage_low_confidence_threshold)
+    checkpoints = CheckpointStore(blobs, keyring.audit, lock_days=settings.anchor_lock_days)
     limits = IntakeLimits(settings.max_images_per_case, settings.max_image_bytes, settings.max_image_pixels)
     return Services(
         settings=settings,
@@ -73,5 +77,12 @@ def build_services(settings: Settings) -> Services:
             classifier,
             rules,
             lease=timedelta(seconds=settings.analysis_lease_seconds),
+        ),
+        checkpoints=checkpoints,
+        anchor=AuditAnchor(
+            checkpoints,
+            db.session,
+            every_events=settings.audit_checkpoint_events,
+            every_minutes=settings.audit_checkpoint_minutes,
         ),
     )

@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -189,6 +190,25 @@ class S3BlobStore(BlobStore):
             self._client.put_object(
                 Bucket=self.bucket, Key=object_key, Body=bytes(data), ContentType="application/octet-stream"
             )
+
+    def put_retained(self, key: str, data: bytes, retain_until: datetime | None) -> bool:
+        """With ``retain_until``: PutObject in Object Lock compliance mode (the bucket must have been
+        created with Object Lock enabled; the store refuses otherwise, and so does this call). Nobody, the
+        bucket's owner included, can delete or overwrite that version before the date."""
+        if retain_until is None:
+            self.put(key, data)
+            return False
+        object_key = self._object_key(key)
+        with self._errors("put (object lock)", key):
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=object_key,
+                Body=bytes(data),
+                ContentType="application/octet-stream",
+                ObjectLockMode="COMPLIANCE",
+                ObjectLockRetainUntilDate=retain_until,
+            )
+        return True
 
     def get(self, key: str) -> bytes:
         object_key = self._object_key(key)
