@@ -33,10 +33,9 @@ def _context():  # type: ignore[no-untyped-def]
 def _checkpoints(settings, keyring):  # type: ignore[no-untyped-def]
     """The audit checkpoints in the configured blob store."""
     from backend.audit.anchor import CheckpointStore
-    from backend.storage import make_blob_store
+    from backend.services import make_anchor_store
 
-    blobs = make_blob_store(settings.blob_store_url, settings.data_dir / "blobs")
-    return CheckpointStore(blobs, keyring.audit, lock_days=settings.anchor_lock_days)
+    return CheckpointStore(make_anchor_store(settings), keyring.audit, lock_days=settings.anchor_lock_days)
 
 
 def register(app: typer.Typer) -> None:
@@ -227,16 +226,23 @@ def keys_rotate(
 
 @admin_app.command("resume-erasures")
 def resume_erasures() -> None:
-    """Finish patient erasures that a crash or an unavailable blob store interrupted."""
+    """Finish patient erasures that a crash or an unavailable blob store interrupted, and re-apply the
+    erasure ledger (erasures a restored database backup no longer knows about)."""
     from backend.crypto.envelope import KeyProvider, Vault
-    from backend.patients.erasure import ErasureService
+    from backend.patients.erasure import ErasureLedger, ErasureService
+    from backend.services import make_anchor_store
     from backend.storage import make_blob_store
 
     settings, keyring, db = _context()
     service = ErasureService(
         Vault(KeyProvider(keyring.key_encryption_root)),
         make_blob_store(settings.blob_store_url, settings.data_dir / "blobs"),
+        ErasureLedger(
+            make_anchor_store(settings), keyring.erasure_ledger, lock_days=settings.anchor_lock_days
+        ),
     )
+    reapplied = service.reapply_ledger(db.session)
+    typer.echo(f"{reapplied} erasure(s) re-applied from the ledger")
     typer.echo(f"{service.resume_pending(db.session)} erasure(s) completed")
 
 

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     )
 
     # Anchors outside the database (docs/security.md): audit checkpoints and the erasure ledger.
+    anchor_store_url: str = Field(
+        default="",
+        description="Where checkpoints and the erasure ledger live; empty: the blob store when it is S3, "
+        "else <data_dir>/anchors. Keep it out of any backup you would ever restore over it",
+    )
     audit_checkpoint_events: int = Field(default=500, ge=1, description="Checkpoint after this many events")
     audit_checkpoint_minutes: float = Field(
         default=5.0, gt=0, description="...or this long after the last one, when the chain grew"

@@ -83,7 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 session
             )  # the first key-encryption key, before any request needs it
             session.commit()
-        services.erasure.resume_pending(db.session)  # finish erasures a crash interrupted
+        # Before any request: erasures the database no longer knows (a restored backup), then those a
+        # crash interrupted.
+        services.erasure.reapply_ledger(db.session)
+        services.erasure.resume_pending(db.session)
         created = bootstrap.create_demo_users(db, settings, services.auth)
         if created:
             bootstrap.print_demo_users(created)

@@ -16,7 +16,7 @@ from backend.core.keys import Keyring, load_master_key
 from backend.crypto.envelope import KeyProvider, Vault
 from backend.db import Database
 from backend.inference.factory import ClassifierProvider
-from backend.patients.erasure import ErasureService
+from backend.patients.erasure import ErasureLedger, ErasureService
 from backend.patients.service import PatientService
 from backend.storage import BlobStore, make_blob_store
 
@@ -39,6 +39,14 @@ class Services:
     anchor: AuditAnchor
 
 
+def make_anchor_store(settings: Settings) -> BlobStore:
+    """The store for records that must survive a database restore (audit checkpoints, the erasure
+    ledger): ``anchor_store_url``; by default the blob store when it is S3, else ``<data_dir>/anchors``
+    (a folder apart from the blobs, so that restoring a copy of the blobs leaves it alone)."""
+    url = settings.anchor_store_url or (settings.blob_store_url if settings.blob_store_url.strip() else "")
+    return make_blob_store(url, settings.data_dir / "anchors")
+
+
 def build_services(settings: Settings) -> Services:
     settings.check_production()
     keyring = Keyring(load_master_key(settings))
@@ -56,7 +64,9 @@ def build_services(settings: Settings) -> Services:
     rules = TriageRules.from_file(
         settings.model_repository / settings.model_name / "triage.json"
     ).with_overrides(settings.triage_malignant_threshold, settings.triage_low_confidence_threshold)
-    checkpoints = CheckpointStore(blobs, keyring.audit, lock_days=settings.anchor_lock_days)
+    anchors = make_anchor_store(settings)
+    checkpoints = CheckpointStore(anchors, keyring.audit, lock_days=settings.anchor_lock_days)
+    ledger = ErasureLedger(anchors, keyring.erasure_ledger, lock_days=settings.anchor_lock_days)
     limits = IntakeLimits(settings.max_images_per_case, settings.max_image_bytes, settings.max_image_pixels)
     return Services(
         settings=settings,
@@ -66,7 +76,7 @@ def build_services(settings: Settings) -> Services:
         vault=vault,
         blobs=blobs,
         patients=PatientService(vault, keyring.blind_index),
-        erasure=ErasureService(vault, blobs),
+        erasure=ErasureService(vault, blobs, ledger),
         classifier=classifier,
         rules=rules,
         cases=CaseService(vault, blobs, limits, settings.claim_minutes),

@@ -128,7 +128,8 @@ def test_everything_deleted_and_the_head_reset_to_genesis_is_detected(app):
 def test_a_forged_checkpoint_is_reported(app):
     _events(app, 2)
     body = {"seq": 2, "hash": _hash_of(app, 2), "written_at": "2026-01-01T00:00:00+00:00", "mac": "0" * 64}
-    app.state.services.blobs.put(f"{PREFIX}/000000000000002-forged.json", json.dumps(body).encode())
+    store = app.state.services.checkpoints.blobs
+    store.put(f"{PREFIX}/000000000000002-forged.json", json.dumps(body).encode())
     result = _verify(app)
     assert "checkpoint_forged" in _kinds(result) and result.checkpoint.forged == 1
 
@@ -138,8 +139,9 @@ def test_a_pre_0004_head_is_authenticated_once_at_start_up(app, client):  # type
     once checkpoints exist, a head stripped of its MAC stays a finding."""
     _events(app, 3)
     _sql(app, "UPDATE audit_chain_head SET mac = NULL")
-    for key in list(app.state.services.blobs.iter_keys(PREFIX)):
-        app.state.services.blobs.delete(key)
+    store = app.state.services.checkpoints.blobs
+    for key in list(store.iter_keys(PREFIX)):
+        store.delete(key)
     app.state.services.anchor.start_up()
     assert _head(app)["mac"] is not None and _verify(app).ok
     _sql(app, "UPDATE audit_chain_head SET mac = NULL")
