@@ -246,6 +246,29 @@ def resume_erasures() -> None:
     typer.echo(f"{service.resume_pending(db.session)} erasure(s) completed")
 
 
+@admin_app.command("sweep-blobs")
+def sweep_blobs(
+    grace_hours: float = typer.Option(
+        None, min=0.01, help="Spare blobs younger than this (default: DERMALINK_ORPHAN_BLOB_GRACE_HOURS)."
+    ),
+) -> None:
+    """Delete encrypted blobs that no database row references (their commit never happened), once they
+    are older than the grace period. Safe while the server runs: a submission in flight is younger."""
+    from datetime import timedelta
+
+    from backend.orphans import sweep_orphans
+    from backend.storage import make_blob_store
+
+    settings, _keyring, db = _context()
+    blobs = make_blob_store(settings.blob_store_url, settings.data_dir / "blobs")
+    hours = grace_hours if grace_hours is not None else settings.orphan_blob_grace_hours
+    result = sweep_orphans(blobs, db.session, grace=timedelta(hours=hours))
+    typer.echo(
+        f"{len(result.deleted)} orphan blob(s) deleted of {result.scanned} scanned; "
+        f"{result.young} unreferenced but younger than {hours:g} h kept"
+    )
+
+
 @research_app.command("export")
 def research_export(
     out: Path = typer.Option(

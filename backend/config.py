@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         "The bucket must have Object Lock enabled",
     )
 
+    # Blobs whose database commit never happened (backend/orphans.py).
+    orphan_blob_grace_hours: float = Field(
+        default=24.0, gt=0, description="Unreferenced blobs younger than this are never swept (> any request)"
+    )
+    orphan_sweep_hours: float = Field(default=6.0, ge=0, description="How often the server sweeps; 0: never")
+
     # Inference and analysis jobs.
     inference: Literal["onnx", "triton"] = "onnx"
     model_repository: Path = REPO_ROOT / "model_repository"

@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if created:
             bootstrap.print_demo_users(created)
         dispatcher.start()
+        services.sweeper.start()  # blobs whose commit never happened, after the grace period
         yield
+        services.sweeper.stop()
         dispatcher.stop()
         services.anchor.stop()  # a last checkpoint
         db.dispose()

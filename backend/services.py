@@ -16,6 +16,7 @@ from backend.core.keys import Keyring, load_master_key
 from backend.crypto.envelope import KeyProvider, Vault
 from backend.db import Database
 from backend.inference.factory import ClassifierProvider
+from backend.orphans import OrphanSweeper
 from backend.patients.erasure import ErasureLedger, ErasureService
 from backend.patients.service import PatientService
 from backend.storage import BlobStore, make_blob_store
@@ -37,6 +38,7 @@ class Services:
     analyzer: Analyzer
     checkpoints: CheckpointStore
     anchor: AuditAnchor
+    sweeper: OrphanSweeper
 
 
 def make_anchor_store(settings: Settings) -> BlobStore:
@@ -94,5 +96,11 @@ def build_services(settings: Settings) -> Services:
             db.session,
             every_events=settings.audit_checkpoint_events,
             every_minutes=settings.audit_checkpoint_minutes,
+        ),
+        sweeper=OrphanSweeper(
+            blobs,
+            db.session,
+            grace=timedelta(hours=settings.orphan_blob_grace_hours),
+            every_hours=settings.orphan_sweep_hours,
         ),
     )

@@ -126,6 +126,11 @@ class BlobStore(ABC):
 
         Used to crypto-shred a patient's blobs. Idempotent; ``""`` (the whole store) is refused."""
 
+    def iter_modified(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """Like :meth:`iter_keys`, with each blob's last-modified time (UTC): what the orphan sweeper needs
+        to spare blobs of submissions still in flight."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list modification times")
+
     def put_retained(self, key: str, data: bytes, retain_until: datetime | None) -> bool:
         """Store a record that must outlive an intruder (audit checkpoints, the erasure ledger).
 

@@ -245,6 +245,20 @@ class S3BlobStore(BlobStore):
                         continue  # not one of ours (a folder marker, a foreign object): never yielded
                     yield key
 
+    def iter_modified(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        list_prefix = self._list_prefix(normalize_prefix(prefix))
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self._client.get_paginator("list_objects_v2")
+        with self._errors(f"list {list_prefix!r}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=list_prefix):
+                for item in page.get("Contents", ()):
+                    key = item["Key"][strip:]
+                    try:
+                        validate_key(key)
+                    except ValueError:
+                        continue
+                    yield key, item["LastModified"]
+
     def delete_prefix(self, prefix: str) -> int:
         normalized = self._prefix_for_delete(prefix)
         keys = list(self.iter_keys(normalized))  # list first: never delete under a live listing cursor
