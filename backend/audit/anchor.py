@@ -81,9 +81,9 @@ class CheckpointStore:
 
     def scan(self) -> CheckpointScan:
         found, forged = [], []
-        for key in sorted(self.blobs.iter_keys(PREFIX)):
+        for key, data in sorted(self.blobs.iter_retained(PREFIX)):
             try:
-                body = json.loads(self.blobs.get(key))
+                body = json.loads(data)
                 seq, hash_, stamp, mac = (
                     int(body["seq"]),
                     str(body["hash"]),

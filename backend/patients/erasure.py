@@ -74,16 +74,16 @@ class ErasureLedger:
     def entries(self) -> tuple[list[uuid.UUID], list[str]]:
         """The erased patients' ids, and the keys of records that failed authentication (ignored)."""
         erased, forged = [], []
-        for key in sorted(self.store.iter_keys(LEDGER_PREFIX)):
+        for key, data in sorted(self.store.iter_retained(LEDGER_PREFIX)):
             try:
-                body = json.loads(self.store.get(key))
+                body = json.loads(data)
                 patient_id, stamp, mac = str(body["patient_id"]), str(body["requested_at"]), body["mac"]
                 if not (isinstance(mac, str) and hmac.compare_digest(mac, self._mac(patient_id, stamp))):
                     raise ValueError("bad MAC")
                 erased.append(uuid.UUID(patient_id))
             except (ValueError, KeyError, TypeError):
                 forged.append(key)
-        return erased, forged
+        return list(dict.fromkeys(erased)), forged
 
 
 class ErasureService:

@@ -131,6 +131,17 @@ class BlobStore(ABC):
         to spare blobs of submissions still in flight."""
         raise NotImplementedError(f"{type(self).__name__} cannot list modification times")
 
+    def iter_retained(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        """Every stored record below ``prefix`` with its bytes, for records written with
+        :meth:`put_retained`. Where the store keeps versions (S3 with Object Lock), every version is
+        yielded, also those hidden by a later delete marker or overwrite: deleting or replacing a
+        locked record does not make it disappear from here."""
+        for key in self.iter_keys(prefix):
+            try:
+                yield key, self.get(key)
+            except BlobNotFound:
+                continue
+
     def put_retained(self, key: str, data: bytes, retain_until: datetime | None) -> bool:
         """Store a record that must outlive an intruder (audit checkpoints, the erasure ledger).
 

@@ -210,6 +210,32 @@ class S3BlobStore(BlobStore):
             )
         return True
 
+    def iter_retained(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        list_prefix = self._list_prefix(normalize_prefix(prefix))
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self._client.get_paginator("list_object_versions")
+        with self._errors(f"list versions {list_prefix!r}"):
+            versions = [
+                (item["Key"], item.get("VersionId"))
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=list_prefix)
+                for item in page.get("Versions", ())
+            ]
+        for object_key, version in versions:
+            key = object_key[strip:]
+            try:
+                validate_key(key)
+            except ValueError:
+                continue
+            extra = {"VersionId": version} if version and version != "null" else {}
+            try:
+                with self._errors("get", key):
+                    response = self._client.get_object(Bucket=self.bucket, Key=object_key, **extra)
+                    with response["Body"] as body:
+                        data = body.read()
+            except BlobNotFound:
+                continue
+            yield key, data
+
     def get(self, key: str) -> bytes:
         object_key = self._object_key(key)
         with self._errors("get", key):

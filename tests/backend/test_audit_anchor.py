@@ -20,6 +20,7 @@ from backend.audit.verify import verify_chain
 from backend.core.actor import AuditContext
 from backend.users.models import Role
 from tests.backend.conftest import audit_rows, make_settings
+from tests.backend.storage.seaweedfs import seaweedfs  # noqa: F401
 
 GENESIS = "0" * 64
 
@@ -215,3 +216,37 @@ def test_cli_verify_and_checkpoint(app, settings, monkeypatch):  # type: ignore[
         assert head.seq == 3
     broken = runner.invoke(cli, ["audit", "verify"])
     assert broken.exit_code == 1 and "NOT all present" in broken.output
+
+
+def test_object_locked_checkpoints_survive_an_intruder_in_the_bucket(app, seaweedfs):  # noqa: F811
+    """With Object Lock (SeaweedFS supports it), someone who can write the bucket cannot make a
+    checkpoint go away: deleting the key only adds a delete marker, deleting the version is refused, and
+    an overwrite is a new version next to the locked one."""
+    import uuid as uuid_module
+
+    from botocore.exceptions import ClientError
+
+    from backend.audit.anchor import CheckpointStore
+    from backend.storage import make_blob_store
+
+    bucket = f"lock-{uuid_module.uuid4().hex[:12]}"
+    raw = seaweedfs.client()
+    raw.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    store = CheckpointStore(
+        make_blob_store(seaweedfs.url(bucket), app.state.settings.data_dir),
+        app.state.db.audit_key,
+        lock_days=1,
+    )
+    _events(app, 5)
+    with app.state.db.session() as session:
+        written = store.checkpoint_now(session)
+    version = raw.head_object(Bucket=bucket, Key=written.key)["VersionId"]
+    assert raw.get_object_retention(Bucket=bucket, Key=written.key)["Retention"]["Mode"] == "COMPLIANCE"
+    with pytest.raises(ClientError):
+        raw.delete_object(Bucket=bucket, Key=written.key, VersionId=version)
+    raw.delete_object(Bucket=bucket, Key=written.key)  # a delete marker hides it from plain listings
+    raw.put_object(Bucket=bucket, Key=written.key, Body=b'{"seq": 1}')  # and an overwrite
+    _sql(app, "DELETE FROM audit_event WHERE seq > 2")
+    with app.state.db.session() as session:
+        result = verify_chain(session, app.state.db.audit_key, store.scan())
+    assert "truncated" in _kinds(result) and result.checkpoint.newest_seq == 5
