@@ -18,12 +18,14 @@ from backend.orphans import sweep_orphans
 from backend.users.models import User
 from tests.backend.cases.conftest import submit
 from tests.backend.conftest import audit_rows, make_settings
-from tests.backend.storage.seaweedfs import seaweedfs, seaweedfs_s3_url  # noqa: F401
+from tests.backend.storage.seaweedfs import s3_blob_url, seaweedfs  # noqa: F401
 
 
 @pytest.fixture(params=["local", "s3"])
 def settings(request, database_url, tmp_path, model_repository):  # type: ignore[no-untyped-def]
-    url = "" if request.param == "local" else request.getfixturevalue("seaweedfs_s3_url")
+    url = (
+        "" if request.param == "local" else request.getfixturevalue("s3_blob_url")
+    )  # a fresh prefix: only this test's blobs
     return make_settings(
         database_url,
         tmp_path,
