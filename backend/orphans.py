@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from backend.audit.anchor import TRANSIENT
 from backend.audit.service import record
 from backend.cases.models import CaseImage
 from backend.consent.models import ConsentEvent
@@ -120,6 +121,6 @@ class OrphanSweeper:
         while not self._stop.wait(delay):
             try:
                 sweep_orphans(self.blobs, self.session_factory, grace=self.grace)
-            except Exception:  # the store or database may be down: try again next time
+            except TRANSIENT:  # the store or database may be down: try again next time
                 log.exception("orphan sweep failed")
             delay = self.every_s

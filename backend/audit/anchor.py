@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from backend.audit.models import AuditChainHead
@@ -34,9 +35,11 @@ from backend.audit.service import head_is_authentic, seal_legacy_head
 from backend.core.clock import utcnow
 from backend.core.keys import derive_key
 from backend.core.logging import log
-from backend.storage import BlobStore
+from backend.storage import BlobError, BlobStore
 
 PREFIX = "audit/checkpoints"
+# What a background write may meet while the store or the database restarts: logged, retried later.
+TRANSIENT = (BlobError, SQLAlchemyError, OSError)
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ class AuditAnchor:
         try:
             with self.session_factory() as session:
                 written = self.store.checkpoint_now(session, unless_seq=self._last_seq)
-        except Exception:  # the store or database may be down: try again at the next tick
+        except TRANSIENT:  # the store or database may be down: try again at the next tick
             log.exception("audit checkpoint failed")
             return
         if written is not None:
@@ -186,7 +189,7 @@ class AuditAnchor:
         while not self._stop.wait(self.poll_seconds):
             try:
                 due = self._due()
-            except Exception:
+            except TRANSIENT:
                 log.exception("audit anchor loop error")
                 continue
             if due:
