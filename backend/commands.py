@@ -30,6 +30,14 @@ def _context():  # type: ignore[no-untyped-def]
     return settings, keyring, Database(str(settings.database_url), audit_key=keyring.audit)
 
 
+def _checkpoints(settings, keyring):  # type: ignore[no-untyped-def]
+    """The audit checkpoints in the configured blob store."""
+    from backend.audit.anchor import CheckpointStore
+    from backend.services import make_anchor_store
+
+    return CheckpointStore(make_anchor_store(settings), keyring.audit, lock_days=settings.anchor_lock_days)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(admin_app, name="admin")
@@ -128,17 +136,28 @@ def create_user(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit hash chain; lists each modified, inserted, deleted or reordered event.
+    """Check the audit hash chain, its authenticated head and the checkpoints kept in the blob store;
+    lists each modified, inserted, deleted, reordered or truncated event.
 
     Exit status 0 when the chain is intact, 1 when tampering was found.
     """
     from backend.audit.verify import verify_chain
 
-    _settings, _keys, db = _context()
+    settings, keyring, db = _context()
+    scan = _checkpoints(settings, keyring).scan()
     with db.session() as session:
-        result = verify_chain(session, db.audit_key)
+        result = verify_chain(session, db.audit_key, scan)
     for finding in result.findings:
         typer.echo(f"{finding.kind:<10} seq {finding.seq:<8} {finding.message}")
+    report = result.checkpoint
+    if report is not None and report.newest_seq is not None:
+        typer.echo(
+            f"newest checkpoint: event {report.newest_seq} at {report.newest_written_at} "
+            f"({report.checkpoints} in all); events up to it "
+            + ("all present" if report.events_present else "NOT all present")
+        )
+    else:
+        typer.echo("no checkpoint outside the database yet")
     if result.ok:
         typer.echo(f"audit chain intact: {result.events} events verified")
     else:
@@ -146,6 +165,19 @@ def audit_verify() -> None:
             f"audit chain BROKEN: {len(result.findings)} finding(s) in {result.events} events", err=True
         )
         sys.exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Write a signed checkpoint of the chain head to the blob store now (the server also writes them
+    periodically and at shutdown; run this from cron where no server runs)."""
+    settings, keyring, db = _context()
+    with db.session() as session:
+        written = _checkpoints(settings, keyring).checkpoint_now(session)
+    if written is None:
+        typer.echo("nothing to anchor (empty trail) or the head failed authentication: run audit verify")
+        raise typer.Exit(1)
+    typer.echo(f"checkpoint of event {written.seq} written to {written.key}")
 
 
 @keys_app.command("rotate")
@@ -194,17 +226,47 @@ def keys_rotate(
 
 @admin_app.command("resume-erasures")
 def resume_erasures() -> None:
-    """Finish patient erasures that a crash or an unavailable blob store interrupted."""
+    """Finish patient erasures that a crash or an unavailable blob store interrupted, and re-apply the
+    erasure ledger (erasures a restored database backup no longer knows about)."""
     from backend.crypto.envelope import KeyProvider, Vault
-    from backend.patients.erasure import ErasureService
+    from backend.patients.erasure import ErasureLedger, ErasureService
+    from backend.services import make_anchor_store
     from backend.storage import make_blob_store
 
     settings, keyring, db = _context()
     service = ErasureService(
         Vault(KeyProvider(keyring.key_encryption_root)),
         make_blob_store(settings.blob_store_url, settings.data_dir / "blobs"),
+        ErasureLedger(
+            make_anchor_store(settings), keyring.erasure_ledger, lock_days=settings.anchor_lock_days
+        ),
     )
+    reapplied = service.reapply_ledger(db.session)
+    typer.echo(f"{reapplied} erasure(s) re-applied from the ledger")
     typer.echo(f"{service.resume_pending(db.session)} erasure(s) completed")
+
+
+@admin_app.command("sweep-blobs")
+def sweep_blobs(
+    grace_hours: float = typer.Option(
+        None, min=0.01, help="Spare blobs younger than this (default: DERMALINK_ORPHAN_BLOB_GRACE_HOURS)."
+    ),
+) -> None:
+    """Delete encrypted blobs that no database row references (their commit never happened), once they
+    are older than the grace period. Safe while the server runs: a submission in flight is younger."""
+    from datetime import timedelta
+
+    from backend.orphans import sweep_orphans
+    from backend.storage import make_blob_store
+
+    settings, _keyring, db = _context()
+    blobs = make_blob_store(settings.blob_store_url, settings.data_dir / "blobs")
+    hours = grace_hours if grace_hours is not None else settings.orphan_blob_grace_hours
+    result = sweep_orphans(blobs, db.session, grace=timedelta(hours=hours))
+    typer.echo(
+        f"{len(result.deleted)} orphan blob(s) deleted of {result.scanned} scanned; "
+        f"{result.young} unreferenced but younger than {hours:g} h kept"
+    )
 
 
 @research_app.command("export")

@@ -60,6 +60,29 @@ class Settings(BaseSettings):
         description="Empty: local files under <data_dir>/blobs; or s3://bucket/prefix?endpoint_url=...",
     )
 
+    # Anchors outside the database (docs/security.md): audit checkpoints and the erasure ledger.
+    anchor_store_url: str = Field(
+        default="",
+        description="Where checkpoints and the erasure ledger live; empty: the blob store when it is S3, "
+        "else <data_dir>/anchors. Keep it out of any backup you would ever restore over it",
+    )
+    audit_checkpoint_events: int = Field(default=500, ge=1, description="Checkpoint after this many events")
+    audit_checkpoint_minutes: float = Field(
+        default=5.0, gt=0, description="...or this long after the last one, when the chain grew"
+    )
+    anchor_lock_days: int = Field(
+        default=0,
+        ge=0,
+        description="S3 Object Lock (compliance) retention of checkpoints and erasure records; 0: none. "
+        "The bucket must have Object Lock enabled",
+    )
+
+    # Blobs whose database commit never happened (backend/orphans.py).
+    orphan_blob_grace_hours: float = Field(
+        default=24.0, gt=0, description="Unreferenced blobs younger than this are never swept (> any request)"
+    )
+    orphan_sweep_hours: float = Field(default=6.0, ge=0, description="How often the server sweeps; 0: never")
+
     # Inference and analysis jobs.
     inference: Literal["onnx", "triton"] = "onnx"
     model_repository: Path = REPO_ROOT / "model_repository"

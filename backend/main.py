@@ -22,10 +22,10 @@ from backend.consent.routes import router as consent_router
 from backend.core.errors import DermaLinkError, error_body
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from backend.lesions.routes import patient_lesions_router
-from backend.lesions.routes import router as lesions_router
 from backend.fhir.routes import audit_router as fhir_audit_router
 from backend.fhir.routes import cases_router as fhir_cases_router
+from backend.lesions.routes import patient_lesions_router
+from backend.lesions.routes import router as lesions_router
 from backend.patients.routes import router as patients_router
 from backend.services import build_services
 from backend.sso.routes import router as sso_router
@@ -83,18 +83,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        services.anchor.start()  # authenticate a pre-0004 head, anchor the chain, keep anchoring it
         with db.session() as session:
             services.vault.current_kek_id(
                 session
             )  # the first key-encryption key, before any request needs it
             session.commit()
-        services.erasure.resume_pending(db.session)  # finish erasures a crash interrupted
+        # Before any request: erasures the database no longer knows (a restored backup), then those a
+        # crash interrupted.
+        services.erasure.reapply_ledger(db.session)
+        services.erasure.resume_pending(db.session)
         created = bootstrap.create_demo_users(db, settings, services.auth)
         if created:
             bootstrap.print_demo_users(created)
         dispatcher.start()
+        services.sweeper.start()  # blobs whose commit never happened, after the grace period
         yield
+        services.sweeper.stop()
         dispatcher.stop()
+        services.anchor.stop()  # a last checkpoint
         db.dispose()
 
     app = FastAPI(

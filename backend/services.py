@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from backend.audit.anchor import AuditAnchor, CheckpointStore
 from backend.auth.service import AuthService
 from backend.auth.tokens import TokenService
 from backend.cases.analysis import Analyzer
@@ -16,7 +17,8 @@ from backend.crypto.envelope import KeyProvider, Vault
 from backend.db import Database
 from backend.inference.factory import ClassifierProvider
 from backend.lesions.service import LesionService
-from backend.patients.erasure import ErasureService
+from backend.orphans import OrphanSweeper
+from backend.patients.erasure import ErasureLedger, ErasureService
 from backend.patients.service import PatientService
 from backend.storage import BlobStore, make_blob_store
 
@@ -36,6 +38,17 @@ class Services:
     cases: CaseService
     lesions: LesionService
     analyzer: Analyzer
+    checkpoints: CheckpointStore
+    anchor: AuditAnchor
+    sweeper: OrphanSweeper
+
+
+def make_anchor_store(settings: Settings) -> BlobStore:
+    """The store for records that must survive a database restore (audit checkpoints, the erasure
+    ledger): ``anchor_store_url``; by default the blob store when it is S3, else ``<data_dir>/anchors``
+    (a folder apart from the blobs, so that restoring a copy of the blobs leaves it alone)."""
+    url = settings.anchor_store_url or (settings.blob_store_url if settings.blob_store_url.strip() else "")
+    return make_blob_store(url, settings.data_dir / "anchors")
 
 
 def build_services(settings: Settings) -> Services:
@@ -55,6 +68,9 @@ def build_services(settings: Settings) -> Services:
     rules = TriageRules.from_file(
         settings.model_repository / settings.model_name / "triage.json"
     ).with_overrides(settings.triage_malignant_threshold, settings.triage_low_confidence_threshold)
+    anchors = make_anchor_store(settings)
+    checkpoints = CheckpointStore(anchors, keyring.audit, lock_days=settings.anchor_lock_days)
+    ledger = ErasureLedger(anchors, keyring.erasure_ledger, lock_days=settings.anchor_lock_days)
     limits = IntakeLimits(settings.max_images_per_case, settings.max_image_bytes, settings.max_image_pixels)
     return Services(
         settings=settings,
@@ -64,7 +80,7 @@ def build_services(settings: Settings) -> Services:
         vault=vault,
         blobs=blobs,
         patients=PatientService(vault, keyring.blind_index),
-        erasure=ErasureService(vault, blobs),
+        erasure=ErasureService(vault, blobs, ledger),
         classifier=classifier,
         rules=rules,
         cases=CaseService(vault, blobs, limits, settings.claim_minutes),
@@ -76,5 +92,18 @@ def build_services(settings: Settings) -> Services:
             classifier,
             rules,
             lease=timedelta(seconds=settings.analysis_lease_seconds),
+        ),
+        checkpoints=checkpoints,
+        anchor=AuditAnchor(
+            checkpoints,
+            db.session,
+            every_events=settings.audit_checkpoint_events,
+            every_minutes=settings.audit_checkpoint_minutes,
+        ),
+        sweeper=OrphanSweeper(
+            blobs,
+            db.session,
+            grace=timedelta(hours=settings.orphan_blob_grace_hours),
+            every_hours=settings.orphan_sweep_hours,
         ),
     )

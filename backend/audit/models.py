@@ -45,10 +45,16 @@ class AuditEvent(SQLModel, table=True):
 
 class AuditChainHead(SQLModel, table=True):
     """A single row: the last event's seq and hash. Locked while appending, so the chain stays linear,
-    and it lets `verify` notice events deleted from the end of the chain."""
+    and it lets `verify` notice events deleted from the end of the chain.
+
+    ``mac`` authenticates (seq, hash) with a key derived from the audit key, so someone who can write
+    the database but lacks the master key cannot move the head back after cutting events off the end.
+    It is NULL only for the genesis head of a new database (seq 0); an old authentic head can still be
+    replayed, which the checkpoints outside the database (`backend.audit.anchor`) catch."""
 
     __tablename__ = "audit_chain_head"
 
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(max_length=64)
+    mac: str | None = Field(default=None, max_length=64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from backend.audit import search as audit_search
@@ -68,9 +68,10 @@ def export_events(
 
 
 @router.get("/verify", response_model=VerifyOut)
-def verify(actor: AdminActor, session: SessionDep, db: DatabaseDep) -> VerifyOut:
-    """Check the hash chain: lists modified, inserted, deleted and reordered events."""
-    result = verify_chain(session, db.audit_key)
+def verify(request: Request, actor: AdminActor, session: SessionDep, db: DatabaseDep) -> VerifyOut:
+    """Check the hash chain, its authenticated head and the checkpoints kept outside the database: lists
+    modified, inserted, deleted, reordered and truncated events, and reports the newest checkpoint."""
+    result = verify_chain(session, db.audit_key, request.app.state.services.checkpoints.scan())
     record(
         session,
         actor.ctx,
@@ -79,4 +80,9 @@ def verify(actor: AdminActor, session: SessionDep, db: DatabaseDep) -> VerifyOut
         detail={"events": result.events, "findings": len(result.findings)},
     )
     session.commit()
-    return VerifyOut(ok=result.ok, events=result.events, findings=[f.__dict__ for f in result.findings])
+    return VerifyOut(
+        ok=result.ok,
+        events=result.events,
+        findings=[f.__dict__ for f in result.findings],
+        checkpoint=result.checkpoint.__dict__ if result.checkpoint else None,
+    )

@@ -37,7 +37,16 @@ class AuditEventOut(ResponseBody):
     detail: str
 
 
+class CheckpointOut(ResponseBody):
+    checkpoints: int = Field(description="Authentic checkpoints found outside the database")
+    newest_seq: int | None = Field(description="The newest checkpoint's event number")
+    newest_written_at: str | None
+    events_present: bool = Field(description="Every event up to the newest checkpoint is present")
+    forged: int = Field(description="Checkpoints that failed authentication")
+
+
 class VerifyOut(ResponseBody):
     ok: bool
     events: int
     findings: list[dict]
+    checkpoint: CheckpointOut | None = None

@@ -47,6 +47,23 @@ def search(session: Session, filters: AuditFilter, *, before_seq: int | None, li
     return list(session.exec(query.order_by(AuditEvent.seq.desc()).limit(limit)))  # type: ignore[attr-defined]
 
 
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """Neutralise a cell a spreadsheet would run as a formula (OWASP "CSV injection").
+
+    Audit cells carry text an attacker controls (an e-mail typed at the login box, a reason), so a text
+    cell that starts with ``= + - @``, a tab or a carriage return gets a leading single quote: spreadsheets
+    then show it as text. Numbers are written as they are. Only the export changes; the trail keeps the
+    original (it is what the hash chain covers)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 def export_csv(session: Session, filters: AuditFilter, *, max_rows: int) -> Iterator[str]:
     columns = list(AuditEventOut.model_fields)
     buffer = io.StringIO()
@@ -54,7 +71,7 @@ def export_csv(session: Session, filters: AuditFilter, *, max_rows: int) -> Iter
     writer.writerow(columns)
     query = _query(filters).order_by(AuditEvent.seq).limit(max_rows)  # type: ignore[arg-type]
     for row in session.exec(query):
-        writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in columns])
+        writer.writerow([csv_cell(getattr(row, c)) for c in columns])
         if buffer.tell() > 64_000:
             yield buffer.getvalue()
             buffer.seek(0)

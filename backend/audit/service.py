@@ -8,6 +8,7 @@ the commit itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -21,6 +22,9 @@ from sqlmodel import Session, select
 from backend.audit.models import AuditChainHead, AuditEvent, Outcome
 from backend.core.actor import AuditContext
 from backend.core.clock import utcnow
+from backend.core.errors import DermaLinkError
+from backend.core.keys import derive_key
+from backend.core.logging import log
 
 GENESIS_HASH = "0" * 64
 _PENDING = "audit_pending"
@@ -58,6 +62,48 @@ def content_bytes(event_row: AuditEvent) -> bytes:
 
 def chain_hash(key: bytes, prev_hash: str, event_row: AuditEvent) -> str:
     return hmac.new(key, prev_hash.encode() + content_bytes(event_row), hashlib.sha256).hexdigest()
+
+
+class AuditChainBroken(DermaLinkError):
+    """The chain head failed authentication (deleted, or moved without the key): nothing is appended to
+    it, so a forged head is never extended (and thereby blessed) by genuine events. `dermalink audit
+    verify` says what was found."""
+
+    status_code, type = 500, "audit_chain_broken"
+
+
+@functools.lru_cache(maxsize=8)
+def head_key(audit_key: bytes) -> bytes:
+    """The head's MAC key: derived from the audit key (itself derived from the master key)."""
+    return derive_key(audit_key, "audit-chain-head")
+
+
+def head_mac(audit_key: bytes, seq: int, hash_: str) -> str:
+    return hmac.new(head_key(audit_key), f"{seq}|{hash_}".encode(), hashlib.sha256).hexdigest()
+
+
+def head_is_authentic(audit_key: bytes, head: AuditChainHead) -> bool:
+    """A head is authentic when its MAC matches, or it is the untouched genesis head of a new database."""
+    if head.mac is None:
+        return head.seq == 0 and head.hash == GENESIS_HASH
+    return hmac.compare_digest(head.mac, head_mac(audit_key, head.seq, head.hash))
+
+
+def seal_legacy_head(session: Session, audit_key: bytes) -> bool:
+    """Authenticate a head written before heads had a MAC (migration 0004), once: only when it names a
+    genuine last event. The caller does this only while no checkpoint exists outside the database, so an
+    attacker who strips the MAC later gains nothing (see `backend.audit.anchor`). Returns whether it sealed."""
+    head = session.exec(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).first()
+    if head is None or head.mac is not None or head.seq == 0:
+        return False
+    last = session.exec(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    if last is None or (last.seq, last.hash) != (head.seq, head.hash):
+        return False
+    if chain_hash(audit_key, last.prev_hash, last) != last.hash:
+        return False
+    head.mac = head_mac(audit_key, head.seq, head.hash)
+    session.add(head)
+    return True
 
 
 def record(
@@ -100,13 +146,19 @@ def _append_pending(session: Session) -> None:
     if not pending:
         return
     key: bytes = session.info[AUDIT_KEY]
-    head = session.exec(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).one()
+    head = session.exec(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).first()
+    if head is None or not head_is_authentic(key, head):
+        log.error("audit chain head failed authentication; refusing to append", deleted=head is None)
+        raise AuditChainBroken(
+            "the audit chain head is missing or was changed without the key; run `dermalink audit verify`"
+        )
     for row in pending:
         row.seq = head.seq + 1
         row.prev_hash = head.hash
         row.hash = chain_hash(key, head.hash, row)
         session.add(row)
         head.seq, head.hash = row.seq, row.hash
+    head.mac = head_mac(key, head.seq, head.hash)
     session.add(head)
 
 

@@ -13,7 +13,7 @@ from backend.audit.service import record
 from backend.cases.models import Case
 from backend.cases.schemas import AnswerCreate, CaseCreate, CaseOut, CaseSummary, QueueItem
 from backend.cases.service import CaseService, Upload, visible_cases
-from backend.core.errors import NotFound, ValidationFailed
+from backend.core.errors import Gone, NotFound, ValidationFailed
 from backend.core.schemas import Page, decode_cursor, page_of
 from backend.deps import (
     ClinicalActor,
@@ -140,7 +140,7 @@ def read_case(
     case_id: uuid.UUID, response: Response, actor: ClinicalActor, session: SessionDep, cases: CaseServiceDep
 ) -> CaseOut:
     """The case with its images' metadata, AI result (with its disclaimer), triage, answer and history."""
-    with commit_refusals(session, NotFound):
+    with commit_refusals(session, NotFound, Gone):
         case = cases.get(session, actor, case_id)
     out = cases.view(session, case)
     session.commit()
@@ -154,7 +154,7 @@ def read_image(
     case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, session: SessionDep, cases: CaseServiceDep
 ) -> Response:
     """The lesion image (metadata stripped at intake), decrypted for this request only."""
-    with commit_refusals(session, NotFound):
+    with commit_refusals(session, NotFound, Gone):
         data = cases.image(session, actor, case_id, image_id)
     session.commit()
     return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -171,7 +171,8 @@ def answer_case(
     if_match: IfMatch = None,
 ) -> CaseOut:
     """Answer a case you have claimed: diagnosis, management plan and a note. Needs If-Match."""
-    case = cases.answer(session, actor, case_id, body, if_match)
+    with commit_refusals(session, Gone):
+        case = cases.answer(session, actor, case_id, body, if_match)
     session.commit()
     return _respond(response, cases.view(session, case))
 
@@ -223,7 +224,8 @@ def claim(
     cases: CaseServiceDep,
 ) -> CaseOut:
     """Claim a waiting case for yourself; the claim expires, returning the case to the queue."""
-    case = cases.claim(session, actor, case_id)
+    with commit_refusals(session, Gone):
+        case = cases.claim(session, actor, case_id)
     session.commit()
     return _respond(response, cases.view(session, case))
 
@@ -236,6 +238,7 @@ def release(
     session: SessionDep,
     cases: CaseServiceDep,
 ) -> CaseOut:
-    case = cases.release(session, actor, case_id)
+    with commit_refusals(session, Gone):
+        case = cases.release(session, actor, case_id)
     session.commit()
     return _respond(response, cases.view(session, case))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+import uuid
+
+from sqlmodel import Session, select
 
 from backend.audit.service import record
 from backend.cases.models import Case, CaseState, CaseTransition, TriageLevel
@@ -71,3 +73,33 @@ def route(session: Session, case: Case, ctx: AuditContext, *, analysed: bool) ->
     case.sharing_consent_missing = False
     case.queued_at = utcnow()
     transition(session, case, CaseState.awaiting_specialist, ctx, note=f"queued as {case.triage_level}")
+
+
+def route_awaiting_consent(session: Session, ctx: AuditContext, patient_id: uuid.UUID) -> int:
+    """Route the patient's analysed cases that triage sent to a dermatologist but that waited for the
+    ``specialist_sharing`` consent just recorded (routing otherwise happens only in the analysis job).
+    Audited like the job's routing, plus a ``case.route`` event naming the consent as the trigger."""
+    waiting = session.exec(
+        select(Case)
+        .where(
+            Case.patient_id == patient_id,
+            Case.state == CaseState.analysed.value,
+            Case.triage_level.in_([TriageLevel.urgent.value, TriageLevel.review.value]),  # type: ignore[union-attr]
+        )
+        .with_for_update()
+    ).all()
+    routed = 0
+    for case in waiting:
+        route(session, case, ctx, analysed=False)
+        if case.state == CaseState.awaiting_specialist:
+            routed += 1
+            record(
+                session,
+                ctx,
+                "case.route",
+                resource_type="case",
+                resource_id=case.id,
+                patient_id=case.patient_id,
+                detail={"trigger": "consent.grant", "level": case.triage_level},
+            )
+    return routed

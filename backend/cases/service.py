@@ -2,7 +2,10 @@
 
 Authorization lives in the query: `visible_cases` gives a clinician the cases of their clinic and a
 dermatologist the cases routed to them (claimed or answered); admins see none. The queue shows waiting
-cases to every dermatologist, without images, until one claims a case.
+cases to every dermatologist, without images, until one claims a case. A dermatologist never sees a
+case (nor, through `patients_routed_to`, a patient) whose patient does not consent to
+``specialist_sharing`` right now, and nobody sees the cases of an erased patient (their reads answer
+410 Gone).
 """
 
 from __future__ import annotations
@@ -49,31 +52,57 @@ from backend.consent import service as consent
 from backend.consent.models import Scope
 from backend.core.actor import Actor
 from backend.core.clock import utcnow
-from backend.core.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from backend.core.errors import Conflict, Gone, NotFound, PreconditionFailed, ValidationFailed
 from backend.crypto.envelope import Vault
 from backend.images.intake import sanitize
 from backend.images.quality import assess
 from backend.lesions import visits
 from backend.lesions.models import LesionChange
 from backend.lesions.schemas import LesionChangeOut
+from backend.patients.models import Patient
 from backend.patients.service import get_visible
+from backend.storage import BlobNotFound
 from backend.users.models import Role
 
 URGENCY_RANK = sql_case((Case.triage_level == TriageLevel.urgent.value, 0), else_=1)
 
 
+def erased_patients():  # type: ignore[no-untyped-def]
+    """Patients whose erasure was requested or done: their cases leave every list, queue and read."""
+    return select(Patient.id).where(
+        or_(Patient.erasure_requested_at.is_not(None), Patient.erased_at.is_not(None))  # type: ignore[union-attr]
+    )
+
+
+def sharing_consented():  # type: ignore[no-untyped-def]
+    return consent.patients_consenting(Scope.specialist_sharing)
+
+
 def patients_routed_to(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
-    """Patients a dermatologist may see: those of the cases they hold or answered."""
-    return select(Case.patient_id).where(or_(Case.claimed_by == user_id, Case.answered_by == user_id))
+    """Patients a dermatologist may see: those of the cases they hold or answered, while the patient
+    consents to sharing with a dermatologist."""
+    return select(Case.patient_id).where(
+        or_(Case.claimed_by == user_id, Case.answered_by == user_id),
+        Case.patient_id.in_(sharing_consented()),  # type: ignore[attr-defined]
+    )
 
 
-def visible_cases(actor: Actor) -> SelectOfScalar[Case]:
+def visible_cases(actor: Actor, *, include_erased: bool = False) -> SelectOfScalar[Case]:
     query = select(Case)
+    if not include_erased:
+        query = query.where(Case.patient_id.not_in(erased_patients()))  # type: ignore[attr-defined]
     if actor.role is Role.clinician and actor.user.clinic_id is not None:
         return query.where(Case.clinic_id == actor.user.clinic_id)
     if actor.role is Role.dermatologist:
-        return query.where(or_(Case.claimed_by == actor.user.id, Case.answered_by == actor.user.id))
+        return query.where(
+            or_(Case.claimed_by == actor.user.id, Case.answered_by == actor.user.id),
+            Case.patient_id.in_(sharing_consented()),  # type: ignore[attr-defined]
+        )
     return query.where(false())
+
+
+def _erased(session: Session, patient_id: uuid.UUID) -> bool:
+    return session.exec(erased_patients().where(Patient.id == patient_id)).first() is not None
 
 
 @dataclass(frozen=True)
@@ -212,6 +241,7 @@ class CaseService:
     def get(self, session: Session, actor: Actor, case_id: uuid.UUID, *, audit: bool = True) -> Case:
         case = session.exec(visible_cases(actor).where(Case.id == case_id)).first()
         if case is None:
+            gone = session.exec(visible_cases(actor, include_erased=True).where(Case.id == case_id)).first()
             record(
                 session,
                 actor.ctx,
@@ -219,8 +249,11 @@ class CaseService:
                 outcome="denied",
                 resource_type="case",
                 resource_id=case_id,
-                reason="not found or not visible",
+                patient_id=gone.patient_id if gone else None,
+                reason="patient erased" if gone else "not found or not visible",
             )
+            if gone is not None:
+                raise Gone(f"case {case_id} belonged to a patient whose data was erased")
             raise NotFound(f"case {case_id} not found")
         if actor.role is Role.dermatologist:
             consent.require(session, case.patient_id, Scope.specialist_sharing)
@@ -311,9 +344,11 @@ class CaseService:
         ).first()
         if image is None:
             raise NotFound(f"image {image_id} not found in case {case_id}")
-        data = self.vault.decrypt(
-            session, case.patient_id, f"blob:{image.blob_key}", self.blobs.get(image.blob_key)
-        )
+        try:
+            ciphertext = self.blobs.get(image.blob_key)
+        except BlobNotFound:  # never the internal blob path in the answer
+            raise NotFound(f"image {image_id} of case {case_id} is missing from storage") from None
+        data = self.vault.decrypt(session, case.patient_id, f"blob:{image.blob_key}", ciphertext)
         record(
             session,
             actor.ctx,
@@ -326,10 +361,13 @@ class CaseService:
 
     # -- queue ---------------------------------------------------------------------------------
     def waiting(self) -> SelectOfScalar[Case]:
+        """Unclaimed waiting cases whose patient is not erased and consents to sharing right now."""
         now = utcnow()
         return select(Case).where(
             Case.state == CaseState.awaiting_specialist.value,
             or_(Case.claimed_by.is_(None), Case.claim_expires_at < now),  # type: ignore[union-attr, operator]
+            Case.patient_id.not_in(erased_patients()),  # type: ignore[attr-defined]
+            Case.patient_id.in_(sharing_consented()),  # type: ignore[attr-defined]
         )
 
     def queue(self, session: Session, actor: Actor, *, after: list | None, limit: int) -> list[QueueItem]:
@@ -375,6 +413,7 @@ class CaseService:
         case = session.exec(select(Case).where(Case.id == case_id).with_for_update()).first()
         if case is None or case.state != CaseState.awaiting_specialist:
             raise NotFound(f"case {case_id} is not waiting in the queue")
+        self._refuse_if_erased(session, actor, case, "case.claim")
         now = utcnow()
         if (
             case.claimed_by not in (None, actor.user.id)
@@ -414,10 +453,25 @@ class CaseService:
         )
         return case
 
+    def _refuse_if_erased(self, session: Session, actor: Actor, case: Case, action: str) -> None:
+        if _erased(session, case.patient_id):
+            record(
+                session,
+                actor.ctx,
+                action,
+                outcome="denied",
+                resource_type="case",
+                resource_id=case.id,
+                patient_id=case.patient_id,
+                reason="patient erased",
+            )
+            raise Gone(f"case {case.id} belonged to a patient whose data was erased")
+
     def _held(self, session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
         case = session.exec(select(Case).where(Case.id == case_id).with_for_update()).first()
         if case is None or (case.claimed_by != actor.user.id and case.answered_by != actor.user.id):
             raise NotFound(f"case {case_id} not found")
+        self._refuse_if_erased(session, actor, case, "case.update")
         if case.state != CaseState.awaiting_specialist:
             raise Conflict(f"case {case_id} is {case.state}, not awaiting a specialist")
         if (

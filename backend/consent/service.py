@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
+from sqlalchemy import and_, exists, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from backend.audit.service import record
@@ -119,6 +121,41 @@ def status(session: Session, patient_id: uuid.UUID) -> dict[Scope, tuple[ActiveC
     return result
 
 
+def patients_consenting(scope: Scope):  # type: ignore[no-untyped-def]
+    """The ids of patients with an active consent to ``scope``, as a subquery: the rule of `status` in
+    SQL, so that visibility queries can apply it (`visible_patients`, `visible_cases`, the queue).
+
+    Active: the patient's latest event for the scope (by recorded_at, then id) is a grant, and no newer
+    published, non-withdrawn document in the grant's language that covers the scope requires re-consent."""
+    grant, later = aliased(ConsentEvent), aliased(ConsentEvent)
+    document, newer = aliased(ConsentDocument), aliased(ConsentDocument)
+    superseded = exists().where(
+        newer.language == document.language,
+        newer.published_at > document.published_at,
+        newer.requires_reconsent.is_(True),  # type: ignore[attr-defined]
+        newer.withdrawn_at.is_(None),  # type: ignore[union-attr]
+        or_(
+            newer.scopes == scope.value,
+            newer.scopes.startswith(f"{scope.value},"),  # type: ignore[attr-defined]
+            newer.scopes.endswith(f",{scope.value}"),  # type: ignore[attr-defined]
+            newer.scopes.contains(f",{scope.value},"),  # type: ignore[attr-defined]
+        ),
+    )
+    overtaken = exists().where(
+        later.patient_id == grant.patient_id,
+        later.scope == grant.scope,
+        or_(
+            later.recorded_at > grant.recorded_at,
+            and_(later.recorded_at == grant.recorded_at, later.id > grant.id),
+        ),
+    )
+    return (
+        select(grant.patient_id)
+        .join(document, document.id == grant.document_id)
+        .where(grant.scope == scope.value, grant.kind == GRANT, ~overtaken, ~superseded)
+    )
+
+
 def require(session: Session, patient_id: uuid.UUID, scope: Scope) -> ActiveConsent:
     active, needs_reconsent = status(session, patient_id)[scope]
     if active is None:
@@ -194,6 +231,12 @@ def grant(
             detail={"scope": scope.value, "version": document.version, "method": body.method.value},
         )
     session.flush()
+    if Scope.specialist_sharing in body.scopes:
+        # Cases analysed while this consent was missing wait for it: send them now. (Imported here: the
+        # cases package imports this module.)
+        from backend.cases.routing import route_awaiting_consent
+
+        route_awaiting_consent(session, actor.ctx, patient.id)
     return events
 
 

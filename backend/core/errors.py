@@ -55,6 +55,12 @@ class Conflict(DermaLinkError):
     status_code, type = 409, "conflict"
 
 
+class Gone(DermaLinkError):
+    """The data existed and was erased (the patient's erasure); it will not come back."""
+
+    status_code, type = 410, "erased"
+
+
 class PreconditionFailed(DermaLinkError):
     status_code, type = 412, "precondition_failed"
 

@@ -65,3 +65,4 @@ class Keyring:
         self.blind_index = derive_key(master, "blind-index")
         self.jwt_fallback = derive_key(master, "jwt-signing")
         self.key_encryption_root = derive_key(master, "kek-root")
+        self.erasure_ledger = derive_key(master, "erasure-ledger")

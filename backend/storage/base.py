@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from datetime import datetime
 
 from backend.core.errors import DermaLinkError
 
@@ -124,6 +125,31 @@ class BlobStore(ABC):
         """Delete every blob strictly below ``prefix`` (whole segments) and return how many there were.
 
         Used to crypto-shred a patient's blobs. Idempotent; ``""`` (the whole store) is refused."""
+
+    def iter_modified(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """Like :meth:`iter_keys`, with each blob's last-modified time (UTC): what the orphan sweeper needs
+        to spare blobs of submissions still in flight."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list modification times")
+
+    def iter_retained(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        """Every stored record below ``prefix`` with its bytes, for records written with
+        :meth:`put_retained`. Where the store keeps versions (S3 with Object Lock), every version is
+        yielded, also those hidden by a later delete marker or overwrite: deleting or replacing a
+        locked record does not make it disappear from here."""
+        for key in self.iter_keys(prefix):
+            try:
+                yield key, self.get(key)
+            except BlobNotFound:
+                continue
+
+    def put_retained(self, key: str, data: bytes, retain_until: datetime | None) -> bool:
+        """Store a record that must outlive an intruder (audit checkpoints, the erasure ledger).
+
+        Where the store supports write-once retention (S3 Object Lock), the object is kept in compliance
+        mode until ``retain_until`` and this returns True; otherwise it is a plain ``put`` and returns
+        False. Callers never overwrite these keys (each name is new)."""
+        self.put(key, data)
+        return False
 
     @staticmethod
     def _prefix_for_delete(prefix: str) -> str:

