@@ -21,7 +21,7 @@ The single ``change_score`` is the largest of the measured changes, each divided
 `docs/lesions.md` calls significant (`SIGNIFICANT`): a score of 1 or more means at least one measure
 moved by a significant amount. The thresholds are checked on HAM10000 by
 ``dermalink lesions evaluate-change`` (same-lesion photo pairs as "no real change" against synthetic
-growth, recolouring and rotation); its report is ``docs/lesions.md``.
+growth, recolouring and camera moves); its report is ``docs/lesion_change_eval.md``.
 
 This is decision support for a specialist: photos taken under different light, angle or device can move
 every number, which is why registration failures are reported instead of guessed around.

@@ -9,7 +9,7 @@
 
 For each kind the report gives how often the pair could be compared at all (`NotComparable` otherwise)
 and, of those, how often the score called the change significant; over all compared pairs, the area
-under the ROC curve of the score. ``dermalink lesions evaluate-change`` writes it to ``docs/lesions.md``.
+under the ROC curve of the score. ``dermalink lesions evaluate-change`` writes it to ``docs/lesion_change_eval.md``.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def summarise(outcomes: list[Outcome]) -> dict:
 
 
 def write_report(outcomes: list[Outcome], out_dir: Path, command: str) -> Path:
-    """docs/lesions.md's measured part, plus a plot of the score by kind (lesion_change_scores.png)."""
+    """docs/lesion_change_eval.md, plus a plot of the score by kind (lesion_change_scores.png)."""
     import matplotlib
 
     matplotlib.use("Agg")
