@@ -24,6 +24,8 @@ from backend.core.logging import configure_logging, log
 from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from backend.fhir.routes import audit_router as fhir_audit_router
 from backend.fhir.routes import cases_router as fhir_cases_router
+from backend.lesions.routes import patient_lesions_router
+from backend.lesions.routes import router as lesions_router
 from backend.patients.routes import router as patients_router
 from backend.services import build_services
 from backend.sso.routes import router as sso_router
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.erasure,
         services.cases,
     )
+    app.state.lesions = services.lesions
     app.state.dispatcher = dispatcher
     app.state.sso = SsoService(settings, services.auth)  # single sign-on (off without DERMALINK_OIDC_ISSUER)
     app.state.readiness_checks = {"model": services.classifier.readiness}
@@ -143,6 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consent_router,
         cases_router,
         queue_router,
+        lesions_router,
+        patient_lesions_router,
         fhir_cases_router,
         fhir_audit_router,
         sso_router,

@@ -16,6 +16,7 @@ from backend.core.keys import Keyring, load_master_key
 from backend.crypto.envelope import KeyProvider, Vault
 from backend.db import Database
 from backend.inference.factory import ClassifierProvider
+from backend.lesions.service import LesionService
 from backend.orphans import OrphanSweeper
 from backend.patients.erasure import ErasureLedger, ErasureService
 from backend.patients.service import PatientService
@@ -35,6 +36,7 @@ class Services:
     classifier: ClassifierProvider
     rules: TriageRules
     cases: CaseService
+    lesions: LesionService
     analyzer: Analyzer
     checkpoints: CheckpointStore
     anchor: AuditAnchor
@@ -82,6 +84,7 @@ def build_services(settings: Settings) -> Services:
         classifier=classifier,
         rules=rules,
         cases=CaseService(vault, blobs, limits, settings.claim_minutes),
+        lesions=LesionService(vault, blobs),
         analyzer=Analyzer(
             db.session,
             vault,

@@ -26,6 +26,7 @@ from backend.core.logging import log
 from backend.crypto.envelope import Vault
 from backend.inference.base import Classifier, InferenceError
 from backend.inference.preprocess import batch, load_image
+from backend.lesions import visits
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
@@ -112,6 +113,7 @@ class Analyzer:
                     )
                 )
                 image_ids = [i.id for i in images]
+                followup = visits.load_followup(session, self.vault, self.blobs, case)
                 pixels = batch(
                     [
                         load_image(
@@ -123,6 +125,7 @@ class Analyzer:
                     ]
                 )
             predictions = self.classifier().predict_batch(pixels)
+            measured = visits.measure(followup) if followup else None
         except consent.ConsentRequired as exc:
             return self._fail(job_id, str(exc.detail))
         except InferenceError as exc:
@@ -139,13 +142,13 @@ class Analyzer:
                 return job.status  # the lease expired and another worker took over: its result counts
             case = session.get(Case, job.case_id)
             images = [session.get(CaseImage, image_id) for image_id in image_ids]
-            self._store(session, case, images, predictions)
+            self._store(session, case, images, predictions, measured)
             job.status, job.lease_expires_at, job.last_error, job.updated_at = "done", None, None, utcnow()
             session.add(job)
             session.commit()
             return "done"
 
-    def _store(self, session: Session, case: Case, images: list[CaseImage], predictions) -> None:  # type: ignore[no-untyped-def]
+    def _store(self, session: Session, case: Case, images: list[CaseImage], predictions, measured) -> None:  # type: ignore[no-untyped-def]
         evidence = []
         for image, prediction in zip(images, predictions, strict=True):
             probs = prediction.probabilities
@@ -164,7 +167,15 @@ class Analyzer:
                 )
             )
             evidence.append(ImageEvidence(probs, image.quality_ok))
-        decision = decide(self.rules, evidence, concern=case.concern, wants_specialist=case.wants_specialist)
+        if measured is not None:
+            visits.store_change(session, measured, predictions[0].probabilities)
+        decision = decide(
+            self.rules,
+            evidence,
+            concern=case.concern,
+            wants_specialist=case.wants_specialist,
+            lesion_change=measured.triage_evidence if measured else None,
+        )
         case.triage_level, case.triage_rule, case.triage_detail = (
             decision.level.value,
             decision.rule,

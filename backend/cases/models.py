@@ -34,6 +34,7 @@ class Case(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
     clinic_id: uuid.UUID = Field(foreign_key="clinic.id", index=True)
+    lesion_id: uuid.UUID | None = Field(default=None, foreign_key="lesion.id", index=True)  # None once erased
     created_by: uuid.UUID = Field(foreign_key="user_account.id")
     idempotency_key: str = Field(max_length=100)
     request_hash: str = Field(max_length=64)  # a retry with the same key must carry the same submission

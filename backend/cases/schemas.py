@@ -7,25 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from backend.core.schemas import RequestBody, ResponseBody
+from backend.lesions.schemas import LesionChangeOut, Site
 
-# HAM10000's `localization` vocabulary.
-Site = Literal[
-    "abdomen",
-    "acral",
-    "back",
-    "chest",
-    "ear",
-    "face",
-    "foot",
-    "genital",
-    "hand",
-    "lower extremity",
-    "neck",
-    "scalp",
-    "trunk",
-    "upper extremity",
-    "unknown",
-]
 Diagnosis = Literal["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc", "other"]
 Management = Literal["reassure", "monitor", "excise_or_biopsy", "urgent_referral"]
 
@@ -47,6 +30,9 @@ class CaseCreate(RequestBody):
     """The ``metadata`` part of the multipart submission (the images are the ``images`` parts)."""
 
     patient_id: uuid.UUID
+    lesion_id: uuid.UUID | None = Field(
+        default=None, description="A follow-up photo of this lesion of the patient; omit for a new lesion"
+    )
     age: int | None = Field(default=None, ge=0, le=120)
     sex: Literal["male", "female", "unknown"] = "unknown"
     site: Site = "unknown"
@@ -139,6 +125,10 @@ class CaseOut(BaseModel):
     claim_expires_at: datetime | None
     answer: AnswerOut | None
     transitions: list[TransitionOut]
+    lesion_id: uuid.UUID | None = None
+    lesion_change: LesionChangeOut | None = Field(
+        default=None, description="For a follow-up: the change measured against the lesion's previous photo"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -56,6 +56,9 @@ from backend.core.errors import Conflict, Gone, NotFound, PreconditionFailed, Va
 from backend.crypto.envelope import Vault
 from backend.images.intake import sanitize
 from backend.images.quality import assess
+from backend.lesions import visits
+from backend.lesions.models import LesionChange
+from backend.lesions.schemas import LesionChangeOut
 from backend.patients.models import Patient
 from backend.patients.service import get_visible
 from backend.storage import BlobNotFound
@@ -149,9 +152,11 @@ class CaseService:
             sanitize(u.data, max_bytes=self.limits.max_image_bytes, max_pixels=self.limits.max_pixels)
             for u in uploads
         ]
+        lesion = visits.for_submission(session, patient, body.lesion_id, body.site, actor.user.id)
         case = Case(
             patient_id=patient.id,
             clinic_id=patient.clinic_id,
+            lesion_id=lesion.id,
             created_by=actor.user.id,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
@@ -292,6 +297,9 @@ class CaseService:
                 "This case should be reviewed by a dermatologist, but the patient has not consented to "
                 "sharing (scope 'specialist_sharing'). Record that consent to send it."
             )
+        lesion_change = session.exec(
+            select(LesionChange).where(LesionChange.followup_case_id == case.id)
+        ).first()
         return CaseOut(
             id=case.id,
             patient_id=case.patient_id,
@@ -323,6 +331,8 @@ class CaseService:
             claim_expires_at=case.claim_expires_at,
             answer=answer_out,
             transitions=[TransitionOut.model_validate(t) for t in transitions],
+            lesion_id=case.lesion_id,
+            lesion_change=LesionChangeOut.model_validate(lesion_change) if lesion_change else None,
             created_at=case.created_at,
             updated_at=case.updated_at,
         )
@@ -494,6 +504,7 @@ class CaseService:
                 session, case.patient_id, f"answer:{answer.id}", body.note.encode()
             )
         session.add(answer)
+        visits.schedule_follow_up(session, case, body.follow_up_weeks)
         case.answered_by, case.claimed_by, case.claim_expires_at = actor.user.id, None, None
         transition(session, case, CaseState.answered, actor.ctx)
         record(

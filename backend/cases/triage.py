@@ -6,6 +6,8 @@ urgent
   ``malignant_probability``   P(mel) + P(bcc) + P(akiec) >= malignant_threshold on any image
   ``clinician_concern_high``  the clinician's level of concern is high
 review
+  ``lesion_changed``          a follow-up photo shows the lesion changed by a significant amount
+                              (`backend.lesions.change.SIGNIFICANT`: growth, colour, border, asymmetry)
   ``low_confidence``          the top class's probability < low_confidence_threshold on any image
   ``poor_image_quality``      an image failed the quality check (blur, exposure, resolution)
   ``clinician_requests_specialist``
@@ -80,8 +82,15 @@ class TriageDecision:
 
 
 def decide(
-    rules: TriageRules, images: list[ImageEvidence], *, concern: str, wants_specialist: bool
+    rules: TriageRules,
+    images: list[ImageEvidence],
+    *,
+    concern: str,
+    wants_specialist: bool,
+    lesion_change: dict | None = None,
 ) -> TriageDecision:
+    """The first rule that fires decides. ``lesion_change`` is a follow-up's measured change against the
+    lesion's previous photo (``change_score`` and the ``significant`` measures), None otherwise."""
     malignant = max(i.malignant(rules.malignant_classes) for i in images)
     confidence = min(i.top_probability for i in images)
     detail = {
@@ -92,9 +101,13 @@ def decide(
         "poor_quality_images": sum(not i.quality_ok for i in images),
         "rules_source": rules.source,
     }
+    if lesion_change is not None:
+        detail["lesion_change_score"] = lesion_change["change_score"]
+        detail["lesion_change_significant"] = lesion_change["significant"]
     checks = [
         (malignant >= rules.malignant_threshold, TriageLevel.urgent, "malignant_probability"),
         (concern == "high", TriageLevel.urgent, "clinician_concern_high"),
+        (bool(lesion_change and lesion_change["significant"]), TriageLevel.review, "lesion_changed"),
         (confidence < rules.low_confidence_threshold, TriageLevel.review, "low_confidence"),
         (detail["poor_quality_images"] > 0, TriageLevel.review, "poor_image_quality"),
         (wants_specialist, TriageLevel.review, "clinician_requests_specialist"),

@@ -27,7 +27,8 @@ from backend.consent import service as consent
 from backend.consent.models import ConsentDocument, Scope
 from backend.core.actor import Actor
 from backend.core.clock import utcnow
-from backend.fhir import codes
+from backend.fhir import codes, lesion_export
+from backend.lesions.models import Lesion, LesionChange
 from backend.patients.models import Patient
 from backend.patients.service import PatientService, visible_patients
 from backend.users.models import Clinic, User
@@ -109,6 +110,20 @@ class CaseExporter:
                 self._observation(case, result, patient, devices[key], media_by_image.get(result.image_id))
             )
         resources += list(devices.values()) + observations
+        lesion = session.get(Lesion, case.lesion_id) if case.lesion_id else None
+        if lesion is not None:
+            structure = lesion_export.body_structure(self.base, lesion, patient)
+            for observation in observations:
+                observation["focus"] = [ref(structure)]
+            resources.append(structure)
+            change = session.exec(
+                select(LesionChange).where(LesionChange.followup_case_id == case.id)
+            ).first()
+            if change is not None:
+                issued = instant(change.created_at)
+                resources.append(
+                    lesion_export.change_observation(self.base, change, patient, structure, issued)
+                )
         provenance = [
             self._provenance(media, practitioner(case.created_by), "author", case.created_at),
         ]

@@ -28,15 +28,27 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     url = _url()
     engine = make_engine(url)
+    sqlite = url.startswith("sqlite")
     with engine.connect() as connection:
+        if sqlite:
+            # Batch migrations rebuild a table (copy, drop, rename). With foreign keys enforced, dropping a
+            # table that other rows reference fails, so SQLite runs migrations with them off (the pragma
+            # only takes effect outside a transaction) and checks every reference afterwards.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=metadata,
-            render_as_batch=url.startswith("sqlite"),
+            render_as_batch=sqlite,
             compare_type=True,
         )
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            raw = connection.connection.driver_connection
+            broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+            raw.execute("PRAGMA foreign_keys=ON")
+            if broken:
+                raise RuntimeError(f"the migration left rows with dangling foreign keys: {broken[:5]}")
     engine.dispose()
 
 

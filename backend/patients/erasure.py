@@ -36,6 +36,7 @@ from backend.core.errors import Conflict, NotFound
 from backend.core.logging import log
 from backend.crypto.envelope import Vault
 from backend.crypto.models import DataKey
+from backend.lesions import visits
 from backend.patients.models import Patient
 from backend.patients.schemas import ErasureOut
 
@@ -127,6 +128,7 @@ class ErasureService:
         if self.ledger is not None:  # first outside the database, so that no restore can undo it
             self.ledger.record(patient.id, patient.erasure_requested_at or utcnow())
         self.vault.destroy(session, patient.id)
+        visits.erase_patient(session, patient.id)
         patient.identity_sealed, patient.mrn_index = None, None
         session.add(patient)
         session.commit()

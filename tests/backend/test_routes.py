@@ -68,11 +68,12 @@ def test_every_route_is_in_a_matrix(app):
 
     from tests.backend.cases.test_routes_cases import CASE_MATRIX
     from tests.backend.clinical.test_routes_clinical import CLINICAL_MATRIX
+    from tests.backend.lesions.test_lesion_routes import LESION_MATRIX
 
     def norm(path: str) -> str:
         return re.sub(r"\{[a-z_]+\}", "{id}", path.split("?")[0])
 
-    rows = MATRIX + CLINICAL_MATRIX + CASE_MATRIX + [("POST", "/api/v1/cases")]
+    rows = MATRIX + CLINICAL_MATRIX + CASE_MATRIX + LESION_MATRIX + [("POST", "/api/v1/cases")]
     covered = {(m, norm(p)) for m, p, *_ in rows}
     normalised = {(m, norm(p)) for m, p in _api_routes(app)}
     assert len(normalised) > 30  # the walk found the routes (it once found none and passed)
