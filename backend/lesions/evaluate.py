@@ -197,6 +197,11 @@ def write_report(outcomes: list[Outcome], out_dir: Path, command: str) -> Path:
     plt.close(figure)
 
     lines = [
+        "# Lesion change: how well the score separates change from re-photographing",
+        "",
+        "HAM10000 200×150 images; method and limits in [lesions.md](lesions.md). A pair is *flagged* when its",
+        "change score is 1 or more (at least one measure moved by its significant amount).",
+        "",
         "| pair kind | real change? | pairs | compared | flagged as changed | median score |",
         "|---|---|---:|---:|---:|---:|",
     ]
