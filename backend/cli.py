@@ -27,9 +27,11 @@ def _register_all() -> None:
         return
     _registered = True
     from backend import commands, triton_cli
+    from backend.cluster import cli as cluster_cli
 
     triton_cli.register(app)
     commands.register(app)
+    cluster_cli.register(app)
     try:
         from training.cli import register as register_training
     except ImportError:  # the training package is optional in a serving-only install
