@@ -369,8 +369,10 @@ def haproxy_config(port: int, stats_port: int, apis: list[Part]) -> str:
     return f"""# Written by `dermalink cluster up`.
 global
     maxconn 2048
+    log stdout format raw local0
 
 defaults
+    log global
     mode http
     timeout connect 2s
     timeout client 120s
