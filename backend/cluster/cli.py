@@ -83,5 +83,41 @@ def down(
     typer.echo(f"cluster stopped; database {cluster.state['database']} dropped")
 
 
+def bench_cluster(
+    images: Annotated[
+        Path | None, typer.Option(help="JPEGs (default $DERMALINK_SHARED/data/ham10000/full_size).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where cluster.md and cluster.csv go.")] = Path("docs/benchmarks"),
+    clients: int = typer.Option(8, min=1, help="Clinicians submitting back to back."),
+    seconds: float = typer.Option(30.0, min=1, help="Measurement per configuration (s)."),
+    warmup: float = typer.Option(5.0, min=0, help="Warm-up per configuration (s)."),
+    rounds: int = typer.Option(1, min=1, help="Repeat the four configurations (a shared machine drifts)."),
+) -> None:
+    """Throughput and p50/p95 of the healthy cluster with 1 vs 2 API processes and 1 vs 2 workers."""
+    import os
+    import sys
+
+    from backend.cluster.bench import ClusterBenchConfig, run
+    from backend.config import REPO_ROOT
+
+    shared = Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
+    command = " ".join(["dermalink", "bench", "cluster", *sys.argv[3:]]) if len(sys.argv) > 2 else ""
+    config = ClusterBenchConfig(
+        images_dir=images or shared / "data" / "ham10000" / "full_size",
+        out_dir=out,
+        clients=clients,
+        seconds=seconds,
+        warmup_s=warmup,
+        rounds=rounds,
+        command=command or "dermalink bench cluster",
+    )
+    result = run(config, log=typer.echo)
+    for path in result["files"]:
+        typer.echo(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
+    from backend.triton_cli import bench_app
+
     app.add_typer(cluster_app, name="cluster")
+    bench_app.command("cluster")(bench_cluster)

@@ -51,6 +51,7 @@ class Submission:
     case_id: str | None = None
     image_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0  # first attempt's start to the successful answer
+    analysed: bool = False  # the answer already carried the AI result
 
     @property
     def ok(self) -> bool:
@@ -233,7 +234,9 @@ class LoadGenerator:
         sub = Submission(clinician=clinician.email, key=key, phase=self.phase, started=time.time())
         with self._lock:
             self.submissions.append(sub)
-        metadata = json.dumps({"patient_id": clinician.patient_id, "age": 50, "sex": "female", "site": "back"})
+        metadata = json.dumps(
+            {"patient_id": clinician.patient_id, "age": 50, "sex": "female", "site": "back"}
+        )
         pause = 0.2
         while True:
             phase, began = self.phase, time.monotonic()
@@ -249,6 +252,7 @@ class LoadGenerator:
                 if status in (200, 201):
                     body = response.json()
                     sub.case_id, sub.image_ids = body["id"], [i["id"] for i in body["images"]]
+                    sub.analysed = body["analysis"]["status"] == "done"
                 elif status not in RETRYABLE:
                     error = response.text[:200]
             except httpx.HTTPError as exc:
@@ -259,7 +263,9 @@ class LoadGenerator:
                 sub.seconds = time.monotonic() - start
                 return token
             if status == 401:  # a token from before a restart is still valid; refresh anyway
-                token = self._login(client, clinician.email, time.monotonic() + self.retry_deadline_s) or token
+                token = (
+                    self._login(client, clinician.email, time.monotonic() + self.retry_deadline_s) or token
+                )
             elif status is not None and status not in RETRYABLE:
                 return token  # a rejection (4xx) is not retried: it would fail the same way
             if time.monotonic() - start > self.retry_deadline_s:

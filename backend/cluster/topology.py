@@ -360,7 +360,8 @@ def _drop_database(admin_url: str, name: str) -> None:
 
 def haproxy_config(port: int, stats_port: int, apis: list[Part]) -> str:
     """HAProxy in front of the API: round robin, ``/readyz`` health checks every second, and a retry on
-    another server when a connection fails (never a replay of a request a server may have received)."""
+    another server when a connection cannot be made (never a replay of a request a server may have received:
+    clients retry those with the same Idempotency-Key)."""
     servers = "\n".join(
         f"    server {p.name} 127.0.0.1:{p.port} check inter 1s fall 2 rise 2 observe layer7 error-limit 3"
         f" on-error mark-down"
@@ -380,7 +381,7 @@ defaults
     timeout http-request 30s
     retries 3
     option redispatch
-    retry-on conn-failure empty-response
+    retry-on conn-failure
     option httplog
 
 frontend api
