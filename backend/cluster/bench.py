@@ -86,7 +86,13 @@ def _lb_servers_up(cluster: Cluster) -> set[str]:
     url = f"http://127.0.0.1:{cluster.parts['lb'].ports['stats']}/stats;csv"
     with urllib.request.urlopen(url, timeout=5) as response:
         rows = csv.DictReader(io.StringIO(response.read().decode().lstrip("# ")))
-        return {r["svname"] for r in rows if r["pxname"] == "dermalink_api" and r["status"].startswith("UP")}
+        return {
+            r["svname"]
+            for r in rows
+            if r["pxname"] == "dermalink_api"
+            and r["svname"] not in ("FRONTEND", "BACKEND")
+            and r["status"].startswith("UP")
+        }
 
 
 def _wait_lb(cluster: Cluster, want: set[str], timeout: float = 60) -> None:

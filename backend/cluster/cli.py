@@ -79,7 +79,7 @@ def down(
     except ClusterError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    cluster.down(keep_run_dir=keep_logs)
+    cluster.down(keep_run_dir=keep_logs, log=typer.echo)
     typer.echo(f"cluster stopped; database {cluster.state['database']} dropped")
 
 

@@ -332,10 +332,12 @@ class Cluster:
         )
 
     # ------------------------------------------------------------------ down
-    def down(self, *, keep_run_dir: bool = False) -> None:
+    def down(self, *, keep_run_dir: bool = False, log: Callable[[str], None] = lambda _msg: None) -> None:
         """Stop every part (reverse start order), drop the run's database, delete the run directory."""
         for name in reversed(list(self.parts)):
+            began = time.monotonic()
             self.stop_part(name)
+            log(f"stopped {name} ({time.monotonic() - began:.1f} s)")
         _drop_database(self.state["postgres_admin_url"], self.state["database"])
         if not keep_run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)

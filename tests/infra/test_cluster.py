@@ -139,6 +139,22 @@ def _busy_worker(cluster: Cluster, engine) -> tuple[str, str]:  # type: ignore[n
     return _wait(find, 60, "a worker in the middle of an analysis", step=0.01)
 
 
+def _kill_worker_mid_analysis(cluster: Cluster, engine) -> str:  # type: ignore[no-untyped-def]
+    """SIGKILL a worker while its job is running, restart it, and return the job's id. If the job had
+    already finished when the signal landed (a race of milliseconds), try again with another job."""
+    from backend.cases.models import AnalysisJob
+
+    for _ in range(5):
+        victim, job_id = _busy_worker(cluster, engine)
+        cluster.signal_part(victim, signal.SIGKILL)
+        cluster.restart_part(victim, graceful=False)
+        with Session(engine) as session:
+            job = session.get(AnalysisJob, uuid.UUID(job_id))
+            if job.status == "running" and job.lease_expires_at is not None:
+                return job_id  # the dead worker still holds it: killed mid-analysis
+    pytest.fail("could not catch a worker in the middle of an analysis in 5 tries")
+
+
 def _report(load: LoadGenerator) -> str:
     lines = ["", "failed attempts per phase (clients retry with the same Idempotency-Key):"]
     lines.append(f"  {'phase':<16} {'attempts':>8} {'failed':>7} {'fraction':>9}  what failed")
@@ -176,9 +192,7 @@ def test_faults_under_load_lose_nothing_and_duplicate_nothing(cluster, shared_di
         time.sleep(3)  # HAProxy's `rise 2` at 1 s intervals
 
         load.phase = "kill-worker"
-        victim, job_id = _busy_worker(cluster, engine)
-        cluster.signal_part(victim, signal.SIGKILL)
-        cluster.restart_part(victim, graceful=False)
+        job_id = _kill_worker_mid_analysis(cluster, engine)
         time.sleep(4)
 
         load.phase = "restart-triton"
