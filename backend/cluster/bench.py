@@ -48,6 +48,7 @@ class Row:
     clients: int
     submissions: int
     failed_attempts: int
+    failures: str  # what the failed attempts got (all were retried with the same Idempotency-Key)
     seconds: float
     throughput: float
     p50_ms: float
@@ -139,6 +140,7 @@ def _measure(
         clients=len(clinicians),
         submissions=len(done),
         failed_attempts=sum(int(p["failed"]) for p in phases.values()),
+        failures=" ".join(f"{k}×{n}" for p in phases.values() for k, n in sorted(p["kinds"].items())),
         seconds=round(seconds, 1),
         throughput=round(len(done) / seconds, 2),
         p50_ms=round(summary["p50_ms"], 1),
@@ -214,7 +216,7 @@ def write_outputs(result: dict, config: ClusterBenchConfig) -> list[Path]:
         "",
         (
             "| round | APIs | workers | submissions | submissions/s | p50 ms | p95 ms | analysed in response "
-            "| failed attempts | load avg before | load avg after |"
+            "| failed attempts (what) | load avg before | load avg after |"
         ),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
@@ -222,7 +224,8 @@ def write_outputs(result: dict, config: ClusterBenchConfig) -> list[Path]:
         lines.append(
             f"| {r['round']} | {r['apis']} | {r['workers']} | {r['submissions']} | {r['throughput']:.2f} | "
             f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['analysed_in_response']:.0%} | "
-            f"{r['failed_attempts']} | {r['loadavg_before']} | {r['loadavg_after']} |"
+            f"{r['failed_attempts']} {('(' + r['failures'] + ')') if r.get('failures') else ''} | "
+            f"{r['loadavg_before']} | {r['loadavg_after']} |"
         )
     base = best(1, 1)
     lines += [
@@ -232,6 +235,16 @@ def write_outputs(result: dict, config: ClusterBenchConfig) -> list[Path]:
             f"{a} API + {w} worker{'s' if w > 1 else ''}: {best(a, w) / base:.2f}×" for a, w in CONFIGS
         )
         + ".",
+        "",
+        (
+            "Reading the numbers: each submission waits for its analysis (up to 5 s), so a submission's latency "
+            "is intake + encryption + the S3 write + the queue wait + a worker's analysis (decrypt, decode, "
+            "resize, one Triton call, commit). A worker runs one analysis at a time, so the number of workers "
+            "bounds how many analyses run at once. On a "
+            "2-core machine every process (APIs, workers, Triton, PostgreSQL, SeaweedFS, HAProxy, the load "
+            "generator, and other sessions' work) shares the same two cores, so these ratios understate what "
+            "the same processes gain on separate machines."
+        ),
         "",
     ]
     md_path.write_text("\n".join(lines))

@@ -5,7 +5,7 @@ Used by the fault test (a steady, modest rate while parts are killed) and by `de
 Idempotency-Key; a failed attempt (connection error, 5xx, 429) is retried with the *same* key until it
 succeeds or its deadline passes, so a submission whose first attempt was stored but whose response was lost
 comes back as the stored case (200) instead of a duplicate. Every attempt is recorded with the phase the
-caller had set when it started ("healthy", "kill-api", ...), so failures can be reported per fault.
+caller had set when it ended ("healthy", "kill-api", ...), so failures can be reported per fault.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ class LoadGenerator:
         )
         pause = 0.2
         while True:
-            phase, began = self.phase, time.monotonic()
+            began = time.monotonic()
             status, error = None, ""
             try:
                 response = client.post(
@@ -257,6 +257,8 @@ class LoadGenerator:
                     error = response.text[:200]
             except httpx.HTTPError as exc:
                 error = type(exc).__name__
+            # An attempt counts in the phase it ended in: a request cut off by a fault fails when it ends.
+            phase = self.phase
             sub.attempts.append(Attempt(phase, time.time(), time.monotonic() - began, status, error))
             sub.status = status
             if sub.ok:

@@ -361,14 +361,20 @@ def _drop_database(admin_url: str, name: str) -> None:
 
 
 def haproxy_config(port: int, stats_port: int, apis: list[Part]) -> str:
-    """HAProxy in front of the API: round robin, ``/readyz`` health checks every second, and a retry on
-    another server when a connection cannot be made (never a replay of a request a server may have received:
-    clients retry those with the same Idempotency-Key)."""
+    """HAProxy in front of the API: round robin over the servers whose ``/readyz`` answers (checked every
+    second), and a retry on another server when a connection cannot be made (never a replay of a request a
+    server may have received: clients retry those with the same Idempotency-Key).
+
+    When *no* API is ready, requests go to those that are merely alive (``/healthz``). With the Redis queue
+    the API never infers, yet its readiness includes the model: while Triton restarts every API is unready,
+    and without this fallback the load balancer would refuse all traffic although submissions can be
+    stored and analysed once Triton is back."""
     servers = "\n".join(
         f"    server {p.name} 127.0.0.1:{p.port} check inter 1s fall 2 rise 2 observe layer7 error-limit 3"
         f" on-error mark-down"
         for p in apis
     )
+    live = "\n".join(f"    server {p.name} 127.0.0.1:{p.port} check inter 1s fall 2 rise 2" for p in apis)
     return f"""# Written by `dermalink cluster up`.
 global
     maxconn 2048
@@ -388,6 +394,7 @@ defaults
 
 frontend api
     bind 127.0.0.1:{port}
+    use_backend dermalink_api_live if {{ nbsrv(dermalink_api) eq 0 }}
     default_backend dermalink_api
 
 backend dermalink_api
@@ -395,6 +402,12 @@ backend dermalink_api
     option httpchk GET /readyz
     http-check expect status 200
 {servers}
+
+backend dermalink_api_live
+    balance roundrobin
+    option httpchk GET /healthz
+    http-check expect status 200
+{live}
 
 frontend stats
     bind 127.0.0.1:{stats_port}
