@@ -164,6 +164,9 @@ class Cluster:
 
     # ------------------------------------------------------------------ processes
     def _process_env(self, part: Part) -> dict[str, str]:
+        if part.kind == "triton":  # its python backend takes its packages from Triton's own venv only
+            base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+            return {**base, **(part.env or {})}
         if part.env is not None:
             return {**os.environ, **part.env}
         base = {k: v for k, v in os.environ.items() if not k.startswith("DERMALINK_")}

@@ -238,3 +238,30 @@ def test_haproxy_configurations_are_valid(tmp_path):
         result = subprocess.run([haproxy, "-c", "-f", str(cfg)], check=False, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "option httpchk GET /readyz" in cfg.read_text()
+
+
+def test_cluster_prometheus_configuration_is_valid(tmp_path):
+    """The scrape configuration `dermalink cluster up` writes passes promtool (Debian's prometheus package),
+    and scrapes the API's /metrics with the bearer token from a file, never inline."""
+    from backend.cluster.topology import prometheus_config
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing (infra/test.sh installs Debian's prometheus package)"
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "metrics.token").write_text("scrape-token")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        prometheus_config(
+            {"api_ports": [18001, 18002], "triton_metrics_port": 18102, "lb_stats_port": 18404}, tmp_path
+        )
+    )
+    result = subprocess.run(
+        [promtool, "check", "config", str(config)], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {job["job_name"]: job for job in yaml.safe_load(config.read_text())["scrape_configs"]}
+    assert set(jobs) == {"triton", "dermalink-api", "haproxy"}
+    api = jobs["dermalink-api"]
+    assert api["authorization"]["credentials_file"].endswith("metrics.token")
+    assert "scrape-token" not in config.read_text()
+    assert api["static_configs"][0]["targets"] == ["127.0.0.1:18001", "127.0.0.1:18002"]
