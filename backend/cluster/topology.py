@@ -487,16 +487,21 @@ def _weed_part(run_dir: Path) -> Part:
 
 def _triton_part(spec: ClusterSpec, run_dir: Path) -> tuple[Part, str]:
     from backend.inference import triton_repo
-    from backend.inference.triton_server import TritonServer
+    from backend.inference.triton_server import TritonServer, TritonSetupError
 
     derived = run_dir / "triton_repo"
-    triton_repo.derive_repository(
-        spec.model_repository,
-        derived,
-        [MODEL],
-        triton_repo.CpuRepoOptions(instances=spec.triton_instances, intra_op_threads=0, max_queue_delay_us=0),
-    )
-    server = TritonServer(derived, build_dir=run_dir / "build", exit_timeout_s=5)
+    try:
+        triton_repo.derive_repository(
+            spec.model_repository,
+            derived,
+            [MODEL],
+            triton_repo.CpuRepoOptions(
+                instances=spec.triton_instances, intra_op_threads=0, max_queue_delay_us=0
+            ),
+        )
+        server = TritonServer(derived, build_dir=run_dir / "build", exit_timeout_s=5)
+    except (TritonSetupError, triton_repo.RepositoryError) as exc:
+        raise ClusterError(str(exc)) from exc
     env = server.install.server_env()
     part = Part(
         name="triton",
@@ -529,10 +534,6 @@ def up(spec: ClusterSpec, *, log: Callable[[str], None] = print) -> Cluster:
     metrics_token = secrets.token_urlsafe(32)
     _write_secret(secrets_dir / "metrics.token", metrics_token)
 
-    database = f"dermalink_cluster_{uuid.uuid4().hex[:12]}"
-    database_url = _create_database(spec.postgres_admin_url, database)
-    log(f"database {database} created")
-
     redis_port = free_port()
     redis = Part(
         name="redis",
@@ -554,8 +555,15 @@ def up(spec: ClusterSpec, *, log: Callable[[str], None] = print) -> Cluster:
         health="redis",
         env={},
     )
-    s3 = _weed_part(run_dir)
-    triton, shm_prefix = _triton_part(spec, run_dir)
+    try:  # nothing runs yet: a missing binary or Triton environment leaves nothing behind
+        s3 = _weed_part(run_dir)
+        triton, shm_prefix = _triton_part(spec, run_dir)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    database = f"dermalink_cluster_{uuid.uuid4().hex[:12]}"
+    database_url = _create_database(spec.postgres_admin_url, database)
+    log(f"database {database} created")
     s3_url = "s3://{bucket}/blobs?{query}".format(
         bucket=BUCKET,
         query=urlencode(
