@@ -72,7 +72,7 @@ def test_compose_file_validates_and_keeps_secrets_in_files():
         env = services[name]["environment"]
         assert env["DERMALINK_ENVIRONMENT"] == "production" and env["DERMALINK_AUTO_MIGRATE"] == "false"
         assert not {"DERMALINK_SECRET_KEY", "DERMALINK_MASTER_KEY", "DERMALINK_DATABASE_URL"} & set(env)
-        targets = {s["target"] for s in services[name]["secrets"]}
+        targets = {s.get("target", s["source"]) for s in services[name]["secrets"]}
         assert {"DERMALINK_SECRET_KEY", "DERMALINK_MASTER_KEY", "DERMALINK_DATABASE_URL"} <= targets
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     # Only the API, the workers and the migration are on the database's network; Triton's likewise.
