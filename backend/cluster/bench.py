@@ -187,8 +187,9 @@ def write_outputs(result: dict, config: ClusterBenchConfig) -> list[Path]:
         writer.writeheader()
         writer.writerows(rows)
 
-    def best(apis: int, workers: int) -> float:
-        return max(r["throughput"] for r in rows if r["apis"] == apis and r["workers"] == workers)
+    def mean(apis: int, workers: int) -> float:
+        values = [r["throughput"] for r in rows if r["apis"] == apis and r["workers"] == workers]
+        return sum(values) / len(values)
 
     lines = [
         "# The cluster on one machine: 1 vs 2 API processes, 1 vs 2 workers",
@@ -227,14 +228,21 @@ def write_outputs(result: dict, config: ClusterBenchConfig) -> list[Path]:
             f"{r['failed_attempts']} {('(' + r['failures'] + ')') if r.get('failures') else ''} | "
             f"{r['loadavg_before']} | {r['loadavg_after']} |"
         )
-    base = best(1, 1)
+    base = mean(1, 1)
+    spread = max(
+        max(r["throughput"] for r in rows if (r["apis"], r["workers"]) == c)
+        / min(r["throughput"] for r in rows if (r["apis"], r["workers"]) == c)
+        for c in CONFIGS
+    )
     lines += [
         "",
-        "Best throughput of each configuration relative to 1 API + 1 worker: "
+        f"Mean throughput over the {config.rounds} round(s), relative to 1 API + 1 worker: "
         + ", ".join(
-            f"{a} API + {w} worker{'s' if w > 1 else ''}: {best(a, w) / base:.2f}×" for a, w in CONFIGS
+            f"{a} API{'s' if a > 1 else ''} + {w} worker{'s' if w > 1 else ''}: {mean(a, w) / base:.2f}×"
+            for a, w in CONFIGS
         )
-        + ".",
+        + f". The same configuration differed by up to {spread:.1f}× between rounds: that is the shared "
+        "machine's noise, larger than some of the differences.",
         "",
         (
             "Reading the numbers: each submission waits for its analysis (up to 5 s), so a submission's latency "
