@@ -27,10 +27,12 @@ def _register_all() -> None:
         return
     _registered = True
     from backend import commands, triton_cli
+    from backend.cluster import cli as cluster_cli
     from backend.lesions import cli as lesions_cli
 
     triton_cli.register(app)
     commands.register(app)
+    cluster_cli.register(app)
     lesions_cli.register(app)
     try:
         from training.cli import register as register_training

@@ -25,7 +25,15 @@ class ConfigurationError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DERMALINK_", env_file=".env", extra="ignore")
+    # Container secrets: with DERMALINK_SECRETS_DIR=/run/secrets, a file there named like a variable
+    # (DERMALINK_SECRET_KEY, DERMALINK_MASTER_KEY, DERMALINK_DATABASE_URL...) holds its value, so secrets
+    # never sit in the environment of a compose file. Environment variables still win.
+    model_config = SettingsConfigDict(
+        env_prefix="DERMALINK_",
+        env_file=".env",
+        extra="ignore",
+        secrets_dir=os.environ.get("DERMALINK_SECRETS_DIR") or None,
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     data_dir: Path = REPO_ROOT / "var"

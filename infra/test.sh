@@ -4,6 +4,8 @@
 source "$(dirname "$0")/lib.sh"
 ensure_venv "serve,train,triton,dev"
 bash infra/triton/setup.sh  # Triton's own virtualenv (numpy<2, pytriton server, perf_analyzer), libb64
+# The cluster tests run the production topology as processes: HAProxy, Prometheus, a Redis of their own.
+apt_install haproxy prometheus redis-server
 
 # PostgreSQL and Redis run on every development and CI machine; start them if they are stopped.
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -132,11 +132,28 @@ def sweep(analyzer: Analyzer, dispatcher: RedisDispatcher) -> int:
     return len(due)
 
 
+def patient_redis(redis_url: str):  # type: ignore[no-untyped-def]
+    """A Redis client that rides out a Redis restart: every command retries connection errors with
+    exponential backoff for about a minute. Without it RQ's worker quits on the first heartbeat that finds
+    Redis gone (seen in the cluster fault test). The API's dispatcher keeps failing fast instead: a job it
+    cannot enqueue stays pending in the database for the sweeper."""
+    from redis import Redis
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.retry import Retry
+
+    return Redis.from_url(
+        redis_url,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 30),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
 def run_worker(
     redis_url: str, *, sweep_seconds: float, burst: bool, on_start: Callable[[], None] | None = None
 ) -> None:
     """`dermalink worker`: an RQ worker plus a sweeper thread."""
-    from redis import Redis
     from rq import SimpleWorker
 
     analyzer = _worker_analyzer()
@@ -159,7 +176,7 @@ def run_worker(
     try:
         # SimpleWorker runs jobs in this process (no fork), so database connection pools are never shared
         # between processes; a crash mid-job is covered by the job's lease in the database.
-        SimpleWorker([QUEUE_NAME], connection=Redis.from_url(redis_url)).work(
+        SimpleWorker([QUEUE_NAME], connection=patient_redis(redis_url)).work(
             burst=burst, with_scheduler=False
         )
     finally:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from backend.core.clock import utcnow
@@ -97,7 +98,13 @@ class Vault:
     def current_kek_id(self, session: Session) -> int:
         kek_id = session.exec(select(func.max(KeyEncryptionKey.id))).one()
         if kek_id is None:
-            kek_id = self._new_kek(session)
+            # Several API replicas start on a fresh database at once and each creates "the first" key:
+            # the losers' inserts fail on the primary key, and they use the winner's key instead.
+            try:
+                with session.begin_nested():
+                    kek_id = self._new_kek(session)
+            except IntegrityError:
+                kek_id = session.exec(select(func.max(KeyEncryptionKey.id))).one()
         return kek_id
 
     def _new_kek(self, session: Session) -> int:
