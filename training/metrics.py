@@ -132,3 +132,26 @@ def paired_bootstrap_difference(
             "p_not_better": float(np.mean(d <= 0)) if n_boot else float("nan"),
         }
     return out
+
+
+def cluster_bootstrap(
+    stat, n: int, groups: np.ndarray | None, n_boot: int = 1000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """95% percentile intervals of any ``stat(idx) -> {name: value}``, resampling lesions like :func:`bootstrap`.
+
+    For rules that are not a threshold on the summed malignant probability (e.g. a learned referral
+    score), so every rule's interval comes from the same lesion-clustered resampling scheme.
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        groups = np.arange(n)
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
+    samples: dict[str, list[float]] = {}
+    for _ in range(n_boot):
+        idx = np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])
+        for k, v in stat(idx).items():
+            samples.setdefault(k, []).append(v)
+    return {
+        k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in samples.items()
+    }

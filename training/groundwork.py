@@ -1,0 +1,122 @@
+"""Model v2 groundwork (issue 12): v1's predictions through the served path, cached once, then analysed.
+
+``python -m training.groundwork predict`` runs the shipped ONNX model on the validation and test parts of
+the lesion-grouped split (seed 42, the shipped run's split, re-derived with :func:`training.split.make_split`)
+twice: on the original files, and on the pixels the platform actually analyses (upload bytes ->
+``backend.images.intake.sanitize``, i.e. a JPEG q95 4:4:4 re-encode -> ``backend.inference.preprocess.load_image``),
+the latter in all 8 dihedral views for test-time augmentation. Everything lands in one ``.npz`` under
+``runs/`` (git-ignored). ``python -m training.groundwork analyse`` fits the decision rules on validation
+(:mod:`training.decision`) and reports validation and test numbers with lesion-clustered intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training import LABELS, MODEL_NAME
+from training.paths import REPO_ROOT, default_images, default_metadata, model_repository
+
+DEFAULT_OUT = REPO_ROOT / "runs" / "groundwork"
+N_VIEWS = 8
+
+
+def served_pixels(data: bytes) -> np.ndarray:
+    """The pixels the platform classifies for an upload: intake re-encode, then the shared preprocessing."""
+    from backend.images.intake import sanitize
+    from backend.inference.preprocess import load_image
+
+    clean = sanitize(data, max_bytes=1 << 30, max_pixels=1 << 30)
+    return load_image(clean.data)
+
+
+def split_records(metadata: Path, images: Path, seed: int = 42) -> dict[str, list]:
+    """Validation and test records of the shipped run's split (lesion-grouped, 70/15/15, seed 42)."""
+    from training.data import load_dataset
+    from training.split import make_split
+
+    ds = load_dataset(metadata, [images], check_readable=False)
+    split = make_split(ds, seed=seed)
+    by_id = {r.image_id: r for r in ds.records}
+    return {name: [by_id[i] for i in sorted(split.ids(name))] for name in ("val", "test")}
+
+
+def dihedral(x: np.ndarray, k: int) -> np.ndarray:
+    from training.train import dihedral_view
+
+    return np.ascontiguousarray(dihedral_view(x, k))
+
+
+def session(path: Path, threads: int = 2):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run_model(sess, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    return np.concatenate([sess.run([out], {name: x[s : s + batch]})[0] for s in range(0, len(x), batch)])
+
+
+def predict(model: Path, metadata: Path, images: Path, out: Path) -> Path:
+    """Cache v1's probabilities: original files, and the served path in 8 dihedral views."""
+    from tqdm.auto import tqdm
+
+    from backend.inference.preprocess import load_image
+
+    sess = session(model)
+    parts = split_records(metadata, images)
+    arrays: dict[str, np.ndarray] = {}
+    timings = {}
+    for name, records in parts.items():
+        orig = np.empty((len(records), 224, 224, 3), np.uint8)
+        served = np.empty_like(orig)
+        for i, r in enumerate(tqdm(records, desc=f"decode {name}", leave=False)):
+            data = Path(r.path).read_bytes()
+            orig[i] = load_image(data)
+            served[i] = served_pixels(data)
+        t0 = time.perf_counter()
+        arrays[f"{name}_orig"] = run_model(sess, orig)
+        arrays[f"{name}_views"] = np.stack([run_model(sess, dihedral(served, k)) for k in range(N_VIEWS)])
+        timings[name] = time.perf_counter() - t0
+        arrays[f"{name}_pixel_mad"] = np.abs(orig.astype(np.int16) - served).mean(axis=(1, 2, 3))
+        arrays[f"{name}_ids"] = np.array([r.image_id for r in records])
+        arrays[f"{name}_lesions"] = np.array([r.lesion_id for r in records])
+        arrays[f"{name}_y"] = np.array([LABELS.index(r.label) for r in records])
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "v1_predictions.npz"
+    np.savez_compressed(path, **arrays)
+    (out / "v1_predictions.json").write_text(
+        json.dumps({"model": str(model), "seconds_inference": timings}, indent=2)
+    )
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m training.groundwork", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pr = sub.add_parser("predict", help="cache v1 predictions (original files and served path, 8 views)")
+    pr.add_argument("--model", type=Path, default=model_repository() / MODEL_NAME / "1" / "model.onnx")
+    pr.add_argument("--metadata", type=Path, default=default_metadata())
+    pr.add_argument("--images", type=Path, default=default_images())
+    pr.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    an = sub.add_parser("analyse", help="decision rules fitted on validation; validation and test numbers")
+    an.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    an.add_argument("--n-boot", type=int, default=1000)
+    args = p.parse_args(argv)
+    if args.cmd == "predict":
+        print(predict(args.model, args.metadata, args.images, args.out))
+    else:
+        from training.groundwork_analysis import analyse
+
+        print(json.dumps(analyse(args.out, args.n_boot), indent=2))
+
+
+if __name__ == "__main__":
+    main()
