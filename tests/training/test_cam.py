@@ -17,7 +17,6 @@ from backend.inference.preprocess import load_image
 from training import MODEL_NAME
 from training.cam_export import CAM_OUTPUT, add_cam_output, cam_session, faithfulness, run_cam
 
-
 MODEL_DIR = Path(__file__).resolve().parents[2] / "model_repository" / MODEL_NAME
 
 
