@@ -98,6 +98,60 @@ def predict(model: Path, metadata: Path, images: Path, out: Path) -> Path:
     return path
 
 
+def latency(model: Path, images: Path, repeats: int = 30, batch: int = 32) -> dict:
+    """ONNX Runtime (2 threads) ms per image, one image and batched, without and with 8-view TTA.
+
+    TTA for one image is one call on its 8 views (what an in-graph TTA does); batched TTA is one call
+    on ``8 * batch`` views. Rounds alternate the four settings so that machine load hits them alike;
+    medians are reported.
+    """
+    import platform
+
+    from backend.inference.preprocess import load_image
+
+    sess = session(model)
+    files = sorted(Path(images).glob("*.jpg"))[:batch]
+    x = np.stack([load_image(f) for f in files])
+    one = x[:1]
+    one_tta = np.concatenate([dihedral(one, k) for k in range(N_VIEWS)])
+    many_tta = np.concatenate([dihedral(x, k) for k in range(N_VIEWS)])
+    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    cases = {
+        "batch1": (one, 1),
+        "batch1_tta8": (one_tta, 1),
+        "batched": (x, len(x)),
+        "batched_tta8": (many_tta, len(x)),
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for arr, _ in cases.values():
+        sess.run([out], {name: arr})  # warm-up
+    for r in range(repeats):
+        for k, (arr, n) in cases.items():
+            if k.startswith("batched") and r % 5:
+                continue
+            t0 = time.perf_counter()
+            sess.run([out], {name: arr})
+            times[k].append((time.perf_counter() - t0) * 1000 / n)
+    res = {k: float(np.median(v)) for k, v in times.items()}
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "ms_per_image": res,
+        "tta_cost_batch1": res["batch1_tta8"] / res["batch1"],
+        "tta_cost_batched": res["batched_tta8"] / res["batched"],
+        "batch": len(x),
+        "threads": 2,
+        "cpu": cpu,
+        "load_average_at_end": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m training.groundwork", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -108,14 +162,26 @@ def main(argv: list[str] | None = None) -> None:
     pr.add_argument("--out", type=Path, default=DEFAULT_OUT)
     an = sub.add_parser("analyse", help="decision rules fitted on validation; validation and test numbers")
     an.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    an.add_argument("--n-boot", type=int, default=1000)
+    an.add_argument("--n-boot", type=int, default=1000, help="resamples for test intervals")
+    an.add_argument("--n-boot-val", type=int, default=200, help="resamples for validation intervals")
+    la = sub.add_parser("latency", help="ONNX Runtime ms/image with and without 8-view TTA (same run)")
+    la.add_argument("--model", type=Path, default=model_repository() / MODEL_NAME / "1" / "model.onnx")
+    la.add_argument("--images", type=Path, default=default_images())
+    la.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
     if args.cmd == "predict":
         print(predict(args.model, args.metadata, args.images, args.out))
+    elif args.cmd == "latency":
+        res = latency(args.model, args.images)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "latency.json").write_text(json.dumps(res, indent=2))
+        print(json.dumps(res, indent=2))
     else:
-        from training.groundwork_analysis import analyse
+        from training.groundwork_analysis import analyse, markdown
 
-        print(json.dumps(analyse(args.out, args.n_boot), indent=2))
+        res = analyse(args.out, args.n_boot, args.n_boot_val)
+        (args.out / "analysis.md").write_text(markdown(res))
+        print(args.out / "analysis.json")
 
 
 if __name__ == "__main__":
