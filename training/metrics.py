@@ -8,12 +8,28 @@ from training import LABELS
 from training.triage import is_malignant, malignant_score
 
 
-def _safe_auc(y_bin: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (``scipy.stats.rankdata(method="average")``)."""
+    order = np.argsort(x, kind="mergesort")
+    inverse = np.empty(len(x), np.intp)
+    inverse[order] = np.arange(len(x))
+    xs = x[order]
+    new = np.r_[True, xs[1:] != xs[:-1]]
+    dense = np.cumsum(new)[inverse]
+    bounds = np.r_[np.flatnonzero(new), len(x)]
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
-    if y_bin.all() or not y_bin.any():
+
+def _safe_auc(y_bin: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic on average ranks: equal to sklearn's ``roc_auc_score``
+    (ties count one half) but ~50x cheaper, which matters inside 1,000-resample bootstraps."""
+    y_bin = np.asarray(y_bin, bool)
+    n_pos = int(y_bin.sum())
+    n_neg = len(y_bin) - n_pos
+    if not n_pos or not n_neg:
         return float("nan")
-    return float(roc_auc_score(y_bin, score))
+    ranks = _average_ranks(np.asarray(score))
+    return float((ranks[y_bin].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def point_metrics(y: np.ndarray, probs: np.ndarray, referral_threshold: float | None = None) -> dict:

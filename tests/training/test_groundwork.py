@@ -98,3 +98,15 @@ def test_served_pixels_are_the_reencoded_image(shared):
     assert served.shape == orig.shape == (224, 224, 3)
     mad = np.abs(served.astype(int) - orig.astype(int)).mean()
     assert 0 < mad < 3  # JPEG q95 4:4:4 moves pixels a little, not a lot
+
+
+def test_rank_auc_equals_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from training.metrics import _safe_auc
+
+    rng = np.random.default_rng(0)
+    y = rng.random(500) < 0.2
+    score = np.round(rng.random(500) + y * 0.3, 1)  # coarse: many ties
+    assert _safe_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert np.isnan(_safe_auc(np.ones(5, bool), np.arange(5.0)))
