@@ -51,11 +51,14 @@ def dihedral(x: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(dihedral_view(x, k))
 
 
-def session(path: Path, threads: int = 2):
+def session(path: Path, threads: int = 2, spinning: bool = True):
+    """An ONNX Runtime CPU session; ``spinning=False`` stops idle threads busy-waiting (kinder on a shared CPU)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
@@ -64,17 +67,28 @@ def run_model(sess, x: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate([sess.run([out], {name: x[s : s + batch]})[0] for s in range(0, len(x), batch)])
 
 
-def predict(model: Path, metadata: Path, images: Path, out: Path) -> Path:
-    """Cache v1's probabilities: original files, and the served path in 8 dihedral views."""
+def predict(
+    model: Path,
+    metadata: Path,
+    images: Path,
+    out: Path,
+    parts: tuple[str, ...] = ("val", "test"),
+    threads: int = 1,
+) -> Path:
+    """Cache v1's probabilities: original files, and the served path in 8 dihedral views.
+
+    One file per part (``v1_predictions_<part>.npz``), so that the parts can run as separate processes.
+    """
     from tqdm.auto import tqdm
 
     from backend.inference.preprocess import load_image
 
-    sess = session(model)
-    parts = split_records(metadata, images)
-    arrays: dict[str, np.ndarray] = {}
-    timings = {}
-    for name, records in parts.items():
+    sess = session(model, threads, spinning=False)
+    records_by_part = split_records(metadata, images)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in parts:
+        arrays: dict[str, np.ndarray] = {}
+        records = records_by_part[name]
         orig = np.empty((len(records), 224, 224, 3), np.uint8)
         served = np.empty_like(orig)
         for i, r in enumerate(tqdm(records, desc=f"decode {name}", leave=False)):
@@ -84,18 +98,22 @@ def predict(model: Path, metadata: Path, images: Path, out: Path) -> Path:
         t0 = time.perf_counter()
         arrays[f"{name}_orig"] = run_model(sess, orig)
         arrays[f"{name}_views"] = np.stack([run_model(sess, dihedral(served, k)) for k in range(N_VIEWS)])
-        timings[name] = time.perf_counter() - t0
+        arrays[f"{name}_seconds_inference"] = np.array(time.perf_counter() - t0)
         arrays[f"{name}_pixel_mad"] = np.abs(orig.astype(np.int16) - served).mean(axis=(1, 2, 3))
         arrays[f"{name}_ids"] = np.array([r.image_id for r in records])
         arrays[f"{name}_lesions"] = np.array([r.lesion_id for r in records])
         arrays[f"{name}_y"] = np.array([LABELS.index(r.label) for r in records])
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "v1_predictions.npz"
-    np.savez_compressed(path, **arrays)
-    (out / "v1_predictions.json").write_text(
-        json.dumps({"model": str(model), "seconds_inference": timings}, indent=2)
-    )
-    return path
+        np.savez_compressed(out / f"v1_predictions_{name}.npz", **arrays)
+    return out
+
+
+def load_predictions(out: Path) -> dict[str, np.ndarray]:
+    """The cached arrays of all parts, merged."""
+    merged: dict[str, np.ndarray] = {}
+    for f in sorted(Path(out).glob("v1_predictions_*.npz")):
+        with np.load(f) as d:
+            merged.update({k: d[k] for k in d.files})
+    return merged
 
 
 def latency(model: Path, images: Path, repeats: int = 30, batch: int = 32) -> dict:
@@ -160,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     pr.add_argument("--metadata", type=Path, default=default_metadata())
     pr.add_argument("--images", type=Path, default=default_images())
     pr.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    pr.add_argument("--part", action="append", choices=["val", "test"], help="default: both")
+    pr.add_argument("--threads", type=int, default=1)
     an = sub.add_parser("analyse", help="decision rules fitted on validation; validation and test numbers")
     an.add_argument("--out", type=Path, default=DEFAULT_OUT)
     an.add_argument("--n-boot", type=int, default=1000, help="resamples for test intervals")
@@ -170,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     la.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
     if args.cmd == "predict":
-        print(predict(args.model, args.metadata, args.images, args.out))
+        parts = tuple(args.part or ("val", "test"))
+        print(predict(args.model, args.metadata, args.images, args.out, parts, args.threads))
     elif args.cmd == "latency":
         res = latency(args.model, args.images)
         args.out.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,9 @@ def cv_offsets(probs, y, groups, k: int = 5) -> float:
 
 def analyse(out: Path, n_boot: int = 1000, n_boot_val: int = 200) -> dict:
     """``n_boot`` resamples for test intervals; ``n_boot_val`` for validation ones (they only guide choices)."""
-    d = np.load(Path(out) / "v1_predictions.npz")
+    from training.groundwork import load_predictions
+
+    d = load_predictions(out)
     triage = json.loads((model_repository() / MODEL_NAME / "triage.json").read_text())
     t_v1 = float(triage["malignant_threshold"])
     yv, yt = d["val_y"], d["test_y"]
