@@ -116,41 +116,38 @@ def load_predictions(out: Path) -> dict[str, np.ndarray]:
     return merged
 
 
-def latency(model: Path, images: Path, repeats: int = 30, batch: int = 32) -> dict:
-    """ONNX Runtime (2 threads) ms per image, one image and batched, without and with 8-view TTA.
+def latency(model: Path, images: Path, repeats: int = 30, batch: int = 16, threads: int = 2) -> dict:
+    """ONNX Runtime ms per image of v1 and of v1 with in-graph 8-view TTA (:mod:`training.tta_export`).
 
-    TTA for one image is one call on its 8 views (what an in-graph TTA does); batched TTA is one call
-    on ``8 * batch`` views. Rounds alternate the four settings so that machine load hits them alike;
-    medians are reported.
+    One image per call and ``batch`` images per call, in one process; rounds alternate the four settings
+    so that the (shared, loaded) machine's load hits them alike; medians are reported.
     """
     import platform
+    import tempfile
 
     from backend.inference.preprocess import load_image
+    from training.tta_export import add_tta
 
-    sess = session(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions = {
+            "plain": session(model, threads),
+            "tta8": session(add_tta(model, Path(tmp) / "tta.onnx"), threads),
+        }
     files = sorted(Path(images).glob("*.jpg"))[:batch]
     x = np.stack([load_image(f) for f in files])
-    one = x[:1]
-    one_tta = np.concatenate([dihedral(one, k) for k in range(N_VIEWS)])
-    many_tta = np.concatenate([dihedral(x, k) for k in range(N_VIEWS)])
-    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
-    cases = {
-        "batch1": (one, 1),
-        "batch1_tta8": (one_tta, 1),
-        "batched": (x, len(x)),
-        "batched_tta8": (many_tta, len(x)),
-    }
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for arr, _ in cases.values():
-        sess.run([out], {name: arr})  # warm-up
+    inputs = {"batch1": x[:1], "batched": x}
+    times: dict[str, list[float]] = {f"{m}_{b}": [] for m in sessions for b in inputs}
+    for sess in sessions.values():
+        sess.run(None, {sess.get_inputs()[0].name: x[:2]})  # warm-up
     for r in range(repeats):
-        for k, (arr, n) in cases.items():
-            if k.startswith("batched") and r % 5:
-                continue
-            t0 = time.perf_counter()
-            sess.run([out], {name: arr})
-            times[k].append((time.perf_counter() - t0) * 1000 / n)
-    res = {k: float(np.median(v)) for k, v in times.items()}
+        for m, sess in sessions.items():
+            for b, arr in inputs.items():
+                if b == "batched" and r % 5:
+                    continue
+                t0 = time.perf_counter()
+                sess.run(None, {sess.get_inputs()[0].name: arr})
+                times[f"{m}_{b}"].append((time.perf_counter() - t0) * 1000 / len(arr))
+    res = {k: round(float(np.median(v)), 2) for k, v in times.items()}
     cpu = next(
         (
             ln.split(":", 1)[1].strip()
@@ -161,10 +158,11 @@ def latency(model: Path, images: Path, repeats: int = 30, batch: int = 32) -> di
     )
     return {
         "ms_per_image": res,
-        "tta_cost_batch1": res["batch1_tta8"] / res["batch1"],
-        "tta_cost_batched": res["batched_tta8"] / res["batched"],
+        "tta_cost_batch1": res["tta8_batch1"] / res["plain_batch1"],
+        "tta_cost_batched": res["tta8_batched"] / res["plain_batched"],
         "batch": len(x),
-        "threads": 2,
+        "repeats": {k: len(v) for k, v in times.items()},
+        "threads": threads,
         "cpu": cpu,
         "load_average_at_end": Path("/proc/loadavg").read_text().split()[:3],
     }
@@ -188,12 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     la.add_argument("--model", type=Path, default=model_repository() / MODEL_NAME / "1" / "model.onnx")
     la.add_argument("--images", type=Path, default=default_images())
     la.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    la.add_argument("--batch", type=int, default=16, help="images per call in the batched setting")
     args = p.parse_args(argv)
     if args.cmd == "predict":
         parts = tuple(args.part or ("val", "test"))
         print(predict(args.model, args.metadata, args.images, args.out, parts, args.threads))
     elif args.cmd == "latency":
-        res = latency(args.model, args.images)
+        res = latency(args.model, args.images, batch=args.batch)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "latency.json").write_text(json.dumps(res, indent=2))
         print(json.dumps(res, indent=2))

@@ -110,3 +110,26 @@ def test_rank_auc_equals_sklearn_with_ties():
     score = np.round(rng.random(500) + y * 0.3, 1)  # coarse: many ties
     assert _safe_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
     assert np.isnan(_safe_auc(np.ones(5, bool), np.arange(5.0)))
+
+
+def test_tta_graph_averages_the_eight_views(tmp_path, shared):
+    import onnxruntime as ort
+
+    from training import MODEL_NAME
+    from training.calibration import apply_temperature
+    from training.groundwork import dihedral
+    from training.paths import model_repository
+    from training.tta_export import add_tta
+
+    src = model_repository() / MODEL_NAME / "1" / "model.onnx"
+    if not src.exists():
+        pytest.skip(f"no shipped model at {src}")
+    files = sorted((shared / "data" / "ham10000" / "full_size").glob("*.jpg"))[:2]
+    x = np.stack([load_image(f) for f in files])
+    plain = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    ref = np.mean([plain.run(None, {"image": dihedral(x, k)})[0] for k in range(8)], axis=0)
+    tta = ort.InferenceSession(
+        str(add_tta(src, tmp_path / "tta.onnx", 0.9)), providers=["CPUExecutionProvider"]
+    )
+    assert [o.name for o in tta.get_outputs()] == [o.name for o in plain.get_outputs()]
+    np.testing.assert_allclose(tta.run(None, {"image": x})[0], apply_temperature(ref, 0.9), atol=1e-5)
