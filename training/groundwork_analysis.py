@@ -270,6 +270,7 @@ def markdown(res: dict) -> str:
         f"temperature after offsets {off['temperature_after_offsets']:.4f}.",
         "",
     ]
+    L += ["Test:", ""]
     L += _table([("v1 served", enc["test"]["served"]), ("v1 served + offsets (+ T)", off["test"])], KEYS)
     p = off["test_paired_offsets_minus_served"]
     L += [
