@@ -2,9 +2,10 @@
 
 :func:`add_tta` rewrites a classifier ``image [N, H, W, 3] -> probabilities [N, K]`` into one that builds
 the 8 flips/transposes of every image in the graph (``Slice`` with step -1, ``Transpose``), runs the
-original network once on the ``[8N, H, W, 3]`` batch, and returns the mean of the 8 probability vectors,
-optionally re-calibrated with a temperature (``softmax(log(mean) / T)``: averaging makes the
-probabilities less confident, so the temperature is refitted on validation for the averaged output).
+original network once on the ``[8N, H, W, 3]`` batch, and returns the average of the 8 probability
+vectors (arithmetic, or geometric: ``softmax(mean(log p))``), optionally re-calibrated with a temperature
+(``/ T`` before the softmax: averaging changes the confidence, so the temperature is refitted on
+validation for the averaged output).
 Clients and the Triton config see the same input and output as before.
 """
 
@@ -17,7 +18,14 @@ import numpy as np
 INT64_MIN = np.iinfo(np.int64).min
 
 
-def add_tta(model_path: Path, out_path: Path, temperature: float | None = None) -> Path:
+def add_tta(
+    model_path: Path, out_path: Path, temperature: float | None = None, average: str = "mean"
+) -> Path:
+    """``average``: ``"mean"`` of the probabilities, or ``"geo"``: softmax of the mean log-probability
+    (what validation chose for v1, see docs/model/V2_GROUNDWORK.md); ``temperature`` divides the log
+    of the average before the softmax."""
+    if average not in ("mean", "geo"):
+        raise ValueError(f"average must be 'mean' or 'geo', got {average!r}")
     import onnx
     from onnx import helper, numpy_helper
 
@@ -61,20 +69,33 @@ def add_tta(model_path: Path, out_path: Path, temperature: float | None = None) 
         ]
         views += [src, fw, fh, fhw]
     nodes.append(helper.make_node("Concat", views, [views_in], axis=0, name="tta/concat"))
-    tail = [
-        helper.make_node("Reshape", [probs_views, "tta/shape"], ["tta/by_view"], name="tta/reshape"),
-    ]
-    mean = out_name if temperature is None else "tta/mean"
+    by_view = probs_views
+    tail = []
+    if average == "geo":
+        tail.append(helper.make_node("Log", [probs_views], ["tta/log_views"], name="tta/log_views"))
+        by_view = "tta/log_views"
+    tail.append(helper.make_node("Reshape", [by_view, "tta/shape"], ["tta/by_view"], name="tta/reshape"))
     tail.append(
-        helper.make_node("ReduceMean", ["tta/by_view"], [mean], axes=[0], keepdims=0, name="tta/mean")
+        helper.make_node("ReduceMean", ["tta/by_view"], ["tta/mean"], axes=[0], keepdims=0, name="tta/mean")
     )
-    if temperature is not None:
-        g.initializer.append(numpy_helper.from_array(np.array(temperature, np.float32), "tta/temperature"))
-        tail += [
-            helper.make_node("Log", [mean], ["tta/log"], name="tta/log"),
-            helper.make_node("Div", ["tta/log", "tta/temperature"], ["tta/scaled"], name="tta/scale"),
-            helper.make_node("Softmax", ["tta/scaled"], [out_name], axis=-1, name="tta/softmax"),
-        ]
+    log_avg = "tta/mean"
+    if average == "mean":
+        if temperature is None:
+            tail[-1].output[0] = out_name
+        else:
+            tail.append(helper.make_node("Log", ["tta/mean"], ["tta/log"], name="tta/log"))
+            log_avg = "tta/log"
+    if average == "geo" or temperature is not None:
+        scaled = log_avg
+        if temperature is not None:
+            g.initializer.append(
+                numpy_helper.from_array(np.array(temperature, np.float32), "tta/temperature")
+            )
+            tail.append(
+                helper.make_node("Div", [log_avg, "tta/temperature"], ["tta/scaled"], name="tta/scale")
+            )
+            scaled = "tta/scaled"
+        tail.append(helper.make_node("Softmax", [scaled], [out_name], axis=-1, name="tta/softmax"))
     old = list(g.node)
     del g.node[:]
     g.node.extend(nodes + old + tail)

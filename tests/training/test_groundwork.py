@@ -127,9 +127,16 @@ def test_tta_graph_averages_the_eight_views(tmp_path, shared):
     files = sorted((shared / "data" / "ham10000" / "full_size").glob("*.jpg"))[:2]
     x = np.stack([load_image(f) for f in files])
     plain = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
-    ref = np.mean([plain.run(None, {"image": dihedral(x, k)})[0] for k in range(8)], axis=0)
-    tta = ort.InferenceSession(
-        str(add_tta(src, tmp_path / "tta.onnx", 0.9)), providers=["CPUExecutionProvider"]
-    )
-    assert [o.name for o in tta.get_outputs()] == [o.name for o in plain.get_outputs()]
-    np.testing.assert_allclose(tta.run(None, {"image": x})[0], apply_temperature(ref, 0.9), atol=1e-5)
+    views = np.stack([plain.run(None, {"image": dihedral(x, k)})[0] for k in range(8)])
+    geo = np.exp(np.log(views).mean(axis=0))
+    expected = {
+        ("mean", None): views.mean(axis=0),
+        ("mean", 0.9): apply_temperature(views.mean(axis=0), 0.9),
+        ("geo", None): geo / geo.sum(axis=1, keepdims=True),
+        ("geo", 0.9): apply_temperature(geo, 0.9),
+    }
+    for (average, t), want in expected.items():
+        path = add_tta(src, tmp_path / f"tta_{average}_{t}.onnx", t, average)
+        tta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [o.name for o in tta.get_outputs()] == [o.name for o in plain.get_outputs()]
+        np.testing.assert_allclose(tta.run(None, {"image": x})[0], want, atol=1e-5)
