@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
             "runs/default"
         ),
         preset: Annotated[
-            str, typer.Option(help="hyperparameter preset: default | paper | default-full")
+            str, typer.Option(help="hyperparameter preset: default | paper | default-full | v2-block8")
         ] = "default",
         config: Annotated[
             Path | None,
@@ -214,7 +214,7 @@ def register(app: typer.Typer) -> None:
         finetune_after: Annotated[
             str | None,
             typer.Option(
-                help="cut: fine-tune after block_9|block_12|block_13|block_14|block_15; "
+                help="cut: fine-tune after block_6|block_8|block_9|block_12|block_13|block_14|block_15; "
                 "'all' for the whole backbone; 'none' for no phase 2"
             ),
         ] = None,

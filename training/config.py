@@ -12,6 +12,8 @@ from training.data import DatasetError
 ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 # MobileNetV2 blocks whose output is a cut point for "fine-tune the top": everything after it trains.
 CUT_LAYERS = {
+    "block_6": "block_6_project_BN",  # fine-tune blocks 7-16 + Conv_1 (from the first 14x14 stage on)
+    "block_8": "block_8_add",  # fine-tune blocks 9-16 + Conv_1 (issue 12: adapt more of the network)
     "block_9": "block_9_add",  # fine-tune blocks 10-16 + Conv_1
     "block_12": "block_12_add",  # fine-tune blocks 13-16 + Conv_1 (the whole 7x7 stage)
     "block_13": "block_13_project_BN",  # fine-tune blocks 14-16 + Conv_1
@@ -128,6 +130,20 @@ PRESETS: dict[str, TrainConfig] = {
     # The same recipe through the whole network with full tf.data augmentation (for a GPU).
     "default-full": TrainConfig(
         preset="default-full", strategy="full", head_epochs=8, finetune_epochs=20, finetune_after="block_12"
+    ),
+    # Model v2 candidate (issue 12, docs/model/V2_GROUNDWORK.md): the default recipe, but activations
+    # are cached after block 8 (14x14x64, ~1.4 GB float16 for 8 views of 7,008 images) and blocks 9-16
+    # + Conv_1 adapt: 8 more inverted-residual blocks than v1. Slower phase 2, so a smaller learning
+    # rate with a warm-up and patience to match. Not yet trained (no results claimed).
+    "v2-block8": TrainConfig(
+        preset="v2-block8",
+        finetune_after="block_8",
+        head_epochs=30,
+        finetune_epochs=30,
+        finetune_lr=5e-5,
+        warmup_epochs=2,
+        early_stopping_patience=8,
+        cached_views=8,
     ),
 }
 

@@ -8,12 +8,28 @@ from training import LABELS
 from training.triage import is_malignant, malignant_score
 
 
-def _safe_auc(y_bin: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (``scipy.stats.rankdata(method="average")``)."""
+    order = np.argsort(x, kind="mergesort")
+    inverse = np.empty(len(x), np.intp)
+    inverse[order] = np.arange(len(x))
+    xs = x[order]
+    new = np.r_[True, xs[1:] != xs[:-1]]
+    dense = np.cumsum(new)[inverse]
+    bounds = np.r_[np.flatnonzero(new), len(x)]
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
-    if y_bin.all() or not y_bin.any():
+
+def _safe_auc(y_bin: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic on average ranks: equal to sklearn's ``roc_auc_score``
+    (ties count one half) but ~50x cheaper, which matters inside 1,000-resample bootstraps."""
+    y_bin = np.asarray(y_bin, bool)
+    n_pos = int(y_bin.sum())
+    n_neg = len(y_bin) - n_pos
+    if not n_pos or not n_neg:
         return float("nan")
-    return float(roc_auc_score(y_bin, score))
+    ranks = _average_ranks(np.asarray(score))
+    return float((ranks[y_bin].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def point_metrics(y: np.ndarray, probs: np.ndarray, referral_threshold: float | None = None) -> dict:
@@ -132,3 +148,26 @@ def paired_bootstrap_difference(
             "p_not_better": float(np.mean(d <= 0)) if n_boot else float("nan"),
         }
     return out
+
+
+def cluster_bootstrap(
+    stat, n: int, groups: np.ndarray | None, n_boot: int = 1000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """95% percentile intervals of any ``stat(idx) -> {name: value}``, resampling lesions like :func:`bootstrap`.
+
+    For rules that are not a threshold on the summed malignant probability (e.g. a learned referral
+    score), so every rule's interval comes from the same lesion-clustered resampling scheme.
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        groups = np.arange(n)
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
+    samples: dict[str, list[float]] = {}
+    for _ in range(n_boot):
+        idx = np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])
+        for k, v in stat(idx).items():
+            samples.setdefault(k, []).append(v)
+    return {
+        k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in samples.items()
+    }
