@@ -57,3 +57,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         for url in _postgres_database():
             migrate.upgrade(url)
             yield url
+
+
+@pytest.fixture
+def settings_cache() -> Iterator[None]:
+    """For tests that set ``DERMALINK_*`` variables and run the CLI: `get_settings` is cached, so clear
+    it before the test and, as a fixture teardown, after it even when the test fails."""
+    from backend.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        get_settings.cache_clear()

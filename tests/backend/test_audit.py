@@ -108,16 +108,14 @@ def test_verify_detects_reordered_events(app):
     assert {f.seq for f in result.findings} <= {2, 3}
 
 
-def test_cli_verify_reports_tampering(app, settings, monkeypatch):
+def test_cli_verify_reports_tampering(app, settings, monkeypatch, settings_cache):
     from typer.testing import CliRunner
 
     from backend.cli import _register_all
     from backend.cli import app as cli
-    from backend.config import get_settings
 
     _events(app)
     monkeypatch.setattr("backend.commands._context", lambda: (settings, app.state.keyring, app.state.db))
-    get_settings.cache_clear()
     _register_all()
     runner = CliRunner()
     ok = runner.invoke(cli, ["audit", "verify"])
