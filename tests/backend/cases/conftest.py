@@ -93,6 +93,14 @@ def dermatologist(make_user):  # type: ignore[no-untyped-def]
     return make_user(Role.dermatologist)
 
 
+def hold_jobs(app) -> None:  # type: ignore[no-untyped-def]
+    """Nobody runs analysis jobs from now on but the test itself (``analyzer.run_due()``): the embedded
+    runner's thread is stopped (patching ``submit`` alone leaves its 2 s poll racing the test) and a
+    submission answers at once instead of waiting for an analysis that will not come."""
+    app.state.dispatcher.stop()
+    app.state.settings.analysis_wait_seconds = 0
+
+
 def submit(client, patient, images: list[bytes], *, key: str | None = None, **metadata):  # type: ignore[no-untyped-def]
     body = {"patient_id": patient["id"], "age": 54, "sex": "female", "site": "back", **metadata}
     files = [("images", (f"lesion{i}.jpg", data, "image/jpeg")) for i, data in enumerate(images)]

@@ -14,7 +14,7 @@ from sqlmodel import select
 from backend.cases.models import AnalysisJob, Case, CaseImage
 from backend.core.clock import utcnow
 from backend.inference.base import InferenceUnavailable
-from tests.backend.cases.conftest import jpeg_with_gps, submit
+from tests.backend.cases.conftest import hold_jobs, jpeg_with_gps, submit
 from tests.backend.conftest import audit_rows
 from tests.waiting import wait_until
 
@@ -198,8 +198,7 @@ def test_inference_outage_delays_the_case_and_it_completes_later(
 
 def test_a_killed_workers_job_completes_after_restart(app, client, consenting, lesion_jpeg, monkeypatch):
     analyzer = app.state.services.analyzer
-    monkeypatch.setattr(app.state.dispatcher, "submit", lambda job_id: None)  # nobody runs it now
-    app.state.settings.analysis_wait_seconds = 0
+    hold_jobs(app)  # nobody runs it now
     case = submit(client, consenting, [lesion_jpeg]).json()
     (job_id,) = analyzer.claim_due()  # a worker takes the job... and is killed before finishing
     assert analyzer.status(job_id) == "running"

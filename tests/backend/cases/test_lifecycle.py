@@ -15,7 +15,7 @@ from backend.cases.models import AnalysisJob, AnalysisResult, Case
 from backend.core.clock import utcnow
 from backend.inference.base import InferenceRejected
 from backend.users.models import Role
-from tests.backend.cases.conftest import submit
+from tests.backend.cases.conftest import hold_jobs, submit
 from tests.backend.conftest import audit_rows
 
 
@@ -94,8 +94,7 @@ def test_release_returns_the_case_to_the_queue(app, client, consenting, make_use
 
 def _held_job(app, client, consenting, jpeg, monkeypatch, **metadata):  # type: ignore[no-untyped-def]
     """Submit with nobody running jobs, so the test decides when (and how) the job runs."""
-    monkeypatch.setattr(app.state.dispatcher, "submit", lambda job_id: None)
-    app.state.settings.analysis_wait_seconds = 0
+    hold_jobs(app)
     case = submit(client, consenting, [jpeg], **metadata).json()
     assert case["analysis"]["status"] == "pending" and case["state"] == "received"
     return case
