@@ -24,6 +24,16 @@ DATABASES = [d for d in os.environ.get("DERMALINK_TEST_DATABASES", "sqlite,postg
 MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
 
 
+ON_CI = bool(os.environ.get("CI"))  # GitHub Actions and most CI services set CI=true
+
+
+def standin_allowed(what: str) -> None:
+    """Tests may fall back to the stand-in model on a developer's machine without the shipped one, but CI
+    must test the model that ships: there, the fallback is a failure, not a silent substitution."""
+    if ON_CI:
+        pytest.fail(f"{what} is missing: CI must test the shipped model, not the stand-in", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "data" / "ham10000").is_dir():
