@@ -80,3 +80,24 @@ def settings_cache() -> Iterator[None]:
         yield
     finally:
         get_settings.cache_clear()
+
+
+# Markers by what a test really does, so that `-m "not slow"` is a quick loop and `-m servers` /
+# `-m triton` select what needs those parts. A test that uses one of these fixtures starts a server.
+SERVER_FIXTURES = {"seaweedfs", "own_seaweedfs", "triton_server", "own_server", "triton"}
+STARTS_PROCESSES = ("test_redis_worker.py", "test_triton_serve.py")  # worker / `dermalink triton serve`
+SLOW_SERVERS = {"own_seaweedfs", "triton_server", "own_server", "triton"}  # a start per test or module
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_s3 = (
+            params.get("blob_store") == "s3" or params.get("blob_store_url") == "s3"
+        )  # the session's SeaweedFS
+        starts = bool(fixtures & SERVER_FIXTURES) or on_s3 or item.path.name in STARTS_PROCESSES
+        if starts:
+            item.add_marker(pytest.mark.servers)
+        if fixtures & SLOW_SERVERS or item.path.name in STARTS_PROCESSES or "bench" in item.path.parts:
+            item.add_marker(pytest.mark.slow)
