@@ -149,7 +149,9 @@ def test_admin_search_filters_pages_and_is_audited(app, client, make_user):
     seqs1 = [i["seq"] for i in page1.json()["items"]]
     seqs2 = [i["seq"] for i in page2.json()["items"]]
     assert seqs2 and max(seqs2) < min(seqs1)
-    assert audit_rows(app, action="audit.search")
+    searches = audit_rows(app, action="audit.search")
+    assert [(e.actor_id, e.outcome) for e in searches] == [(admin.user.id, "allowed")] * len(searches)
+    assert len(searches) >= 2 and json.loads(searches[-1].detail) == {"action": "auth."}
 
     bad_cursor = client.get("/api/v1/audit/events", headers=admin.headers, params={"cursor": "!!"})
     assert bad_cursor.status_code == 400
@@ -161,7 +163,8 @@ def test_admin_exports_csv(app, client, make_user):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert rows and all(r["action"] == "auth.login" for r in rows)
-    assert audit_rows(app, action="audit.export")
+    (export,) = audit_rows(app, action="audit.export")
+    assert (export.actor_id, export.outcome) == (admin.user.id, "allowed")
 
 
 def test_admin_verify_endpoint(app, client, make_user):

@@ -66,7 +66,12 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(app, client, make_us
     new_access = {"Authorization": f"Bearer {rotated['access_token']}"}
     assert client.get("/api/v1/users/me", headers=new_access).status_code == 401
     assert client.get("/api/v1/users/me", headers=account.headers).status_code == 401
-    assert audit_rows(app, action="auth.refresh_reuse", outcome="denied")
+    (reuse_event,) = audit_rows(app, action="auth.refresh_reuse")
+    assert (reuse_event.actor_id, reuse_event.outcome, reuse_event.resource_type) == (
+        account.user.id,
+        "denied",
+        "auth_session",
+    )
 
 
 def test_logout_revokes_access_and_refresh(client, make_user):

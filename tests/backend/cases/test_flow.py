@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from datetime import timedelta
 
@@ -301,4 +302,8 @@ def test_research_export_only_with_research_consent(app, client, consenting, doc
     assert (exported.patients, exported.images) == (1, 1)
     (image,) = (tmp_path / "b" / "images").iterdir()
     assert consenting["id"] not in image.name and image.read_bytes()[:2] == b"\xff\xd8"
-    assert audit_rows(app, action="research.export")
+    (exported_event,) = audit_rows(
+        app, action="research.export"
+    )  # one per exported patient, only the second run
+    assert (exported_event.patient_id, exported_event.outcome) == (consenting["id"], "allowed")
+    assert json.loads(exported_event.detail) == {"images": 1}
