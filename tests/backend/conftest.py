@@ -91,13 +91,16 @@ class Account:
 
 @pytest.fixture
 def make_user(app, client: TestClient) -> Callable[..., Account]:  # type: ignore[no-untyped-def]
-    """Create a user of ``role`` (admins get TOTP enrolled) and log in; returns its bearer headers."""
+    """A factory: create a user of ``role`` (admins get TOTP enrolled; ``clinic_id`` places clinicians in
+    a clinic) through the service, and log in through the API; returns its bearer headers."""
     from backend.core.actor import SYSTEM
     from backend.users.service import create_user
 
     counter = {"n": 0}
 
-    def factory(role: Role = Role.clinician, *, login: bool = True, totp: bool | None = None) -> Account:
+    def factory(
+        role: Role = Role.clinician, *, login: bool = True, totp: bool | None = None, clinic_id=None
+    ) -> Account:  # type: ignore[no-untyped-def]
         counter["n"] += 1
         email = f"{role.value}{counter['n']}@hospital.test"
         auth = app.state.auth
@@ -110,6 +113,7 @@ def make_user(app, client: TestClient) -> Callable[..., Account]:  # type: ignor
                 role=role,
                 password=PASSWORD,
                 password_min_length=12,
+                clinic_id=clinic_id,
             )
             if totp if totp is not None else role is Role.admin:
                 auth.begin_totp_enrolment(session, SYSTEM, user)
