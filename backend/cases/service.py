@@ -168,7 +168,10 @@ class CaseService:
             wants_specialist=body.wants_specialist,
         )
         session.add(case)
-        session.flush()
+        try:
+            session.flush()  # the insert that meets the unique (created_by, idempotency_key) index
+        except IntegrityError:  # the same key raced in from a parallel retry
+            return self._lost_race(session, actor, idempotency_key, request_hash)
         if body.notes:
             case.notes_sealed = self.vault.encrypt(
                 session, patient.id, f"case:{case.id}:notes", body.notes.encode()
@@ -219,12 +222,18 @@ class CaseService:
         try:
             session.commit()
         except IntegrityError:  # the same key raced in from a parallel retry
-            session.rollback()
-            existing = self._by_idempotency_key(session, actor, idempotency_key)
-            if existing is None:
-                raise
-            return self._replay(session, existing, request_hash)
+            return self._lost_race(session, actor, idempotency_key, request_hash)
         return case, job, True
+
+    def _lost_race(
+        self, session: Session, actor: Actor, idempotency_key: str, request_hash: str
+    ) -> tuple[Case, AnalysisJob, bool]:
+        """Another request with the same key committed first: answer as a retry of that one."""
+        session.rollback()
+        existing = self._by_idempotency_key(session, actor, idempotency_key)
+        if existing is None:  # not a duplicate key after all: the original error (called in its handler)
+            raise  # noqa: PLE0704
+        return self._replay(session, existing, request_hash)
 
     def _by_idempotency_key(self, session: Session, actor: Actor, key: str) -> Case | None:
         return session.exec(
@@ -372,16 +381,13 @@ class CaseService:
 
     def queue(self, session: Session, actor: Actor, *, after: list | None, limit: int) -> list[QueueItem]:
         query = self.waiting().order_by(URGENCY_RANK, Case.queued_at, Case.id)
-        if after:
-            rank, queued_at, case_id = after
-            from datetime import datetime
-
-            moment = datetime.fromisoformat(queued_at)
+        if after:  # (rank, queued_at, case id), parsed from the cursor by the route
+            rank, moment, case_id = after
             query = query.where(
                 or_(
                     URGENCY_RANK > rank,
                     (URGENCY_RANK == rank) & (Case.queued_at > moment),
-                    (URGENCY_RANK == rank) & (Case.queued_at == moment) & (Case.id > uuid.UUID(case_id)),
+                    (URGENCY_RANK == rank) & (Case.queued_at == moment) & (Case.id > case_id),
                 )
             )
         cases = list(session.exec(query.limit(limit)))

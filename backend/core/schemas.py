@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -44,12 +46,36 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> list[Any]:
+def decode_cursor(cursor: str, *fields: Callable[[Any], Any]) -> list[Any]:
+    """The values of a cursor made by `encode_cursor`, each converted by its field's parser.
+
+    A cursor is opaque to clients but comes back from them: one that decodes yet does not fit the
+    endpoint (wrong number or type of values) is a bad request, not a server error."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
+        if not isinstance(values, list) or len(values) != len(fields):
+            raise ValueError("cursor does not fit this list")
+        return [parse(value) for parse, value in zip(fields, values, strict=True)]
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise BadRequest("cursor is not valid; use next_cursor from a previous page") from exc
-    if not isinstance(values, list):
-        raise BadRequest("cursor is not valid; use next_cursor from a previous page")
-    return values
+
+
+def cursor_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("not an integer")
+    return value
+
+
+def cursor_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+def cursor_datetime(value: Any) -> datetime:
+    return datetime.fromisoformat(cursor_str(value))
+
+
+def cursor_uuid(value: Any) -> uuid.UUID:
+    return uuid.UUID(cursor_str(value))

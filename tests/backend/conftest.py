@@ -16,7 +16,7 @@ from backend.core.security import use_cheapest_hashing_for_tests
 from backend.main import create_app
 from backend.models import metadata
 from backend.users.models import Role, User
-from tests.conftest import MASTER_KEY, REPO
+from tests.conftest import MASTER_KEY, REPO, standin_allowed
 
 MODEL = "ham10000_mobilenetv2"
 
@@ -57,6 +57,7 @@ def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped model when it is there; otherwise the stand-in ONNX model in the same layout."""
     if (REPO / "model_repository" / MODEL / "1" / "model.onnx").exists():
         return REPO / "model_repository"
+    standin_allowed(f"model_repository/{MODEL}/1/model.onnx")
     from backend.bench.standin import build_repository
 
     return build_repository(tmp_path_factory.mktemp("models"))
@@ -93,13 +94,16 @@ class Account:
 
 @pytest.fixture
 def make_user(app, client: TestClient) -> Callable[..., Account]:  # type: ignore[no-untyped-def]
-    """Create a user of ``role`` (admins get TOTP enrolled) and log in; returns its bearer headers."""
+    """A factory: create a user of ``role`` (admins get TOTP enrolled; ``clinic_id`` places clinicians in
+    a clinic) through the service, and log in through the API; returns its bearer headers."""
     from backend.core.actor import SYSTEM
     from backend.users.service import create_user
 
     counter = {"n": 0}
 
-    def factory(role: Role = Role.clinician, *, login: bool = True, totp: bool | None = None) -> Account:
+    def factory(
+        role: Role = Role.clinician, *, login: bool = True, totp: bool | None = None, clinic_id=None
+    ) -> Account:  # type: ignore[no-untyped-def]
         counter["n"] += 1
         email = f"{role.value}{counter['n']}@hospital.test"
         auth = app.state.auth
@@ -112,6 +116,7 @@ def make_user(app, client: TestClient) -> Callable[..., Account]:  # type: ignor
                 role=role,
                 password=PASSWORD,
                 password_min_length=12,
+                clinic_id=clinic_id,
             )
             if totp if totp is not None else role is Role.admin:
                 auth.begin_totp_enrolment(session, SYSTEM, user)

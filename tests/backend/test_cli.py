@@ -18,12 +18,9 @@ def test_help_lists_the_commands():
         assert command in result.output
 
 
-def test_create_user_then_refuses_a_duplicate_and_a_weak_password(monkeypatch, tmp_path):
+def test_create_user_then_refuses_a_duplicate_and_a_weak_password(monkeypatch, tmp_path, settings_cache):
     monkeypatch.setenv("DERMALINK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("DERMALINK_ENVIRONMENT", "test")
-    from backend.config import get_settings
-
-    get_settings.cache_clear()
     args = [
         "admin",
         "create-user",
@@ -63,7 +60,6 @@ def test_create_user_then_refuses_a_duplicate_and_a_weak_password(monkeypatch, t
     assert clinician.exit_code == 0, clinician.output
     verify = runner.invoke(cli, ["audit", "verify"])
     assert verify.exit_code == 0 and "intact: 3 events" in verify.output  # 2 users and the clinic
-    get_settings.cache_clear()
 
 
 def test_development_mode_creates_demo_accounts_once(database_url, tmp_path, model_repository, capsys):

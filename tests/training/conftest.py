@@ -23,6 +23,8 @@ def shared_dir() -> Path:
 def shared() -> Path:
     path = shared_dir()
     if not (path / "data" / "ham10000" / "HAM10000_metadata.csv").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data not found at {path} (set DERMALINK_SHARED)", pytrace=False)
         pytest.skip(f"shared data not found at {path} (set DERMALINK_SHARED)")
     return path
 

@@ -6,7 +6,9 @@ Runs with the base dependencies (onnxruntime); the config.pbtxt check needs trit
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,10 @@ def session():
 
     path = MODEL_DIR / "1" / "model.onnx"
     if not path.exists():
-        pytest.skip(f"no shipped model at {path}")
+        missing = f"no shipped model at {path}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}: CI must test the model it ships", pytrace=False)
+        pytest.skip(missing)
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
@@ -86,18 +91,36 @@ def test_triage_thresholds_are_sane(session):
     assert "validation" in triage["chosen_on"] and "never the test" in triage["chosen_on"]
 
 
-def test_backend_classifier_predicts_real_images(session):
+def test_label_order_is_the_training_order():
+    """labels.txt is the output order: index i of the probabilities is LABELS[i], alphabetical HAM10000."""
+    assert LABELS == ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+    assert (MODEL_DIR / "labels.txt").read_text().split() == list(LABELS)
+
+
+ACCURACY_FLOOR = 0.6  # the shipped model gets 26/35 (74%) top-1 on these; a regression falls below
+
+
+def test_backend_classifier_is_accurate_on_the_full_size_images(session):
+    """All 35 full-size HAM10000 images, labelled by HAM10000_metadata.csv, through the backend's loader."""
     from backend.inference.onnx import OnnxClassifier
     from backend.inference.preprocess import batch, load_image
 
-    shared = Path(__import__("os").environ.get("DERMALINK_SHARED", REPO.parent / "shared"))
-    folder = shared / "data" / "ham10000" / "full_size"
-    if not folder.exists():
-        pytest.skip(f"{folder} not found (set DERMALINK_SHARED)")
-    files = sorted(folder.glob("*.jpg"))[:8]
+    shared = Path(os.environ.get("DERMALINK_SHARED", REPO.parent / "shared"))
+    root = shared / "data" / "ham10000"
+    files = sorted((root / "full_size").glob("*.jpg"))
+    if len(files) != 35:
+        pytest.fail(f"expected the 35 full-size images in {root / 'full_size'} (set DERMALINK_SHARED)")
+    with open(root / "HAM10000_metadata.csv", newline="") as fh:
+        truth = {r["image_id"]: r["dx"] for r in csv.DictReader(fh)}
     clf = OnnxClassifier(REPO / "model_repository", MODEL_NAME)
     assert clf.info.labels == LABELS
     preds = clf.predict_batch(batch([load_image(f) for f in files]))
     probs = np.array([[p.probabilities[lab] for lab in LABELS] for p in preds])
     assert np.allclose(probs.sum(1), 1, atol=1e-4)
-    assert probs.std(axis=0).max() > 0.01  # a trained model: outputs differ between images
+    assert [p.top_label for p in preds] == [LABELS[i] for i in probs.argmax(1)]  # names follow the order
+    correct = [p.top_label == truth[f.stem] for p, f in zip(preds, files, strict=True)]
+    accuracy = sum(correct) / len(correct)
+    assert accuracy >= ACCURACY_FLOOR, f"top-1 accuracy {accuracy:.2f} on the 35 full-size images"
+    # with the labels in a wrong order the same outputs would score far lower: the order is tested too
+    shuffled = [LABELS[(i + 1) % len(LABELS)] for i in probs.argmax(1)]
+    assert sum(s == truth[f.stem] for s, f in zip(shuffled, files, strict=True)) / len(files) < 0.3

@@ -30,7 +30,7 @@ def test_bench_triton_smoke(triton_server, exported_repo, tmp_path):
         "--concurrency",
         "1",
         "--measurement-interval",
-        "300",
+        "2000",  # a window long enough to record requests on a loaded machine
         "--max-trials",
         "3",
         "--onnx-seconds",
@@ -42,7 +42,12 @@ def test_bench_triton_smoke(triton_server, exported_repo, tmp_path):
         "--name",
         "smoke",
     ]
-    result = CliRunner().invoke(app, args)
+    # perf_analyzer may still record nothing in a window when the machine is saturated: that is the
+    # machine, not the code under test, so such a run is repeated (a few times, never forever).
+    for _ in range(3):
+        result = CliRunner().invoke(app, args)
+        if "No valid requests recorded" not in f"{result.output}{result.exception}":
+            break
     assert result.exit_code == 0, result.output
     with open(tmp_path / "smoke.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -13,6 +13,7 @@ import pytest
 from backend.inference.base import InferenceUnavailable
 from backend.inference.triton import TritonClassifier
 from backend.inference.triton_server import TritonServer, live_processes
+from tests.triton.conftest import restart_on_same_ports, start_fresh
 
 pytestmark = pytest.mark.triton
 MODEL = "ham10000_mobilenetv2"
@@ -23,7 +24,7 @@ def own_server(triton_install, derived_repo, tmp_path):
     server = TritonServer(
         derived_repo, model_control="explicit", load_models=[MODEL], build_dir=tmp_path, exit_timeout_s=2
     )
-    server.start(timeout=90)
+    start_fresh(server)
     yield server
     server.stop()
 
@@ -46,7 +47,8 @@ def test_outage_and_recovery(own_server, lesion_images, how):
         start = time.monotonic()
         with pytest.raises(InferenceUnavailable) as info:
             clf.predict_batch(lesion_images[:4])
-        assert info.value.retryable and time.monotonic() - start < 5
+        # fails instead of hanging: far below a hang, far above 2 attempts of 2 s on a loaded machine
+        assert info.value.retryable and time.monotonic() - start < 60
         seen = clf.info  # never raises: the last model seen, marked unavailable
         assert seen.name == MODEL and len(seen.labels) == 7 and seen.extra["available"] is False
     with pytest.raises(InferenceUnavailable):
@@ -55,7 +57,7 @@ def test_outage_and_recovery(own_server, lesion_images, how):
     fresh = TritonClassifier(own_server.grpc_url, MODEL, retries=1)
     assert fresh.info.extra["available"] is False and fresh.info.name == MODEL
 
-    own_server.start(timeout=90)  # same ports
+    restart_on_same_ports(own_server)
     for name, clf in (("grpc", grpc), ("http", http)):
         assert clf.ready()[0], clf.ready()[1]  # at once: no waiting out a reconnect backoff
         after = clf.predict_batch(lesion_images[:4])
@@ -89,5 +91,5 @@ def test_built_from_app_settings_and_readiness_says_why(own_server, exported_rep
     own_server.kill()
     ok, why = readiness()
     assert not ok and "cannot reach Triton" in why, why
-    own_server.start(timeout=90)
+    restart_on_same_ports(own_server)
     assert readiness()[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import uuid
@@ -19,16 +20,55 @@ from tests.backend.clinical.conftest import (  # noqa: F401  (fixtures reused he
 )
 from tests.backend.conftest import make_settings
 
+# A submission waits for its analysis's first attempt (an event, not a sleep): the ceiling only matters
+# when something is broken, so it is generous enough for a loaded 2-core CI machine.
+ANALYSIS_WAIT_S = 120
+
 
 @pytest.fixture
 def settings(database_url, tmp_path, model_repository):  # type: ignore[no-untyped-def]
-    return make_settings(database_url, tmp_path, model_repository=model_repository, analysis_wait_seconds=10)
+    return make_settings(
+        database_url, tmp_path, model_repository=model_repository, analysis_wait_seconds=ANALYSIS_WAIT_S
+    )
+
+
+def ham10000_jpeg(shared_dir, image_id: str, dx: str) -> bytes:  # type: ignore[no-untyped-def]
+    """A full-size HAM10000 image (CC BY-NC 4.0, see shared/data/ham10000/README.md), checked against the
+    dataset's own diagnosis so a fixture's name cannot drift from what the image shows."""
+    root = shared_dir / "data" / "ham10000"
+    with open(root / "HAM10000_metadata.csv", newline="") as fh:
+        (row,) = [r for r in csv.DictReader(fh) if r["image_id"] == image_id]
+    assert row["dx"] == dx, f"{image_id} is {row['dx']} in HAM10000_metadata.csv, not {dx}"
+    return (root / "full_size" / f"{image_id}.jpg").read_bytes()
+
+
+# What the shipped model makes of them (model_repository/ham10000_mobilenetv2, triage.json thresholds
+# malignant 0.088 and low confidence 0.64): tests/backend/cases/test_triage.py asserts these premises.
+NEVUS, MELANOMA, KERATOSIS = "ISIC_0024306", "ISIC_0024310", "ISIC_0024324"
 
 
 @pytest.fixture(scope="session")
-def lesion_jpeg(shared_dir) -> bytes:
-    """A real full-size HAM10000 melanoma image (CC BY-NC 4.0, see shared/data/ham10000/README.md)."""
-    return sorted((shared_dir / "data" / "ham10000" / "full_size").glob("*.jpg"))[0].read_bytes()
+def nevus_jpeg(shared_dir) -> bytes:  # type: ignore[no-untyped-def]
+    """A melanocytic nevus (follow-up confirmed); the model calls it nv with high confidence."""
+    return ham10000_jpeg(shared_dir, NEVUS, "nv")
+
+
+@pytest.fixture(scope="session")
+def melanoma_jpeg(shared_dir) -> bytes:  # type: ignore[no-untyped-def]
+    """A histopathology-confirmed melanoma; the model calls it mel."""
+    return ham10000_jpeg(shared_dir, MELANOMA, "mel")
+
+
+@pytest.fixture(scope="session")
+def keratosis_jpeg(shared_dir) -> bytes:  # type: ignore[no-untyped-def]
+    """A benign keratosis (histopathology) on which the model is unsure (top probability about 0.34)."""
+    return ham10000_jpeg(shared_dir, KERATOSIS, "bkl")
+
+
+@pytest.fixture(scope="session")
+def lesion_jpeg(nevus_jpeg) -> bytes:  # type: ignore[no-untyped-def]
+    """Any real lesion photo, for tests where the diagnosis does not matter: the nevus."""
+    return nevus_jpeg
 
 
 @pytest.fixture
@@ -51,6 +91,14 @@ def consenting(client, patient, document):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def dermatologist(make_user):  # type: ignore[no-untyped-def]
     return make_user(Role.dermatologist)
+
+
+def hold_jobs(app) -> None:  # type: ignore[no-untyped-def]
+    """Nobody runs analysis jobs from now on but the test itself (``analyzer.run_due()``): the embedded
+    runner's thread is stopped (patching ``submit`` alone leaves its 2 s poll racing the test) and a
+    submission answers at once instead of waiting for an analysis that will not come."""
+    app.state.dispatcher.stop()
+    app.state.settings.analysis_wait_seconds = 0
 
 
 def submit(client, patient, images: list[bytes], *, key: str | None = None, **metadata):  # type: ignore[no-untyped-def]

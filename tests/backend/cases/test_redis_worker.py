@@ -2,23 +2,52 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from redis import Redis
 from sqlmodel import select
 
+from backend.core.clock import utcnow
 from tests.backend.cases.conftest import submit
 from tests.conftest import MASTER_KEY, REPO
 
-REDIS_URL = os.environ.get("DERMALINK_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+REDIS_SERVER = os.environ.get("DERMALINK_TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
+TEST_DATABASES = range(8, 16)  # 0 is the application's default; the rest are left to other users
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database of this run's own: test runs on one machine (and one Redis) must not flush each
+    other's queues. A run holds an exclusive lock on its database number for the whole session."""
+    if override := os.environ.get("DERMALINK_TEST_REDIS_URL"):
+        yield override
+        return
+    for number in TEST_DATABASES:
+        lock = open(Path(tempfile.gettempdir()) / f"dermalink-test-redis-{number}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        try:
+            yield f"{REDIS_SERVER}/{number}"
+        finally:
+            lock.close()
+        return
+    pytest.fail(f"every test Redis database ({TEST_DATABASES}) is held by another test run")
 
 
 @pytest.fixture
-def settings(database_url, tmp_path, model_repository):  # type: ignore[no-untyped-def]
+def settings(database_url, tmp_path, model_repository, redis_url):  # type: ignore[no-untyped-def]
     from tests.backend.conftest import make_settings
 
     return make_settings(
@@ -26,16 +55,16 @@ def settings(database_url, tmp_path, model_repository):  # type: ignore[no-untyp
         tmp_path,
         model_repository=model_repository,
         queue="redis",
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         analysis_wait_seconds=0,
     )
 
 
 @pytest.fixture(autouse=True)
-def clean_redis():  # type: ignore[no-untyped-def]
-    Redis.from_url(REDIS_URL).flushdb()
+def clean_redis(redis_url):  # type: ignore[no-untyped-def]
+    Redis.from_url(redis_url).flushdb()
     yield
-    Redis.from_url(REDIS_URL).flushdb()
+    Redis.from_url(redis_url).flushdb()
 
 
 def _run_worker(settings) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
@@ -47,7 +76,7 @@ def _run_worker(settings) -> subprocess.CompletedProcess:  # type: ignore[no-unt
         "DERMALINK_DATA_DIR": str(settings.data_dir),
         "DERMALINK_MODEL_REPOSITORY": str(settings.model_repository),
         "DERMALINK_QUEUE": "redis",
-        "DERMALINK_REDIS_URL": REDIS_URL,
+        "DERMALINK_REDIS_URL": str(settings.redis_url),
     }
     return subprocess.run(
         [sys.executable, "-m", "backend.cli", "worker", "--burst"],
@@ -55,14 +84,16 @@ def _run_worker(settings) -> subprocess.CompletedProcess:  # type: ignore[no-unt
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
 
 
 def test_worker_process_completes_queued_and_lost_jobs(app, client, consenting, lesion_jpeg):
     first = submit(client, consenting, [lesion_jpeg]).json()
     assert first["analysis"]["status"] == "pending"  # queued in Redis; no worker runs yet
-    Redis.from_url(REDIS_URL).flushdb()  # Redis restarts and forgets everything (it keeps nothing on disk)
+    Redis.from_url(
+        app.state.settings.redis_url
+    ).flushdb()  # Redis restarts and forgets everything (it keeps nothing on disk)
     second = submit(client, consenting, [lesion_jpeg]).json()
     result = _run_worker(app.state.settings)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -123,13 +154,11 @@ def _slow_repository(path):  # type: ignore[no-untyped-def]
 
 def test_a_worker_killed_mid_analysis_loses_nothing(app, client, consenting, lesion_jpeg, tmp_path):
     import signal
-    import time
 
     from backend.cases.models import AnalysisJob
+    from tests.waiting import wait_until
 
-    settings = app.state.settings.model_copy(
-        update={"model_repository": _slow_repository(tmp_path / "slow"), "analysis_lease_seconds": 3}
-    )
+    settings = app.state.settings.model_copy(update={"model_repository": _slow_repository(tmp_path / "slow")})
     case = submit(client, consenting, [lesion_jpeg]).json()
     env = {
         **os.environ,
@@ -139,8 +168,9 @@ def test_a_worker_killed_mid_analysis_loses_nothing(app, client, consenting, les
         "DERMALINK_DATA_DIR": str(settings.data_dir),
         "DERMALINK_MODEL_REPOSITORY": str(settings.model_repository),
         "DERMALINK_QUEUE": "redis",
-        "DERMALINK_REDIS_URL": REDIS_URL,
-        "DERMALINK_ANALYSIS_LEASE_SECONDS": "3",
+        "DERMALINK_REDIS_URL": str(settings.redis_url),
+        # a lease that cannot run out while the test looks; the test expires it by moving it back in time
+        "DERMALINK_ANALYSIS_LEASE_SECONDS": "3600",
     }
     worker = subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "worker"],
@@ -150,21 +180,24 @@ def test_a_worker_killed_mid_analysis_loses_nothing(app, client, consenting, les
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline, status = time.monotonic() + 60, None
-        while time.monotonic() < deadline and status != "running":
-            time.sleep(0.05)
+
+        def job_status() -> str:
             with app.state.db.session() as session:
-                status = session.exec(select(AnalysisJob.status)).one()
-        assert status == "running", status  # the worker is inside the (slow) inference
+                return session.exec(select(AnalysisJob.status)).one()
+
+        # the worker is inside the (slow) inference
+        wait_until(lambda: job_status() == "running", timeout=120, message="the worker to claim the job")
         worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
+        worker.wait(timeout=60)
     finally:
         if worker.poll() is None:
             worker.kill()
     with app.state.db.session() as session:
         job = session.exec(select(AnalysisJob)).one()
         assert job.status == "running" and job.attempts == 1  # killed mid-job: nothing recorded as done
-    time.sleep(3.5)  # the dead worker's lease expires
+        job.lease_expires_at = utcnow() - timedelta(seconds=1)  # the dead worker's lease runs out
+        session.add(job)
+        session.commit()
     result = _run_worker(
         app.state.settings.model_copy(update={"model_repository": settings.model_repository})
     )

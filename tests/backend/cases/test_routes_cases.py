@@ -31,7 +31,9 @@ CASE_MATRIX = [
 @pytest.mark.parametrize("row", CASE_MATRIX, ids=[f"{m} {p}" for m, p, *_ in CASE_MATRIX])
 def test_case_route_matrix(client, consenting, make_user, lesion_jpeg, row):
     method, path, allowed, body, success, has_id, claimed = row
-    case = submit(client, consenting, [lesion_jpeg], concern="high").json()
+    closing = "/close" in path  # a clinician closes an analysed (routine) case; queued ones are urgent
+    case = submit(client, consenting, [lesion_jpeg], concern="low" if closing else "high").json()
+    assert case["state"] == ("analysed" if closing else "awaiting_specialist"), case["triage"]
     ids = {"case": case["id"], "image": case["images"][0]["id"]}
     actors = {C: consenting["clinic"].clinician, D: make_user(Role.dermatologist), A: make_user(Role.admin)}
     assert client.request(method, path.format(**ids), json=body).status_code == 401
@@ -53,12 +55,20 @@ def test_case_route_matrix(client, consenting, make_user, lesion_jpeg, row):
     if has_id:
         missing = client.request(method, path.format(case=MISSING, image=MISSING), headers=headers, json=body)
         assert missing.status_code == 404, missing.text
-    if "/close" in path and case["state"] == "awaiting_specialist":
-        refused = client.request(method, path.format(**ids), headers=headers, json=body)
-        assert refused.status_code == 409  # a waiting case cannot be closed by the clinician
-        return
     response = client.request(method, path.format(**ids), headers=headers, json=body)
     assert response.status_code == success, response.text
+
+
+def test_a_case_waiting_for_a_specialist_cannot_be_closed(client, consenting, lesion_jpeg):
+    case = submit(client, consenting, [lesion_jpeg], concern="high").json()
+    assert case["state"] == "awaiting_specialist"
+    headers = {**consenting["clinic"].clinician.headers, "If-Match": f'"{case["version"]}"'}
+    refused = client.post(f"/api/v1/cases/{case['id']}/close", headers=headers)
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "type": "conflict",
+        "detail": "a case that is awaiting_specialist cannot be closed",
+    }
 
 
 def test_submission_route_roles(client, consenting, make_user, lesion_jpeg):

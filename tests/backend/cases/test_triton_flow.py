@@ -3,7 +3,6 @@ cases wait (visible status, /readyz says why) and complete once Triton is back. 
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -12,9 +11,16 @@ from sqlmodel import select
 from backend.cases.models import AnalysisJob
 from backend.core.clock import utcnow
 from backend.inference.triton_server import TritonServer
-from tests.backend.cases.conftest import submit
+from tests.backend.cases.conftest import ANALYSIS_WAIT_S, submit
 from tests.backend.conftest import make_settings
-from tests.triton.conftest import derived_repo, exported_repo, triton_install  # noqa: F401
+from tests.triton.conftest import (  # noqa: F401
+    derived_repo,
+    exported_repo,
+    restart_on_same_ports,
+    start_fresh,
+    triton_install,
+)
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.triton
 MODEL = "ham10000_mobilenetv2"
@@ -29,7 +35,7 @@ def triton(triton_install, derived_repo, tmp_path_factory):  # noqa: F811
         build_dir=tmp_path_factory.mktemp("triton"),
         exit_timeout_s=2,
     )
-    server.start(timeout=90)
+    start_fresh(server)
     yield server
     server.stop()
 
@@ -40,18 +46,20 @@ def settings(database_url, tmp_path, exported_repo, triton, monkeypatch):  # noq
     monkeypatch.setenv("DERMALINK_TRITON_TIMEOUT_S", "3")
     monkeypatch.setenv("DERMALINK_TRITON_RETRIES", "1")
     return make_settings(
-        database_url, tmp_path, model_repository=exported_repo, inference="triton", analysis_wait_seconds=10
+        database_url,
+        tmp_path,
+        model_repository=exported_repo,
+        inference="triton",
+        analysis_wait_seconds=ANALYSIS_WAIT_S,
     )
 
 
-def _wait_done(client, case_id, headers, seconds=30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+def _wait_done(client, case_id, headers):  # type: ignore[no-untyped-def]
+    def done():  # type: ignore[no-untyped-def]
         read = client.get(f"/api/v1/cases/{case_id}", headers=headers).json()
-        if read["analysis"]["status"] == "done":
-            return read
-        time.sleep(0.2)
-    return read
+        return read if read["analysis"]["status"] == "done" else None
+
+    return wait_until(done, timeout=120, message=f"case {case_id}'s analysis to complete")
 
 
 def test_case_flow_through_triton_and_recovery_after_an_outage(
@@ -67,14 +75,13 @@ def test_case_flow_through_triton_and_recovery_after_an_outage(
     assert "triton" in client.get("/readyz").json()["checks"]["model"]["detail"]
 
     triton.stop()  # Triton goes away mid-run
-    app.state.settings.analysis_wait_seconds = 3
     waiting = submit(client, consenting, [lesion_jpeg]).json()
     assert waiting["state"] == "received" and waiting["analysis"]["status"] == "pending"
     assert waiting["analysis"]["last_error"] and "unavailable" in waiting["analysis"]["last_error"]
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503 and not not_ready.json()["checks"]["model"]["ok"]
 
-    triton.start(timeout=90)  # back on the same ports
+    restart_on_same_ports(triton)  # back on the same ports
     with app.state.db.session() as session:  # do not wait out the backoff
         for job in session.exec(select(AnalysisJob).where(AnalysisJob.status == "pending")):
             job.next_attempt_at = utcnow() - timedelta(seconds=1)

@@ -37,24 +37,20 @@ class Clinic:
 
 
 @pytest.fixture
-def make_clinic(client, make_user) -> Callable[[str], Clinic]:  # type: ignore[no-untyped-def]
+def make_clinic(app, make_user) -> Callable[[str], Clinic]:  # type: ignore[no-untyped-def]
+    """A factory: a clinic and a logged-in clinician in it, made through the services (the clinic and
+    user endpoints have their own tests; here they are only set-up)."""
+    from backend.core.actor import SYSTEM
+    from backend.users.service import create_clinic
+
     admin = make_user(Role.admin)
 
     def factory(name: str) -> Clinic:
-        clinic = client.post("/api/v1/clinics", headers=admin.headers, json={"name": name})
-        assert clinic.status_code == 201, clinic.text
-        clinician = make_user(Role.clinician, login=False)
-        assign = client.patch(
-            f"/api/v1/users/{clinician.user.id}",
-            headers=admin.headers,
-            json={"clinic_id": clinic.json()["id"]},
-        )
-        assert assign.status_code == 200
-        response = client.post(
-            "/api/v1/auth/login", json={"email": clinician.email, "password": clinician.password}
-        )
-        clinician.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
-        return Clinic(id=clinic.json()["id"], clinician=clinician)
+        with app.state.db.session() as session:
+            clinic = create_clinic(session, SYSTEM, name)
+            session.commit()
+            clinic_id = clinic.id
+        return Clinic(id=str(clinic_id), clinician=make_user(Role.clinician, clinic_id=clinic_id))
 
     factory.admin = admin  # type: ignore[attr-defined]
     return factory

@@ -29,7 +29,10 @@ def test_clinician_reads_own_clinic_and_finds_by_mrn(app, client, patient):
     assert client.get("/api/v1/patients", headers=headers, params={"mrn": "MRN-9999"}).json() == []
     actions = [e.action for e in audit_rows(app, patient_id=patient["id"])]
     assert actions.count("patient.create") == 1 and actions.count("patient.read") == 1
-    assert audit_rows(app, action="patient.search")
+    searches = audit_rows(app, action="patient.search")
+    assert [(e.actor_id, e.outcome) for e in searches] == [
+        (patient["clinic"].clinician.user.id, "allowed")
+    ] * 2
 
 
 def test_duplicate_mrn_in_a_clinic_is_409(client, patient):
@@ -70,7 +73,12 @@ def test_update_re_encrypts(app, client, patient):
         client.get(f"/api/v1/patients/{patient['id']}", headers=headers).json()["identity"]["contact"]
         == "ada@example.org"
     )
-    assert audit_rows(app, action="patient.update")
+    (update,) = audit_rows(app, action="patient.update")
+    assert (update.actor_id, update.patient_id, update.outcome) == (
+        patient["clinic"].clinician.user.id,
+        patient["id"],
+        "allowed",
+    )
 
 
 def test_break_glass_needs_a_reason_and_is_audited(app, client, patient):

@@ -110,8 +110,10 @@ def _stop(process: subprocess.Popen, ports: list[int]) -> None:
             sock.unlink(missing_ok=True)
 
 
-def _start(weed: Path, workdir: Path) -> tuple[subprocess.Popen, SeaweedFS, Path, list[int]]:
-    ports = _free_ports(8)
+def _start(
+    weed: Path, workdir: Path, ports: list[int] | None = None
+) -> tuple[subprocess.Popen, SeaweedFS, Path, list[int]]:
+    ports = ports or _free_ports(8)
     s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc = ports
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -137,7 +139,7 @@ def _start(weed: Path, workdir: Path) -> tuple[subprocess.Popen, SeaweedFS, Path
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
     ]
-    with open(log, "wb") as log_file:
+    with open(log, "ab") as log_file:
         process = subprocess.Popen(
             command,
             cwd=workdir,
@@ -186,6 +188,45 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
         tail = log.read_text(errors="replace")[-3000:]
         errors.append(f"attempt {attempt + 1}: {error}\n--- weed.log (tail) ---\n{tail}")
     pytest.fail("could not start SeaweedFS:\n" + "\n".join(errors))
+
+
+class StoppableSeaweedFS:
+    """A SeaweedFS of one test's own, for real outages: ``stop()`` ends the server (as a crash or a lost
+    node would), ``start()`` brings it back on the same ports with the same data."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir, self.ports, self.process = workdir, None, None
+        self.server: SeaweedFS | None = None
+        self.started_once = False
+
+    def start(self) -> SeaweedFS:
+        error = "not started"
+        for _ in range(3):  # a port can be taken between picking and binding it, or linger after a stop
+            self.process, self.server, log, self.ports = _start(weed_binary(), self.workdir, self.ports)
+            error = _wait_ready(self.process, self.server)
+            if error is None:
+                self.started_once = True
+                return self.server
+            _stop(self.process, self.ports)
+            if not self.started_once:
+                self.ports = None  # first start: any free ports will do
+            time.sleep(1)
+        pytest.fail(f"could not start SeaweedFS: {error}\n{log.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process, self.ports or [])
+            self.process = None
+
+
+@pytest.fixture
+def own_seaweedfs(tmp_path: Path) -> Iterator[StoppableSeaweedFS]:
+    store = StoppableSeaweedFS(tmp_path / "seaweedfs")
+    store.start()
+    try:
+        yield store
+    finally:
+        store.stop()
 
 
 @pytest.fixture(scope="session")

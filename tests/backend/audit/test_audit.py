@@ -108,16 +108,14 @@ def test_verify_detects_reordered_events(app):
     assert {f.seq for f in result.findings} <= {2, 3}
 
 
-def test_cli_verify_reports_tampering(app, settings, monkeypatch):
+def test_cli_verify_reports_tampering(app, settings, monkeypatch, settings_cache):
     from typer.testing import CliRunner
 
     from backend.cli import _register_all
     from backend.cli import app as cli
-    from backend.config import get_settings
 
     _events(app)
     monkeypatch.setattr("backend.commands._context", lambda: (settings, app.state.keyring, app.state.db))
-    get_settings.cache_clear()
     _register_all()
     runner = CliRunner()
     ok = runner.invoke(cli, ["audit", "verify"])
@@ -151,7 +149,9 @@ def test_admin_search_filters_pages_and_is_audited(app, client, make_user):
     seqs1 = [i["seq"] for i in page1.json()["items"]]
     seqs2 = [i["seq"] for i in page2.json()["items"]]
     assert seqs2 and max(seqs2) < min(seqs1)
-    assert audit_rows(app, action="audit.search")
+    searches = audit_rows(app, action="audit.search")
+    assert [(e.actor_id, e.outcome) for e in searches] == [(admin.user.id, "allowed")] * len(searches)
+    assert len(searches) >= 2 and json.loads(searches[-1].detail) == {"action": "auth."}
 
     bad_cursor = client.get("/api/v1/audit/events", headers=admin.headers, params={"cursor": "!!"})
     assert bad_cursor.status_code == 400
@@ -163,7 +163,8 @@ def test_admin_exports_csv(app, client, make_user):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert rows and all(r["action"] == "auth.login" for r in rows)
-    assert audit_rows(app, action="audit.export")
+    (export,) = audit_rows(app, action="audit.export")
+    assert (export.actor_id, export.outcome) == (admin.user.id, "allowed")
 
 
 def test_admin_verify_endpoint(app, client, make_user):

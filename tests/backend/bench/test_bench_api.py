@@ -10,13 +10,11 @@ from backend.cli import _register_all
 from backend.cli import app as cli
 
 
-def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch):
+def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch, settings_cache):
     from backend.bench.standin import build_repository
-    from backend.config import get_settings
 
     repository = build_repository(tmp_path / "models")
     monkeypatch.setenv("DERMALINK_MODEL_REPOSITORY", str(repository))
-    get_settings.cache_clear()
     _register_all()
     result = CliRunner().invoke(
         cli,
@@ -35,7 +33,6 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch):
             "smoke",
         ],
     )
-    get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(tmp_path / "out" / "smoke.csv")))
     assert [int(r["concurrency"]) for r in rows] == [1, 2]

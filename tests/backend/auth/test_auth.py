@@ -13,6 +13,7 @@ from backend.auth.models import AuthSession
 from backend.core.clock import utcnow
 from backend.users.models import Role, User
 from tests.backend.conftest import PASSWORD, audit_rows
+from tests.clock import freeze
 
 
 def login(client, email, password=PASSWORD, **extra):  # type: ignore[no-untyped-def]
@@ -65,7 +66,12 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(app, client, make_us
     new_access = {"Authorization": f"Bearer {rotated['access_token']}"}
     assert client.get("/api/v1/users/me", headers=new_access).status_code == 401
     assert client.get("/api/v1/users/me", headers=account.headers).status_code == 401
-    assert audit_rows(app, action="auth.refresh_reuse", outcome="denied")
+    (reuse_event,) = audit_rows(app, action="auth.refresh_reuse")
+    assert (reuse_event.actor_id, reuse_event.outcome, reuse_event.resource_type) == (
+        account.user.id,
+        "denied",
+        "auth_session",
+    )
 
 
 def test_logout_revokes_access_and_refresh(client, make_user):
@@ -76,63 +82,75 @@ def test_logout_revokes_access_and_refresh(client, make_user):
     assert refresh.status_code == 401
 
 
-def test_failed_logins_slow_down_then_lock_and_the_lock_expires(app, client, make_user):
+def test_failed_logins_slow_down_then_lock_and_the_lock_expires(app, client, make_user, monkeypatch):
     account = make_user(Role.clinician, login=False)
+    clock = freeze(monkeypatch, "backend.auth.service")  # the 1 s slow-down window cannot pass mid-test
     statuses = []
     for _ in range(3):  # login_slowdown_after = 3 in the test settings
         statuses.append(login(client, account.email, "wrong password 1234").status_code)
     assert statuses == [401, 401, 401]
     throttled = login(client, account.email, PASSWORD)  # even the right password must wait now
-    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) >= 1
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "2"  # 2**0 s, rounded up
+    assert throttled.json()["type"] == "too_many_requests"
 
-    # Let each wait pass (move the last failure back in time) until the account locks.
+    # Let each wait pass until the account locks (login_lockout_after = 6).
     db = app.state.db
-    for _ in range(10):
-        with db.session() as session:
-            user = session.exec(select(User).where(User.email == account.email)).one()
-            if user.locked_until:
-                break
-            user.last_failed_login_at = utcnow() - timedelta(minutes=5)
-            session.add(user)
-            session.commit()
+    for expected in (4, 5, 6):
+        clock.advance(minutes=5)
         assert login(client, account.email, "wrong password 1234").status_code == 401
+        with db.session() as session:
+            assert (
+                session.exec(select(User).where(User.email == account.email)).one().failed_logins == expected
+            )
     locked = login(client, account.email, PASSWORD)
     assert locked.status_code == 423 and locked.json()["type"] == "account_locked"
-    assert audit_rows(app, action="auth.lockout")
+    (lockout,) = audit_rows(app, action="auth.lockout")
+    assert (lockout.actor_id, lockout.resource_id, lockout.outcome) == (
+        account.user.id,
+        str(account.user.id),
+        "denied",
+    )
+    reasons = [e.reason for e in audit_rows(app, action="auth.login", outcome="denied")]
+    assert reasons == ["wrong password"] * 3 + ["throttled"] + ["wrong password"] * 3 + ["account locked"]
 
-    with db.session() as session:  # the lock expires
-        user = session.exec(select(User).where(User.email == account.email)).one()
-        user.locked_until = utcnow() - timedelta(seconds=1)
-        session.add(user)
-        session.commit()
+    clock.advance(minutes=app.state.settings.login_lockout_minutes, seconds=1)  # the lock expires
     assert login(client, account.email, PASSWORD).status_code == 200
+    with db.session() as session:  # and a success clears the counters
+        user = session.exec(select(User).where(User.email == account.email)).one()
+        assert (user.failed_logins, user.last_failed_login_at, user.locked_until) == (0, None, None)
 
 
-def test_totp_enrolment_and_login(app, client, make_user):
+def test_totp_enrolment_and_login(app, client, make_user, monkeypatch):
     account = make_user(Role.clinician)
+    # Frozen mid-step: a real 30 s step boundary between confirm and login would make the replay valid.
+    clock = freeze(monkeypatch, "backend.auth.service")
     enrol = client.post("/api/v1/auth/totp/enrol", headers=account.headers)
     assert enrol.status_code == 200
     data = enrol.json()
     assert data["otpauth_uri"].startswith("otpauth://totp/DermaLink:")
     assert data["qr_svg_data_uri"].startswith("data:image/svg+xml")
     totp = pyotp.TOTP(data["secret"])
-    bad = client.post("/api/v1/auth/totp/confirm", headers=account.headers, json={"code": "000000"})
-    if totp.now() != "000000":
-        assert bad.status_code == 400
-    ok = client.post("/api/v1/auth/totp/confirm", headers=account.headers, json={"code": totp.now()})
+
+    def code(offset_steps: int = 0) -> str:
+        return totp.at(clock.now + timedelta(seconds=30 * offset_steps))
+
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in {code(-1), code(0), code(1)})
+    bad = client.post("/api/v1/auth/totp/confirm", headers=account.headers, json={"code": wrong})
+    assert bad.status_code == 400 and "TOTP code is wrong" in bad.json()["detail"]
+    ok = client.post("/api/v1/auth/totp/confirm", headers=account.headers, json={"code": code()})
     assert ok.status_code == 204
 
     missing = login(client, account.email)
     assert missing.status_code == 401 and missing.json()["type"] == "totp_required"
-    # The code used to confirm cannot be replayed within its time step.
-    replay = login(client, account.email, totp_code=totp.now())
-    assert replay.status_code == 401
-    with app.state.db.session() as session:  # pretend the step passed
-        user = session.get(User, account.user.id)
-        user.totp_last_step -= 2
-        session.add(user)
-        session.commit()
-    assert login(client, account.email, totp_code=totp.now()).status_code == 200
+    # The code used to confirm cannot be replayed within its time step, nor can the previous step's.
+    for old in (code(), code(-1)):
+        replay = login(client, account.email, totp_code=old)
+        assert replay.status_code == 401 and replay.json()["detail"] == "TOTP code is wrong or already used"
+    # the next step's code (one step of drift allowed) works once, then is spent too
+    assert login(client, account.email, totp_code=code(1)).status_code == 200
+    assert login(client, account.email, totp_code=code(1)).status_code == 401
+    clock.advance(seconds=60)  # two steps later, that step's code works
+    assert login(client, account.email, totp_code=code()).status_code == 200
 
 
 def test_admin_without_totp_cannot_act_as_admin(client, make_user):
