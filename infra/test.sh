@@ -13,5 +13,9 @@ if command -v redis-cli >/dev/null && ! redis-cli -h 127.0.0.1 ping >/dev/null 2
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
 fi
 
+# Lint and format are part of the test: the tree stays `ruff check` and `ruff format` clean.
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
 export DERMALINK_SHARED="${DERMALINK_SHARED:-$ROOT/../shared}"
 exec .venv/bin/python -m pytest "$@"

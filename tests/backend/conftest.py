@@ -25,16 +25,16 @@ use_cheapest_hashing_for_tests()
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = dict(
-        environment="test",
-        data_dir=data_dir,
-        database_url=database_url,
-        master_key=SecretStr(MASTER_KEY),
-        create_demo_users=False,
-        auto_migrate=False,
-        login_slowdown_after=3,
-        login_lockout_after=6,
-    )
+    values: dict[str, object] = {
+        "environment": "test",
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "master_key": SecretStr(MASTER_KEY),
+        "create_demo_users": False,
+        "auto_migrate": False,
+        "login_slowdown_after": 3,
+        "login_lockout_after": 6,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

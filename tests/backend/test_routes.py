@@ -89,7 +89,7 @@ def test_wrong_role_is_403_missing_is_404_valid_succeeds(client, make_user, row)
             )
             assert response.status_code == 403, (role, response.text)
             assert response.json()["type"] == "forbidden"
-    actor = accounts[Role(sorted(allowed)[0])]
+    actor = accounts[Role(min(allowed))]
     if has_id:
         missing = client.request(method, path.format(id=MISSING), headers=actor.headers, json=body)
         assert missing.status_code == 404 and missing.json()["type"] == "not_found"

@@ -28,7 +28,7 @@ def settings(database_url, tmp_path, model_repository):  # type: ignore[no-untyp
 @pytest.fixture(scope="session")
 def lesion_jpeg(shared_dir) -> bytes:
     """A real full-size HAM10000 melanoma image (CC BY-NC 4.0, see shared/data/ham10000/README.md)."""
-    return sorted((shared_dir / "data" / "ham10000" / "full_size").glob("*.jpg"))[0].read_bytes()
+    return min((shared_dir / "data" / "ham10000" / "full_size").glob("*.jpg")).read_bytes()
 
 
 @pytest.fixture
