@@ -11,7 +11,7 @@ from backend.audit import search as audit_search
 from backend.audit.schemas import AuditEventOut, AuditFilter, VerifyOut
 from backend.audit.service import record
 from backend.audit.verify import verify_chain
-from backend.core.schemas import Page, decode_cursor, page_of
+from backend.core.schemas import Page, cursor_int, decode_cursor, page_of
 from backend.deps import AdminActor, DatabaseDep, SessionDep
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -29,7 +29,7 @@ def search_events(
 ) -> Page[AuditEventOut]:
     """Events newest first, filtered by actor, patient, action (or an action prefix like ``auth.``),
     outcome and time range."""
-    before = int(decode_cursor(cursor)[0]) if cursor else None
+    before = decode_cursor(cursor, cursor_int)[0] if cursor else None
     rows = audit_search.search(session, filters, before_seq=before, limit=limit + 1)
     record(
         session,

@@ -14,7 +14,7 @@ from backend.cases.models import Case
 from backend.cases.schemas import AnswerCreate, CaseCreate, CaseOut, CaseSummary, QueueItem
 from backend.cases.service import CaseService, Upload, visible_cases
 from backend.core.errors import NotFound, ValidationFailed
-from backend.core.schemas import Page, decode_cursor, page_of
+from backend.core.schemas import Page, cursor_int, cursor_moment, cursor_uuid, decode_cursor, page_of
 from backend.deps import (
     ClinicalActor,
     ClinicianActor,
@@ -109,13 +109,8 @@ def list_cases(
     if state:
         query = query.where(Case.state == state)
     if cursor:
-        created, case_id = decode_cursor(cursor)
-        from datetime import datetime
-
-        moment = datetime.fromisoformat(created)
-        query = query.where(
-            (Case.created_at < moment) | ((Case.created_at == moment) & (Case.id < uuid.UUID(case_id)))
-        )
+        moment, case_id = decode_cursor(cursor, cursor_moment, cursor_uuid)
+        query = query.where((Case.created_at < moment) | ((Case.created_at == moment) & (Case.id < case_id)))
     rows = list(session.exec(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit + 1)))  # type: ignore[attr-defined]
     page = page_of(
         rows,
@@ -199,7 +194,7 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> Page[QueueItem]:
     """Waiting cases, urgent first, then longest waiting. Claim one to see its images."""
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, cursor_int, cursor_moment, cursor_uuid) if cursor else None
     items = cases.queue(session, actor, after=after, limit=limit + 1)
     session.commit()
     return page_of(

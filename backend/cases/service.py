@@ -324,16 +324,13 @@ class CaseService:
 
     def queue(self, session: Session, actor: Actor, *, after: list | None, limit: int) -> list[QueueItem]:
         query = self.waiting().order_by(URGENCY_RANK, Case.queued_at, Case.id)
-        if after:
-            rank, queued_at, case_id = after
-            from datetime import datetime
-
-            moment = datetime.fromisoformat(queued_at)
+        if after:  # (rank, queued_at, case id), already parsed by `decode_cursor`
+            rank, moment, case_id = after
             query = query.where(
                 or_(
                     URGENCY_RANK > rank,
                     (URGENCY_RANK == rank) & (Case.queued_at > moment),
-                    (URGENCY_RANK == rank) & (Case.queued_at == moment) & (Case.id > uuid.UUID(case_id)),
+                    (URGENCY_RANK == rank) & (Case.queued_at == moment) & (Case.id > case_id),
                 )
             )
         cases = list(session.exec(query.limit(limit)))

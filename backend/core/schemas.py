@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -44,12 +46,47 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> list[Any]:
+_BAD_CURSOR = "cursor is not valid; use next_cursor from a previous page"
+_MAX_CURSOR_INT = 2**62  # beyond any sequence number or rank; keeps the value inside a database integer
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a cursor value")
+
+
+def cursor_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _MAX_CURSOR_INT:
+        raise TypeError("not an integer")
+    return value
+
+
+def cursor_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+def cursor_moment(value: Any) -> datetime:
+    return datetime.fromisoformat(cursor_text(value))
+
+
+def cursor_uuid(value: Any) -> uuid.UUID:
+    return uuid.UUID(cursor_text(value))
+
+
+def decode_cursor(cursor: str, *fields: Callable[[Any], Any]) -> list[Any]:
+    """The values of a cursor made by `page_of`, each checked and converted by its field parser
+    (`cursor_int`, `cursor_text`, `cursor_moment`, `cursor_uuid`).
+
+    A cursor comes back from the client, so it is input like any other: anything but the list this page
+    made (another length, another type, ``Infinity``/``NaN``, a non-date, a non-UUID) is a 400, never an
+    exception deeper in the query.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("cursor is not valid; use next_cursor from a previous page") from exc
-    if not isinstance(values, list):
-        raise BadRequest("cursor is not valid; use next_cursor from a previous page")
-    return values
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()), parse_constant=_refuse_constant)
+        if not isinstance(values, list) or len(values) != len(fields):
+            raise ValueError("wrong shape")
+        return [parse(value) for parse, value in zip(fields, values, strict=True)]
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest(_BAD_CURSOR) from exc

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlmodel import select
 
-from backend.core.schemas import Page, decode_cursor, page_of
+from backend.core.schemas import Page, cursor_text, decode_cursor, page_of
 from backend.deps import AdminActor, CurrentActor, SessionDep, SettingsDep
 from backend.users import service
 from backend.users.models import Clinic, User
@@ -31,8 +31,8 @@ def list_users(
 ) -> Page[UserOut]:
     query = select(User).order_by(User.email)
     if cursor:
-        (after,) = decode_cursor(cursor)
-        query = query.where(User.email > str(after))
+        (after,) = decode_cursor(cursor, cursor_text)
+        query = query.where(User.email > after)
     users = list(session.exec(query.limit(limit + 1)))
     return page_of(users, limit, item=UserOut.model_validate, cursor=lambda u: [u.email])
 
