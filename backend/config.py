@@ -42,9 +42,14 @@ class Settings(BaseSettings):
     access_token_minutes: int = 15
     refresh_token_days: int = 14
     password_min_length: int = 12
-    login_slowdown_after: int = 3  # failed attempts before each further attempt must wait
-    login_lockout_after: int = 10  # failed attempts before the account locks
-    login_lockout_minutes: int = 15
+    # Failed password/TOTP attempts (backend.auth.throttle; `limits` notation, ";" between windows).
+    login_limit_pair: str = "5 per minute; 10 per 15 minutes"  # one address guessing one account: 429
+    login_limit_address: str = "50 per 15 minutes"  # one address, any accounts: 429
+    login_limit_account: str = "100 per hour"  # one account, any addresses: the account locks (423)
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the throttle counts: memory:// (one process) or redis://host:6379/1 (shared)",
+    )
     max_body_bytes: int = 1_000_000  # JSON bodies; uploads have their own limit
     max_upload_bytes: int = 50_000_000  # a whole multipart case submission
     upload_paths: tuple[str, ...] = ("/api/v1/cases",)

@@ -4,30 +4,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from backend.audit.service import record
 from backend.auth.schemas import (
     LoginRequest,
     PasswordChange,
     RefreshRequest,
     TokenPair,
     TotpConfirm,
+    TotpEnrol,
     TotpEnrolment,
 )
 from backend.auth.service import IssuedTokens
 from backend.core.errors import (
     AccountLocked,
     BadRequest,
-    InvalidCredentials,
     NotAuthenticated,
     TooManyRequests,
 )
-from backend.core.security import check_password_policy, hash_password, verify_password
 from backend.deps import (
     AuditContextDep,
     AuthServiceDep,
     CurrentActor,
     SessionDep,
-    SettingsDep,
     commit_refusals,
 )
 
@@ -72,10 +69,14 @@ def logout(request: Request, actor: CurrentActor, session: SessionDep, auth: Aut
 
 
 @router.post("/totp/enrol", response_model=TotpEnrolment)
-def totp_enrol(actor: CurrentActor, session: SessionDep, auth: AuthServiceDep) -> TotpEnrolment:
-    """Start TOTP enrolment: scan the QR code (or the otpauth URI) with an authenticator app."""
+def totp_enrol(
+    body: TotpEnrol, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep
+) -> TotpEnrolment:
+    """Start TOTP enrolment (the password again, throttled like a login): scan the QR code (or the
+    otpauth URI) with an authenticator app."""
     user = session.merge(actor.user)
-    data = auth.begin_totp_enrolment(session, actor.ctx, user)
+    with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests):
+        data = auth.begin_totp_enrolment(session, actor.ctx, user, body.password)
     session.commit()
     return TotpEnrolment(**data)
 
@@ -91,23 +92,18 @@ def totp_confirm(body: TotpConfirm, actor: CurrentActor, session: SessionDep, au
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
 def change_password(
-    body: PasswordChange, actor: CurrentActor, session: SessionDep, settings: SettingsDep
+    body: PasswordChange, request: Request, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep
 ) -> None:
+    """Change your password. Wrong current passwords are throttled like logins; every other login of
+    yours ends (this one stays)."""
     user = session.merge(actor.user)
-    if not verify_password(user.password_hash, body.current_password):
-        record(
+    with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests):
+        auth.change_password(
             session,
             actor.ctx,
-            "auth.password_change",
-            outcome="denied",
-            resource_type="user",
-            resource_id=user.id,
-            reason="wrong current password",
+            user,
+            body.current_password,
+            body.new_password,
+            keep_session=request.state.session_id,
         )
-        session.commit()  # keep the audit event of the refused change
-        raise InvalidCredentials("current password is wrong")
-    check_password_policy(body.new_password, email=user.email, min_length=settings.password_min_length)
-    user.password_hash = hash_password(body.new_password)
-    session.add(user)
-    record(session, actor.ctx, "auth.password_change", resource_type="user", resource_id=user.id)
     session.commit()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from sqlmodel import select
 
 from backend.core.schemas import Page, cursor_text, decode_cursor, page_of
-from backend.deps import AdminActor, CurrentActor, SessionDep, SettingsDep
+from backend.deps import AdminActor, AuthServiceDep, CurrentActor, SessionDep, SettingsDep
 from backend.users import service
 from backend.users.models import Clinic, User
 from backend.users.schemas import ClinicCreate, ClinicOut, UserCreate, UserOut, UserUpdate
@@ -74,9 +74,11 @@ def update_user(user_id: uuid.UUID, body: UserUpdate, actor: AdminActor, session
 
 
 @router.post("/{user_id}/unlock", response_model=UserOut)
-def unlock_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> User:
+def unlock_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep, auth: AuthServiceDep) -> User:
+    """Lift an account-wide lock (the per-address windows of a guesser stay)."""
     user = service.unlock_user(session, actor.ctx, service.get_user(session, user_id))
     session.commit()
+    auth.throttle.clear_account(user.email)
     return user
 
 

@@ -32,8 +32,10 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
         "master_key": SecretStr(MASTER_KEY),
         "create_demo_users": False,
         "auto_migrate": False,
-        "login_slowdown_after": 3,
-        "login_lockout_after": 6,
+        # Small windows so that throttling tests need few attempts.
+        "login_limit_pair": "3 per minute; 6 per 15 minutes",
+        "login_limit_address": "20 per 15 minutes",
+        "login_limit_account": "12 per hour",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -111,7 +113,7 @@ def make_user(app, client: TestClient) -> Callable[..., Account]:  # type: ignor
                 password_min_length=12,
             )
             if totp if totp is not None else role is Role.admin:
-                auth.begin_totp_enrolment(session, SYSTEM, user)
+                auth.begin_totp_enrolment(session, SYSTEM, user, None)
                 user.totp_enabled = True
             session.commit()
         account = Account(user=user, email=email, password=PASSWORD, headers={}, refresh_token="")

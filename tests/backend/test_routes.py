@@ -31,7 +31,14 @@ MATRIX = [
     ("GET", "/api/v1/audit/events.csv", {"admin"}, None, 200, False),
     ("GET", "/api/v1/audit/verify", {"admin"}, None, 200, False),
     ("POST", "/api/v1/auth/logout", {"clinician", "dermatologist", "admin"}, None, 204, False),
-    ("POST", "/api/v1/auth/totp/enrol", {"clinician", "dermatologist"}, None, 200, False),
+    (
+        "POST",
+        "/api/v1/auth/totp/enrol",
+        {"clinician", "dermatologist"},
+        {"password": "correct horse battery staple"},
+        200,
+        False,
+    ),
     (
         "POST",
         "/api/v1/auth/password",
