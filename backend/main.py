@@ -10,8 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from backend import bootstrap, health, migrate
+from backend import apidocs, bootstrap, health, migrate
 from backend.audit.routes import router as audit_router
 from backend.auth.routes import router as auth_router
 from backend.cases.routes import queue_router
@@ -21,7 +22,12 @@ from backend.config import Settings, get_settings
 from backend.consent.routes import router as consent_router
 from backend.core.errors import DermaLinkError, error_body
 from backend.core.logging import configure_logging, log
-from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from backend.core.middleware import (
+    BodyLimitMiddleware,
+    HeaderLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from backend.patients.routes import router as patients_router
 from backend.services import build_services
 from backend.users.routes import clinics_router
@@ -29,6 +35,12 @@ from backend.users.routes import router as users_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/v1"
+# The web app (an Expo export, served at /) and /docs run their own scripts and styles from this origin
+# only; images may be data: or blob: URLs (previews of photos being uploaded); nobody may frame them.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -99,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "a clinician's diagnosis."
         ),
         lifespan=lifespan,
+        docs_url=None,  # apidocs.install serves /docs from local files (no CDN)
+        redoc_url=None,
     )
     app.state.services, app.state.settings, app.state.keyring, app.state.db = (
         services,
@@ -119,7 +133,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return settings.max_upload_bytes if path in settings.upload_paths else settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        csp_for=lambda _path: CONTENT_SECURITY_POLICY,
+        hsts_seconds=settings.hsts_seconds,
+    )
+    if settings.trusted_proxies:  # outermost: client address and scheme as the trusted proxy saw them
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     _error_handlers(app)
     routers = (
         health.router,
@@ -134,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    apidocs.install(app)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app

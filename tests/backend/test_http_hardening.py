@@ -51,3 +51,89 @@ def test_crafted_cursors_are_400_on_every_paged_list(client, make_user, cursor):
         response = client.get(path, params={"cursor": cursor}, headers=actor.headers)
         assert response.status_code == 400, (path, cursor, response.text)
         assert response.json()["type"] == "bad_request", (path, cursor)
+
+
+APP_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+COMMON_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+}
+
+
+def test_security_headers_on_every_kind_of_response(client, make_user):
+    clinician = make_user(Role.clinician)
+    responses = {
+        "web app": client.get("/"),
+        "api ok": client.get("/api/v1/users/me", headers=clinician.headers),
+        "api 401": client.get("/api/v1/users/me"),
+        "api 404": client.get("/api/v1/nothing-here"),
+        "api 413": client.post(
+            "/api/v1/auth/login", content=b"x" * 2_000_000, headers={"Content-Type": "application/json"}
+        ),
+        "health": client.get("/healthz"),
+        "openapi": client.get("/openapi.json"),
+    }
+    for name, response in responses.items():
+        for header, value in COMMON_HEADERS.items():
+            assert response.headers.get(header) == value, (name, header, response.headers)
+        assert response.headers["content-security-policy"] == APP_CSP, name
+        assert "strict-transport-security" not in response.headers, name  # plain HTTP here
+    for name in ("api ok", "api 401", "api 404", "api 413"):
+        assert responses[name].headers["cache-control"] == "no-store", name
+
+
+def test_hsts_only_over_tls_and_forwarded_proto_only_from_a_trusted_proxy(settings):
+    from fastapi.testclient import TestClient
+
+    from backend.main import create_app
+
+    direct = create_app(settings)
+    with TestClient(direct, base_url="https://dermalink.test") as tls:
+        assert "max-age=" in tls.get("/healthz").headers["strict-transport-security"]
+    with TestClient(direct, client=("203.0.113.5", 4000)) as spoofing:
+        response = spoofing.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+        assert "strict-transport-security" not in response.headers  # not a trusted proxy
+
+    proxied = create_app(settings.model_copy(update={"trusted_proxies": ["10.0.0.2"]}))
+    with TestClient(proxied, client=("10.0.0.2", 4000)) as via_proxy:
+        response = via_proxy.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+        assert "max-age=" in response.headers["strict-transport-security"]
+
+
+def test_docs_use_their_own_local_assets(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    import re
+
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        assert asset.startswith("/"), asset  # same origin, no CDN
+        fetched = client.get(asset)
+        assert fetched.status_code == 200 and len(fetched.content) > 100, asset
+    # No inline script: the page runs under the same script-src 'self' as the app.
+    assert re.search(r"<script>(?!\s*</script>)", page.text) is None
+    assert page.headers["content-security-policy"] == APP_CSP
+
+
+def test_chunked_body_over_the_limit_is_413(client, settings):
+    def chunks():  # no Content-Length: the limit must hold while reading
+        for _ in range(settings.max_body_bytes // 10_000 + 10):
+            yield b"x" * 10_000
+
+    response = client.post(
+        "/api/v1/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["type"] == "payload_too_large"
+
+
+def test_oversized_request_headers_are_431(client, settings):
+    response = client.get("/healthz", headers={"X-Padding": "a" * (settings.max_header_bytes + 10)})
+    assert response.status_code == 431 and response.json()["type"] == "header_too_large"
+    assert client.get("/healthz", headers={"X-Padding": "a" * 1000}).status_code == 200
