@@ -20,6 +20,7 @@ from backend.core.errors import (
     NotAuthenticated,
     TooManyRequests,
 )
+from backend.core.openapi import AUTH_ERRORS, error_responses
 from backend.deps import (
     AuditContextDep,
     AuthServiceDep,
@@ -28,7 +29,7 @@ from backend.deps import (
     commit_refusals,
 )
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=error_responses(*AUTH_ERRORS))
 
 
 def _pair(issued: IssuedTokens) -> TokenPair:

@@ -13,7 +13,9 @@ from backend.audit.service import record
 from backend.cases.models import Case
 from backend.cases.schemas import AnswerCreate, CaseCreate, CaseOut, CaseSummary, QueueItem
 from backend.cases.service import CaseService, Upload, visible_cases
-from backend.core.errors import NotFound, ValidationFailed
+from backend.consent.service import ConsentRequired
+from backend.core.errors import Conflict, NotFound, PreconditionFailed, ServiceUnavailable, ValidationFailed
+from backend.core.openapi import error_responses
 from backend.core.schemas import Page, cursor_int, cursor_moment, cursor_uuid, decode_cursor, page_of
 from backend.deps import (
     ClinicalActor,
@@ -24,8 +26,22 @@ from backend.deps import (
     commit_refusals,
 )
 
-router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
-queue_router = APIRouter(prefix="/api/v1/queue", tags=["queue"])
+_IMAGE_NOTES = {
+    413: "An image over the per-image limit is `too_large`.",
+    415: "An upload that is no image (`not_an_image`) or of another format (`unsupported_format`).",
+    422: "An image refused for what it is: `empty`, `truncated`, `corrupt`, `animated`, `too_small`, "
+    "`trailing_data`, `decompression_bomb`.",
+}
+router = APIRouter(
+    prefix="/api/v1/cases",
+    tags=["cases"],
+    responses=error_responses(
+        NotFound, Conflict, ConsentRequired, PreconditionFailed, ServiceUnavailable, notes=_IMAGE_NOTES
+    ),
+)
+queue_router = APIRouter(
+    prefix="/api/v1/queue", tags=["queue"], responses=error_responses(NotFound, Conflict, ConsentRequired)
+)
 
 
 def get_case_service(request: Request) -> CaseService:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.core.errors import error_body
+from backend.core.errors import RequestHeadersTooLarge, error_body
 from backend.core.logging import log, request_id_var
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -153,8 +153,8 @@ class HeaderLimitMiddleware:
             if size > self.max_bytes:
                 await _send_error(
                     send,
-                    431,
-                    "header_too_large",
+                    RequestHeadersTooLarge.status_code,
+                    RequestHeadersTooLarge.type,
                     f"request line and headers exceed {self.max_bytes} bytes",
                     request_id_var.get(),
                 )

@@ -8,13 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlmodel import select
 
+from backend.core.errors import Conflict, NotFound
+from backend.core.openapi import error_responses
 from backend.core.schemas import Page, cursor_text, decode_cursor, page_of
 from backend.deps import AdminActor, AuthServiceDep, CurrentActor, SessionDep, SettingsDep
 from backend.users import service
 from backend.users.models import Clinic, User
 from backend.users.schemas import ClinicCreate, ClinicOut, UserCreate, UserOut, UserUpdate
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=error_responses(NotFound, Conflict))
 
 
 @router.get("/me", response_model=UserOut)
@@ -82,7 +84,9 @@ def unlock_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep, auth
     return user
 
 
-clinics_router = APIRouter(prefix="/api/v1/clinics", tags=["users"])
+clinics_router = APIRouter(
+    prefix="/api/v1/clinics", tags=["users"], responses=error_responses(NotFound, Conflict)
+)
 
 
 @clinics_router.post("", response_model=ClinicOut, status_code=status.HTTP_201_CREATED)

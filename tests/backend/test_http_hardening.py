@@ -137,3 +137,52 @@ def test_oversized_request_headers_are_431(client, settings):
     response = client.get("/healthz", headers={"X-Padding": "a" * (settings.max_header_bytes + 10)})
     assert response.status_code == 431 and response.json()["type"] == "header_too_large"
     assert client.get("/healthz", headers={"X-Padding": "a" * 1000}).status_code == 200
+
+
+def test_every_api_operation_documents_its_errors_in_the_one_shape(client):
+    spec = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]  # FastAPI's own 422 shape is gone
+    error_ref = "#/components/schemas/ErrorBody"
+    assert set(spec["components"]["schemas"]["ErrorBody"]["required"]) == {"type", "detail"}
+    operations = [
+        (method, path, op)
+        for path, item in spec["paths"].items()
+        if path.startswith("/api/")
+        for method, op in item.items()
+    ]
+    assert len(operations) > 30
+    for method, path, op in operations:
+        errors = {code: r for code, r in op["responses"].items() if code[0] in "45"}
+        assert {"400", "401", "403", "413", "415", "422", "500"} <= set(errors), (
+            method,
+            path,
+            sorted(errors),
+        )
+        for code, response in errors.items():
+            schema = response["content"]["application/json"]["schema"]
+            assert schema == {"$ref": error_ref}, (method, path, code)
+    login = spec["paths"]["/api/v1/auth/login"]["post"]["responses"]
+    assert {"423", "429"} <= set(login) and "invalid_credentials" in login["401"]["description"]
+    case = spec["paths"]["/api/v1/cases/{case_id}"]["get"]["responses"]
+    assert "404" in case and "not_found" in case["404"]["description"]
+
+
+def test_every_422_has_the_one_error_shape(client, make_user):
+    admin = make_user(Role.admin)
+    responses = [
+        client.post("/api/v1/auth/login", json={"email": "a@b.c"}),  # request validation
+        client.post(  # the service's own validation (password policy)
+            "/api/v1/users",
+            headers=admin.headers,
+            json={
+                "email": "x@hospital.test",
+                "full_name": "X",
+                "role": "clinician",
+                "password": "qwerty123456",
+            },
+        ),
+        client.get("/api/v1/users", headers=admin.headers, params={"limit": "lots"}),  # query validation
+    ]
+    for response in responses:
+        assert response.status_code == 422, response.text
+        assert set(response.json()) == {"type", "detail"} and response.json()["type"] == "validation_error"

@@ -5,9 +5,7 @@ from __future__ import annotations
 from tests.backend.cases.conftest import submit
 
 
-def test_triage_detail_names_the_models_rules_without_server_paths(
-    client, consenting, lesion_jpeg, settings
-):
+def test_triage_detail_names_the_models_rules_without_server_paths(client, consenting, lesion_jpeg, settings):
     response = submit(client, consenting, [lesion_jpeg])
     assert response.status_code == 201, response.text
     case = client.get(
