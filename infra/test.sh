@@ -3,6 +3,7 @@
 # every test. Extra arguments go to pytest, e.g. `infra/test.sh tests/backend -x`.
 source "$(dirname "$0")/lib.sh"
 ensure_venv "serve,train,triton,dev"
+apt_install chromium  # tests/backend/test_live_server.py renders /docs in a headless browser
 bash infra/triton/setup.sh  # Triton's own virtualenv (numpy<2, pytriton server, perf_analyzer), libb64
 
 # PostgreSQL and Redis run on every development and CI machine; start them if they are stopped.

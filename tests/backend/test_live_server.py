@@ -1,5 +1,8 @@
-"""Property-based API test: schemathesis generates requests for every operation of the OpenAPI document
-and sends them to the real server (`dermalink serve` in a subprocess), as a clinician and as an admin.
+"""The real server (`dermalink serve` in a subprocess): no banner, bounded request heads, /docs rendering
+offline under its Content-Security-Policy in Chromium, and a property-based API test.
+
+Schemathesis generates requests for every operation of the OpenAPI document and sends them to the
+server, as a clinician and as an admin.
 
 Checks: no 5xx, every status code is documented, and every response body matches its documented schema.
 Bounded by examples per operation (not by time: schemathesis' time bound keeps generating until the time
@@ -11,6 +14,8 @@ is locked; wrong current passwords only throttle the fuzzing address (documented
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -92,6 +97,40 @@ def test_live_server_has_no_banner_and_bounds_request_heads(live_server):
         assert huge.status_code in (400, 431)
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
         pass
+
+
+def test_docs_render_offline_under_the_content_security_policy(live_server, tmp_path):
+    """Chromium loads /docs from this server only (no network beyond it) and Swagger UI renders every
+    operation: its scripts run under ``script-src 'self'`` and nothing comes from a CDN."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium is needed (infra/test.sh installs the Debian package)")
+    result = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            f"{live_server}/docs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rendered = set(re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', result.stdout))
+    spec = requests.get(f"{live_server}/openapi.json", timeout=10).json()
+    assert rendered == set(spec["paths"]), sorted(set(spec["paths"]) ^ rendered)
+    assert "Content Security Policy" not in result.stderr
 
 
 def _fuzz(operation, session, headers, checks):  # type: ignore[no-untyped-def]
