@@ -73,11 +73,12 @@ def logout(request: Request, actor: CurrentActor, session: SessionDep, auth: Aut
 def totp_enrol(
     body: TotpEnrol, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep
 ) -> TotpEnrolment:
-    """Start TOTP enrolment (the password again, throttled like a login): scan the QR code (or the
-    otpauth URI) with an authenticator app."""
+    """Start TOTP enrolment (the password again, throttled like a login; to replace an enrolled
+    authenticator, a current code from it too): scan the QR code (or the otpauth URI) with an
+    authenticator app, then confirm with its first code."""
     user = session.merge(actor.user)
-    with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests):
-        data = auth.begin_totp_enrolment(session, actor.ctx, user, body.password)
+    with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests, BadRequest):
+        data = auth.begin_totp_enrolment(session, actor.ctx, user, body.password, body.totp_code)
     session.commit()
     return TotpEnrolment(**data)
 

@@ -34,6 +34,13 @@ class TotpEnrolment(ResponseBody):
 
 class TotpEnrol(RequestBody):
     password: str = Field(min_length=1, max_length=256, description="Your password, again")
+    totp_code: str | None = Field(
+        default=None,
+        min_length=6,
+        max_length=8,
+        pattern=r"^\d+$",
+        description="A current code of the enrolled authenticator, to replace it",
+    )
 
 
 class TotpConfirm(RequestBody):

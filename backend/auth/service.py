@@ -319,14 +319,38 @@ class AuthService:
         return False
 
     def begin_totp_enrolment(
-        self, session: Session, ctx: AuditContext, user: User, password: str | None
+        self,
+        session: Session,
+        ctx: AuditContext,
+        user: User,
+        password: str | None,
+        totp_code: str | None = None,
     ) -> dict[str, str]:
-        """Start enrolment; ``password`` re-authenticates the user (None only for trusted callers:
-        the CLI and test fixtures), so a borrowed access token cannot bind an attacker's authenticator."""
-        if user.totp_enabled:
-            raise BadRequest("TOTP is already enabled for this account")
+        """Start enrolling (or replacing) the authenticator.
+
+        ``password`` re-authenticates the user (None only for trusted callers: the CLI and test fixtures),
+        so a borrowed access token cannot bind an attacker's authenticator. Replacing an enabled one also
+        needs a current code from it; the account then has no second factor until the new one is
+        confirmed (and an admin cannot act as admin meanwhile).
+        """
         if password is not None:
             self.verify_current_password(session, ctx, user, password)
+        if user.totp_enabled:
+            if not totp_code:
+                raise BadRequest("TOTP is already enabled: to replace it, send a current code (totp_code)")
+            if not self._check_totp(user, totp_code):
+                self._failed(
+                    session,
+                    ctx,
+                    user,
+                    normalise_account(user.email),
+                    utcnow(),
+                    "wrong totp code",
+                    action="auth.reauthenticate",
+                )
+                raise InvalidCredentials("TOTP code is wrong or already used")
+            user.totp_enabled, user.totp_last_step = False, None
+            record(session, ctx, "auth.totp_replace", resource_type="user", resource_id=user.id)
         secret = pyotp.random_base32()
         user.totp_secret_sealed = seal(self._totp_key, secret.encode(), self._aad(user))
         session.add(user)

@@ -310,3 +310,29 @@ def test_access_token_is_refused_when_its_session_is_someone_elses(app, client, 
     token, _ = app.state.auth.tokens.issue_access(mallory.user.id, "clinician", victim_login.id)
     response = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401 and response.json()["type"] == "invalid_token"
+
+
+def test_replacing_totp_needs_the_password_and_a_current_code(app, client, make_user):
+    account = make_user(Role.admin)  # enrolled by the fixture
+    with app.state.db.session() as session:
+        user = session.get(User, account.user.id)
+        user.totp_last_step = None  # the fixture's login used this step's code
+        session.add(user)
+        session.commit()
+        old_code = app.state.auth.totp_now(user)
+    enrol = "/api/v1/auth/totp/enrol"
+    no_code = client.post(enrol, headers=account.headers, json={"password": PASSWORD})
+    assert no_code.status_code == 400 and "totp_code" in no_code.json()["detail"]
+    no_password = client.post(
+        enrol, headers=account.headers, json={"password": "wrong 12345", "totp_code": old_code}
+    )
+    assert no_password.status_code == 401
+    wrong_code = "000000" if old_code != "000000" else "111111"
+    bad = client.post(enrol, headers=account.headers, json={"password": PASSWORD, "totp_code": wrong_code})
+    assert bad.status_code == 401
+    replaced = client.post(enrol, headers=account.headers, json={"password": PASSWORD, "totp_code": old_code})
+    assert replaced.status_code == 200, replaced.text
+    new = pyotp.TOTP(replaced.json()["secret"])
+    confirm = client.post("/api/v1/auth/totp/confirm", headers=account.headers, json={"code": new.now()})
+    assert confirm.status_code == 204
+    assert audit_rows(app, action="auth.totp_replace")
