@@ -135,11 +135,13 @@ class BodyLimitMiddleware:
 
 
 class HeaderLimitMiddleware:
-    """Refuse requests whose request line and headers together exceed ``max_bytes`` (431).
+    """Refuse requests whose request line and headers together exceed ``max_bytes`` (431), and query
+    strings carrying NUL characters (400).
 
     The HTTP server bounds what it buffers before the application sees a request (`dermalink serve`
     passes the same number to uvicorn); this makes the limit the application's own, whatever the server,
-    with the one error shape.
+    with the one error shape. No query parameter of ours has a use for NUL, and PostgreSQL refuses it in
+    text, so a filter or cursor carrying one is refused here instead of failing in the database.
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
@@ -156,6 +158,16 @@ class HeaderLimitMiddleware:
                     RequestHeadersTooLarge.status_code,
                     RequestHeadersTooLarge.type,
                     f"request line and headers exceed {self.max_bytes} bytes",
+                    request_id_var.get(),
+                )
+                return
+            query = scope.get("query_string", b"")
+            if b"\x00" in query or b"%00" in query:
+                await _send_error(
+                    send,
+                    400,
+                    "bad_request",
+                    "the query string must not contain NUL characters",
                     request_id_var.get(),
                 )
                 return

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from backend.core.errors import BadRequest
 
@@ -17,9 +17,19 @@ T = TypeVar("T")
 
 
 class RequestBody(BaseModel):
-    """Request bodies refuse unknown fields and trim whitespace."""
+    """Request bodies refuse unknown fields and NUL characters, and trim whitespace."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL text cannot hold NUL, and no field of ours has a use for it: refuse it here (422)
+        rather than fail in the database (500)."""
+        values = value if isinstance(value, list | tuple | set) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class ResponseBody(BaseModel):
@@ -63,6 +73,8 @@ def cursor_int(value: Any) -> int:
 def cursor_text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("not a string")
+    if "\x00" in value:
+        raise ValueError("NUL in a cursor")
     return value
 
 

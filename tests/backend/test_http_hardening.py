@@ -186,3 +186,35 @@ def test_every_422_has_the_one_error_shape(client, make_user):
     for response in responses:
         assert response.status_code == 422, response.text
         assert set(response.json()) == {"type", "detail"} and response.json()["type"] == "validation_error"
+
+
+def test_nul_characters_are_refused_before_the_database(client, make_user):
+    """PostgreSQL cannot store NUL in text: found by the schemathesis run as a 500 on consent documents."""
+    admin = make_user(Role.admin)
+    document = client.post(
+        "/api/v1/consent-documents",
+        headers=admin.headers,
+        json={"version": "nul-1", "requires_reconsent": False, "text": "I agree\u0000 to everything"},
+    )
+    assert document.status_code == 422 and document.json()["type"] == "validation_error", document.text
+    user = client.post(
+        "/api/v1/users",
+        headers=admin.headers,
+        json={
+            "email": "n@hospital.test",
+            "full_name": "Nul\u0000",
+            "role": "clinician",
+            "password": "x" * 20,
+        },
+    )
+    assert user.status_code == 422
+    for params in ({"action": "auth.\u0000"}, {"cursor": _b64('["a\\u0000"]')}):
+        response = client.get(
+            "/api/v1/audit/events" if "action" in params else "/api/v1/users",
+            params=params,
+            headers=admin.headers,
+        )
+        assert response.status_code == 400 and response.json()["type"] == "bad_request", (
+            params,
+            response.text,
+        )
