@@ -218,3 +218,17 @@ def test_nul_characters_are_refused_before_the_database(client, make_user):
             params,
             response.text,
         )
+
+
+def test_consent_document_scopes_are_bounded_and_deduplicated(client, make_user):
+    """A long list of scopes overflowed the stored column on PostgreSQL (500; found by schemathesis)."""
+    admin = make_user(Role.admin)
+    body = {"version": "scopes-1", "language": "en", "title": "Consent", "text": "I agree to this. " * 3}
+    many = client.post(
+        "/api/v1/consent-documents", headers=admin.headers, json={**body, "scopes": ["research"] * 20}
+    )
+    assert many.status_code == 422 and many.json()["type"] == "validation_error"
+    twice = client.post(
+        "/api/v1/consent-documents", headers=admin.headers, json={**body, "scopes": ["research", "research"]}
+    )
+    assert twice.status_code == 201 and twice.json()["scopes"] == ["research"]
