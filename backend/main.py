@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from backend import apidocs, bootstrap, health, migrate
@@ -41,6 +43,17 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'"
 )
+
+
+class DermaLinkApp(FastAPI):
+    """FastAPI with a hook for layers that must wrap even Starlette's `ServerErrorMiddleware`, which sends
+    the last-resort 500 from outside every middleware added with ``add_middleware``."""
+
+    wrap_outermost: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return self.wrap_outermost(stack) if self.wrap_outermost else stack
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -103,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dispatcher.stop()
         db.dispose()
 
-    app = FastAPI(
+    app = DermaLinkApp(
         title="DermaLink API",
         version="0.1.0",
         description=(
@@ -135,13 +148,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(
-        SecurityHeadersMiddleware,
-        csp_for=lambda _path: CONTENT_SECURITY_POLICY,
-        hsts_seconds=settings.hsts_seconds,
-    )
-    if settings.trusted_proxies:  # outermost: client address and scheme as the trusted proxy saw them
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+
+    def outermost(stack: ASGIApp) -> ASGIApp:
+        """Outside Starlette's last-resort error middleware, so that even a 500 has the headers; the
+        proxy headers first of all, so that the scheme (HSTS) and client address are the proxy's."""
+        stack = SecurityHeadersMiddleware(
+            stack, csp_for=lambda _path: CONTENT_SECURITY_POLICY, hsts_seconds=settings.hsts_seconds
+        )
+        if settings.trusted_proxies:
+            stack = ProxyHeadersMiddleware(stack, trusted_hosts=settings.trusted_proxies)
+        return stack
+
+    app.wrap_outermost = outermost
     _error_handlers(app)
     routers = (
         health.router,

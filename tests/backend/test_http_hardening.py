@@ -232,3 +232,20 @@ def test_consent_document_scopes_are_bounded_and_deduplicated(client, make_user)
         "/api/v1/consent-documents", headers=admin.headers, json={**body, "scopes": ["research", "research"]}
     )
     assert twice.status_code == 201 and twice.json()["scopes"] == ["research"]
+
+
+def test_even_the_last_resort_500_carries_the_security_headers(app, make_user, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        clinician = make_user(Role.clinician)
+        monkeypatch.setattr(app.state.auth, "session_is_active", broken)
+        response = client.get("/api/v1/users/me", headers=clinician.headers)
+    assert response.status_code == 500 and response.json()["type"] == "internal_error"
+    for header, value in COMMON_HEADERS.items():
+        assert response.headers.get(header) == value, header
+    assert response.headers["content-security-policy"] == APP_CSP
+    assert response.headers["cache-control"] == "no-store"
