@@ -4,7 +4,8 @@ offline under its Content-Security-Policy in Chromium, and a property-based API 
 Schemathesis generates requests for every operation of the OpenAPI document and sends them to the
 server, as a clinician and as an admin.
 
-Checks: no 5xx, every status code is documented, and every response body matches its documented schema.
+Valid requests (positive mode) and requests that break the document (negative mode). Checks: no 5xx,
+every status code is documented, and every response body matches its documented schema.
 Bounded by examples per operation (not by time: schemathesis' time bound keeps generating until the time
 is spent), deterministic (`derandomize`), so a failure reproduces. `POST /auth/logout` is left out: it
 would end the login the rest of the run uses. Logins it generates use random e-mails, so no real account
@@ -13,6 +14,7 @@ is locked; wrong current passwords only throttle the fuzzing address (documented
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -133,20 +135,21 @@ def test_docs_render_offline_under_the_content_security_policy(live_server, tmp_
     assert "Content Security Policy" not in result.stderr
 
 
-def _fuzz(operation, session, headers, checks):  # type: ignore[no-untyped-def]
-    """A hypothesis test that sends EXAMPLES_PER_OPERATION generated requests for ``operation``."""
+def _fuzz(operation, session, headers, checks, mode, examples):  # type: ignore[no-untyped-def]
+    """A hypothesis test that sends ``examples`` generated requests for ``operation``: valid ones
+    (positive mode) or ones that break the document (negative mode: wrong types, missing fields...)."""
     import hypothesis
     from hypothesis import HealthCheck
 
     @hypothesis.settings(
-        max_examples=EXAMPLES_PER_OPERATION,
+        max_examples=examples,
         deadline=None,
         derandomize=True,
         database=None,
         suppress_health_check=list(HealthCheck),
         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
     )
-    @hypothesis.given(case=operation.as_strategy())
+    @hypothesis.given(case=operation.as_strategy(mode))
     def run(case):  # type: ignore[no-untyped-def]
         case.call_and_validate(session=session, headers=headers, checks=checks, timeout=60)
 
@@ -155,7 +158,12 @@ def _fuzz(operation, session, headers, checks):  # type: ignore[no-untyped-def]
 
 def test_every_operation_as_clinician_and_admin(live_server, make_user):
     import schemathesis
+    from hypothesis.errors import Unsatisfiable
 
+    modes = {
+        schemathesis.GenerationMode.POSITIVE: EXAMPLES_PER_OPERATION,
+        schemathesis.GenerationMode.NEGATIVE: max(1, EXAMPLES_PER_OPERATION // 2),
+    }
     checks = [
         schemathesis.checks.not_a_server_error,
         schemathesis.checks.status_code_conformance,
@@ -171,13 +179,17 @@ def test_every_operation_as_clinician_and_admin(live_server, make_user):
         if (operation.method.upper(), operation.path) in EXCLUDED:
             continue
         operations += 1
-        for role, headers in tokens.items():
-            run = _fuzz(operation, session, headers, checks)
+        for (role, headers), (mode, examples) in itertools.product(tokens.items(), modes.items()):
+            run = _fuzz(operation, session, headers, checks, mode, examples)
             try:
                 run()
+            except Unsatisfiable:  # negative mode: an operation without parameters cannot be called wrongly
+                assert mode is schemathesis.GenerationMode.NEGATIVE and not operation.path.startswith("/api/")
             # One operation's failure (schemathesis groups its findings in a BaseExceptionGroup): note it
             # and go on, so that one run reports them all.
             except (Exception, schemathesis.errors.FailureGroup) as exc:  # noqa: BLE001
-                failures.append(f"{role.value} {operation.method.upper()} {operation.path}: {exc}"[:3000])
+                failures.append(
+                    f"{role.value} {mode.value} {operation.method.upper()} {operation.path}: {exc}"[:3000]
+                )
     assert operations >= 30
     assert not failures, "\n\n".join(failures)
