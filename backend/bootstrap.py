@@ -37,7 +37,7 @@ def create_demo_users(db: Database, settings: Settings, auth: AuthService) -> li
             )
             entry = {"role": role.value, "email": user.email, "password": password}
             if role is Role.admin:  # admins need TOTP: enrol the demo admin right away
-                enrolment = auth.begin_totp_enrolment(session, SYSTEM, user)
+                enrolment = auth.begin_totp_enrolment(session, SYSTEM, user, None)
                 user.totp_enabled = True
                 entry["totp_secret"] = enrolment["secret"]
                 entry["otpauth_uri"] = enrolment["otpauth_uri"]

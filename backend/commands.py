@@ -71,8 +71,24 @@ def register(app: typer.Typer) -> None:
         """Run the API and the web app (at /) with uvicorn on the configured database."""
         import uvicorn
 
+        from backend.config import get_settings
+
+        settings = get_settings()
         uvicorn.run(
-            "backend.main:create_app", factory=True, host=host, port=port, workers=workers, reload=reload
+            "backend.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            server_header=False,  # no "server: uvicorn" banner
+            # The app believes X-Forwarded-* only from DERMALINK_TRUSTED_PROXIES (backend.main), not from
+            # uvicorn's own default of trusting 127.0.0.1.
+            proxy_headers=False,
+            # h11 bounds what it buffers for an incomplete request head (httptools buffers headers of any
+            # size); the app itself answers 431 above DERMALINK_MAX_HEADER_BYTES.
+            http="h11",
+            h11_max_incomplete_event_size=2 * settings.max_header_bytes,
         )
 
 

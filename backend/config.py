@@ -50,9 +50,15 @@ class Settings(BaseSettings):
     access_token_minutes: int = 15
     refresh_token_days: int = 14
     password_min_length: int = 12
-    login_slowdown_after: int = 3  # failed attempts before each further attempt must wait
-    login_lockout_after: int = 10  # failed attempts before the account locks
-    login_lockout_minutes: int = 15
+    # Failed password/TOTP attempts (backend.auth.throttle; `limits` notation, ";" between windows).
+    login_limit_pair: str = "5 per minute; 10 per 15 minutes"  # one address guessing one account: 429
+    login_limit_address: str = "50 per 15 minutes"  # one address, any accounts: 429
+    login_limit_account: str = "100 per hour"  # one account, any addresses: the account locks (423)
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the throttle counts: memory:// (one process) or redis://host:6379/1 (shared)",
+    )
+    max_header_bytes: int = 16_384  # request line and headers together (431 above; uvicorn bounds it too)
     max_body_bytes: int = 1_000_000  # JSON bodies; uploads have their own limit
     max_upload_bytes: int = 50_000_000  # a whole multipart case submission
     upload_paths: tuple[str, ...] = ("/api/v1/cases",)
@@ -61,6 +67,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = 40_000_000  # decompression-bomb guard, checked before decoding
     auto_migrate: bool = Field(default=True, description="Upgrade the schema at start-up (one replica only)")
     cors_origins: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (IPs/CIDRs) whose X-Forwarded-For/-Proto are believed; none by default",
+    )
+    hsts_seconds: int = 31_536_000  # Strict-Transport-Security max-age, sent on requests that came over TLS
     create_demo_users: bool = True  # development only
 
     blob_store_url: str = Field(

@@ -85,7 +85,11 @@ def current_actor(
         audit_denial(session, ctx, "auth.access", str(exc.detail)[:200], resource_id=action)
         raise
     user = session.get(User, claims.user_id)
-    if user is None or not user.is_active or not auth.session_is_active(session, claims.session_id):
+    if (
+        user is None
+        or not user.is_active
+        or not auth.session_is_active(session, claims.session_id, claims.user_id)
+    ):
         audit_denial(
             session,
             ctx.as_actor(claims.user_id, claims.role),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -10,8 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from backend import bootstrap, health, migrate
+from backend import apidocs, bootstrap, health, migrate
 from backend.audit.routes import router as audit_router
 from backend.auth.routes import router as auth_router
 from backend.cases.routes import queue_router
@@ -21,7 +24,12 @@ from backend.config import Settings, get_settings
 from backend.consent.routes import router as consent_router
 from backend.core.errors import DermaLinkError, error_body
 from backend.core.logging import configure_logging, log
-from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from backend.core.middleware import (
+    BodyLimitMiddleware,
+    HeaderLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from backend.fhir.routes import audit_router as fhir_audit_router
 from backend.fhir.routes import cases_router as fhir_cases_router
 from backend.lesions.routes import patient_lesions_router
@@ -35,6 +43,23 @@ from backend.users.routes import router as users_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/v1"
+# The web app (an Expo export, served at /) and /docs run their own scripts and styles from this origin
+# only; images may be data: or blob: URLs (previews of photos being uploaded); nobody may frame them.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+class DermaLinkApp(FastAPI):
+    """FastAPI with a hook for layers that must wrap even Starlette's `ServerErrorMiddleware`, which sends
+    the last-resort 500 from outside every middleware added with ``add_middleware``."""
+
+    wrap_outermost: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return self.wrap_outermost(stack) if self.wrap_outermost else stack
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -104,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.anchor.stop()  # a last checkpoint
         db.dispose()
 
-    app = FastAPI(
+    app = DermaLinkApp(
         title="DermaLink API",
         version="0.1.0",
         description=(
@@ -112,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "a clinician's diagnosis."
         ),
         lifespan=lifespan,
+        docs_url=None,  # apidocs.install serves /docs from local files (no CDN)
+        redoc_url=None,
     )
     app.state.services, app.state.settings, app.state.keyring, app.state.db = (
         services,
@@ -134,7 +161,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return settings.max_upload_bytes if path in settings.upload_paths else settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(RequestContextMiddleware)
+
+    def outermost(stack: ASGIApp) -> ASGIApp:
+        """Outside Starlette's last-resort error middleware, so that even a 500 has the headers; the
+        proxy headers first of all, so that the scheme (HSTS) and client address are the proxy's."""
+        stack = SecurityHeadersMiddleware(
+            stack, csp_for=lambda _path: CONTENT_SECURITY_POLICY, hsts_seconds=settings.hsts_seconds
+        )
+        if settings.trusted_proxies:
+            stack = ProxyHeadersMiddleware(stack, trusted_hosts=settings.trusted_proxies)
+        return stack
+
+    app.wrap_outermost = outermost
     _error_handlers(app)
     routers = (
         health.router,
@@ -154,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    apidocs.install(app)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app

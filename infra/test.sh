@@ -3,6 +3,7 @@
 # every test. Extra arguments go to pytest, e.g. `infra/test.sh tests/backend -x`.
 source "$(dirname "$0")/lib.sh"
 ensure_venv "serve,train,triton,dev"
+apt_install chromium  # tests/backend/test_live_server.py renders /docs in a headless browser
 bash infra/triton/setup.sh  # Triton's own virtualenv (numpy<2, pytriton server, perf_analyzer), libb64
 # The cluster tests run the production topology as processes: HAProxy, Prometheus, a Redis of their own.
 apt_install haproxy prometheus redis-server
@@ -17,6 +18,9 @@ fi
 
 # The single sign-on tests run a real OpenID Provider (node oidc-provider) on loopback.
 (cd tests/oidc_provider && npm ci --no-audit --no-fund --silent)
+# Lint and format are part of the test: the tree stays `ruff check` and `ruff format` clean.
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 
 export DERMALINK_SHARED="${DERMALINK_SHARED:-$ROOT/../shared}"
 exec .venv/bin/python -m pytest "$@"

@@ -11,10 +11,11 @@ from backend.audit import search as audit_search
 from backend.audit.schemas import AuditEventOut, AuditFilter, VerifyOut
 from backend.audit.service import record
 from backend.audit.verify import verify_chain
+from backend.core.openapi import error_responses
 from backend.core.schemas import Page, cursor_int, decode_cursor, page_of
 from backend.deps import AdminActor, DatabaseDep, SessionDep
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=error_responses())
 FilterDep = Annotated[AuditFilter, Depends()]
 MAX_EXPORT_ROWS = 100_000
 

@@ -4,35 +4,33 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, status
 
-from backend.audit.service import record
 from backend.auth.schemas import (
     LoginRequest,
     PasswordChange,
     RefreshRequest,
     TokenPair,
     TotpConfirm,
+    TotpEnrol,
     TotpEnrolment,
 )
 from backend.auth.service import IssuedTokens
 from backend.core.errors import (
     AccountLocked,
     BadRequest,
-    InvalidCredentials,
     NotAuthenticated,
     TooManyRequests,
 )
-from backend.core.security import check_password_policy, hash_password, verify_password
+from backend.core.openapi import AUTH_ERRORS, error_responses
 from backend.deps import (
     AuditContextDep,
     AuthServiceDep,
     CurrentActor,
     SessionDep,
-    SettingsDep,
     commit_refusals,
 )
 from backend.sso.routes import require_password_login
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=error_responses(*AUTH_ERRORS))
 
 
 def _pair(issued: IssuedTokens) -> TokenPair:
@@ -73,10 +71,15 @@ def logout(request: Request, actor: CurrentActor, session: SessionDep, auth: Aut
 
 
 @router.post("/totp/enrol", response_model=TotpEnrolment)
-def totp_enrol(actor: CurrentActor, session: SessionDep, auth: AuthServiceDep) -> TotpEnrolment:
-    """Start TOTP enrolment: scan the QR code (or the otpauth URI) with an authenticator app."""
+def totp_enrol(
+    body: TotpEnrol, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep
+) -> TotpEnrolment:
+    """Start TOTP enrolment (the password again, throttled like a login; to replace an enrolled
+    authenticator, a current code from it too): scan the QR code (or the otpauth URI) with an
+    authenticator app, then confirm with its first code."""
     user = session.merge(actor.user)
-    data = auth.begin_totp_enrolment(session, actor.ctx, user)
+    with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests, BadRequest):
+        data = auth.begin_totp_enrolment(session, actor.ctx, user, body.password, body.totp_code)
     session.commit()
     return TotpEnrolment(**data)
 
@@ -92,23 +95,18 @@ def totp_confirm(body: TotpConfirm, actor: CurrentActor, session: SessionDep, au
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
 def change_password(
-    body: PasswordChange, actor: CurrentActor, session: SessionDep, settings: SettingsDep
+    body: PasswordChange, request: Request, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep
 ) -> None:
+    """Change your password. Wrong current passwords are throttled like logins; every other login of
+    yours ends (this one stays)."""
     user = session.merge(actor.user)
-    if not verify_password(user.password_hash, body.current_password):
-        record(
+    with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests):
+        auth.change_password(
             session,
             actor.ctx,
-            "auth.password_change",
-            outcome="denied",
-            resource_type="user",
-            resource_id=user.id,
-            reason="wrong current password",
+            user,
+            body.current_password,
+            body.new_password,
+            keep_session=request.state.session_id,
         )
-        session.commit()  # keep the audit event of the refused change
-        raise InvalidCredentials("current password is wrong")
-    check_password_policy(body.new_password, email=user.email, min_length=settings.password_min_length)
-    user.password_hash = hash_password(body.new_password)
-    session.add(user)
-    record(session, actor.ctx, "auth.password_change", resource_type="user", resource_id=user.id)
     session.commit()

@@ -32,6 +32,17 @@ class TotpEnrolment(ResponseBody):
     qr_svg_data_uri: str
 
 
+class TotpEnrol(RequestBody):
+    password: str = Field(min_length=1, max_length=256, description="Your password, again")
+    totp_code: str | None = Field(
+        default=None,
+        min_length=6,
+        max_length=8,
+        pattern=r"^\d+$",
+        description="A current code of the enrolled authenticator, to replace it",
+    )
+
+
 class TotpConfirm(RequestBody):
     code: str = Field(min_length=6, max_length=8, pattern=r"^\d+$")
 

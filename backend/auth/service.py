@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from backend.audit.models import Outcome
 from backend.audit.service import record
 from backend.auth.models import AuthSession, RefreshToken
+from backend.auth.throttle import LoginThrottle, normalise_account
 from backend.auth.tokens import TokenService, hash_refresh_token, new_refresh_token
 from backend.config import Settings
 from backend.core import security
@@ -26,12 +27,18 @@ from backend.core.errors import (
     TooManyRequests,
     TotpRequired,
 )
-from backend.core.security import hash_password, needs_rehash, seal, unseal, verify_password
+from backend.core.security import (
+    check_password_policy,
+    hash_password,
+    needs_rehash,
+    seal,
+    unseal,
+    verify_password,
+)
 from backend.users.models import User
 from backend.users.service import get_by_email
 
 TOTP_ISSUER = "DermaLink"
-MAX_SLOWDOWN_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -48,59 +55,50 @@ class AuthService:
         self.settings = settings
         self.tokens = tokens
         self._totp_key = totp_key
+        self.throttle = LoginThrottle(
+            settings.rate_limit_storage,
+            per_pair=settings.login_limit_pair,
+            per_address=settings.login_limit_address,
+            per_account=settings.login_limit_account,
+        )
 
     # -- login ---------------------------------------------------------------------------------
-    def _retry_after(self, user: User, now: datetime) -> int:
-        """Seconds before this account may try again (0: now). Lockout first, then slow-down."""
-        if user.locked_until and user.locked_until > now:
-            return int((user.locked_until - now).total_seconds()) + 1
-        excess = user.failed_logins - self.settings.login_slowdown_after
-        if excess >= 0 and user.last_failed_login_at:
-            wait = min(2**excess, MAX_SLOWDOWN_SECONDS)
-            allowed_at = user.last_failed_login_at + timedelta(seconds=wait)
-            if allowed_at > now:
-                return int((allowed_at - now).total_seconds()) + 1
-        return 0
+    def _refuse_if_throttled(
+        self, session: Session, ctx: AuditContext, action: str, account: str, resource_id: object
+    ) -> None:
+        refusal = self.throttle.check(ctx.client_address, account)
+        if refusal is None:
+            return
+        record(
+            session,
+            ctx,
+            action,
+            outcome=Outcome.denied,
+            resource_type="user",
+            resource_id=resource_id,  # type: ignore[arg-type]
+            reason="account locked" if refusal.account_locked else f"throttled ({refusal.scope})",
+        )
+        error = AccountLocked if refusal.account_locked else TooManyRequests
+        wait = refusal.retry_after
+        raise error(f"too many failed attempts: try again in {wait} s", headers={"Retry-After": str(wait)})
 
     def login(
         self, session: Session, ctx: AuditContext, email: str, password: str, totp_code: str | None
     ) -> IssuedTokens:
         now = utcnow()
+        account = normalise_account(email)
         user = get_by_email(session, email)
+        user_ctx = ctx.as_actor(user.id, user.role) if user else ctx
+        # The throttle is keyed by the e-mail as typed, so an unknown e-mail meets the same limits.
+        self._refuse_if_throttled(session, user_ctx, "auth.login", account, user.id if user else account)
         if user is None:
             verify_password(security.DUMMY_HASH, password)  # same cost as a real check
-            record(
-                session,
-                ctx,
-                "auth.login",
-                outcome=Outcome.denied,
-                reason="unknown account",
-                resource_type="user",
-                resource_id=email.strip().lower()[:254],
-            )
+            self._failed(session, ctx, None, account, now, "unknown account")
             raise InvalidCredentials("e-mail or password is wrong")
-
-        user_ctx = ctx.as_actor(user.id, user.role)
-        if user.locked_until and user.locked_until <= now:  # an expired lock starts afresh
-            user.locked_until, user.failed_logins = None, 0
-        wait = self._retry_after(user, now)
-        if wait:
-            locked = bool(user.locked_until)
-            record(
-                session,
-                user_ctx,
-                "auth.login",
-                outcome=Outcome.denied,
-                resource_type="user",
-                resource_id=user.id,
-                reason="account locked" if locked else "throttled",
-            )
-            error = AccountLocked if locked else TooManyRequests
-            raise error(f"too many failed logins: try again in {wait} s", headers={"Retry-After": str(wait)})
 
         if not verify_password(user.password_hash, password) or not user.is_active:
             reason = "wrong password" if user.is_active else "account disabled"
-            self._failed(session, user_ctx, user, now, reason)
+            self._failed(session, user_ctx, user, account, now, reason)
             raise InvalidCredentials("e-mail or password is wrong")
 
         if user.totp_enabled:
@@ -116,41 +114,110 @@ class AuthService:
                 )
                 raise TotpRequired("this account needs a TOTP code (field totp_code)")
             if not self._check_totp(user, totp_code):
-                self._failed(session, user_ctx, user, now, "wrong totp code")
+                self._failed(session, user_ctx, user, account, now, "wrong totp code")
                 raise InvalidCredentials("TOTP code is wrong or already used")
 
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
         user.failed_logins, user.last_failed_login_at, user.locked_until = 0, None, None
+        self.throttle.clear_pair(ctx.client_address, account)
         session.add(user)
         record(session, user_ctx, "auth.login", resource_type="user", resource_id=user.id)
         return self._start_session(session, user, now)
 
-    def _failed(self, session: Session, ctx: AuditContext, user: User, now: datetime, reason: str) -> None:
-        user.failed_logins += 1
-        user.last_failed_login_at = now
+    def _failed(
+        self,
+        session: Session,
+        ctx: AuditContext,
+        user: User | None,
+        account: str,
+        now: datetime,
+        reason: str,
+        action: str = "auth.login",
+    ) -> None:
+        exhausted = self.throttle.failed(ctx.client_address, account)
+        resource_id = user.id if user else account
+        if user is not None:
+            user.failed_logins += 1
+            user.last_failed_login_at = now
+            session.add(user)
         record(
             session,
             ctx,
-            "auth.login",
+            action,
             outcome=Outcome.denied,
             resource_type="user",
-            resource_id=user.id,
+            resource_id=resource_id,  # type: ignore[arg-type]
             reason=reason,
-            detail={"failed_logins": user.failed_logins},
+            detail={"failed_logins": user.failed_logins} if user else None,
         )
-        if user.failed_logins >= self.settings.login_lockout_after:
-            user.locked_until = now + timedelta(minutes=self.settings.login_lockout_minutes)
+        if exhausted:
+            refusal = self.throttle.check(ctx.client_address, account)
+            wait = refusal.retry_after if refusal else 0
+            locked_until = now + timedelta(seconds=wait)
+            if user is not None:
+                user.locked_until = locked_until  # shown to admins, who can unlock
             record(
                 session,
                 ctx,
                 "auth.lockout",
                 outcome=Outcome.denied,
                 resource_type="user",
-                resource_id=user.id,
-                detail={"locked_until": user.locked_until.isoformat()},
+                resource_id=resource_id,  # type: ignore[arg-type]
+                detail={"locked_until": locked_until.isoformat()},
             )
+
+    def verify_current_password(self, session: Session, ctx: AuditContext, user: User, password: str) -> None:
+        """Re-authentication for sensitive changes (password, TOTP). Guesses count against the same
+        windows as logins, so a stolen access token cannot be used to guess the password behind it."""
+        account = normalise_account(user.email)
+        self._refuse_if_throttled(session, ctx, "auth.reauthenticate", account, user.id)
+        if not verify_password(user.password_hash, password):
+            self._failed(
+                session, ctx, user, account, utcnow(), "wrong current password", action="auth.reauthenticate"
+            )
+            raise InvalidCredentials("current password is wrong")
+
+    def change_password(
+        self,
+        session: Session,
+        ctx: AuditContext,
+        user: User,
+        current_password: str,
+        new_password: str,
+        *,
+        keep_session: uuid.UUID,
+    ) -> int:
+        """Set a new password and end every other login of this user (a thief's included); the login
+        that made the change stays. Returns how many logins were ended."""
+        self.verify_current_password(session, ctx, user, current_password)
+        check_password_policy(
+            new_password,
+            email=user.email,
+            min_length=self.settings.password_min_length,
+            user_inputs=[user.full_name],
+        )
+        now = utcnow()
+        user.password_hash = hash_password(new_password)
         session.add(user)
+        others = session.exec(
+            select(AuthSession).where(
+                AuthSession.user_id == user.id,
+                AuthSession.id != keep_session,
+                AuthSession.revoked_at.is_(None),  # type: ignore[union-attr]
+            )
+        ).all()
+        for login in others:
+            self._revoke(session, login, now, "password changed")
+        record(
+            session,
+            ctx,
+            "auth.password_change",
+            resource_type="user",
+            resource_id=user.id,
+            detail={"sessions_revoked": len(others)},
+        )
+        return len(others)
 
     def _start_session(self, session: Session, user: User, now: datetime) -> IssuedTokens:
         lifetime = timedelta(days=self.settings.refresh_token_days)
@@ -217,9 +284,16 @@ class AuthService:
             self._revoke(session, login, utcnow(), "logout")
         record(session, ctx, "auth.logout", resource_type="auth_session", resource_id=session_id)
 
-    def session_is_active(self, session: Session, session_id: uuid.UUID) -> bool:
+    def session_is_active(self, session: Session, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """The login is live *and* belongs to ``user_id``: a token whose ``sid`` names someone else's
+        login (a signing-key leak, a bug in issuing) is not accepted on the strength of that login."""
         login = session.get(AuthSession, session_id)
-        return login is not None and login.revoked_at is None and login.expires_at > utcnow()
+        return (
+            login is not None
+            and login.user_id == user_id
+            and login.revoked_at is None
+            and login.expires_at > utcnow()
+        )
 
     # -- TOTP ----------------------------------------------------------------------------------
     def _aad(self, user: User) -> bytes:
@@ -244,9 +318,39 @@ class AuthService:
                 return True
         return False
 
-    def begin_totp_enrolment(self, session: Session, ctx: AuditContext, user: User) -> dict[str, str]:
+    def begin_totp_enrolment(
+        self,
+        session: Session,
+        ctx: AuditContext,
+        user: User,
+        password: str | None,
+        totp_code: str | None = None,
+    ) -> dict[str, str]:
+        """Start enrolling (or replacing) the authenticator.
+
+        ``password`` re-authenticates the user (None only for trusted callers: the CLI and test fixtures),
+        so a borrowed access token cannot bind an attacker's authenticator. Replacing an enabled one also
+        needs a current code from it; the account then has no second factor until the new one is
+        confirmed (and an admin cannot act as admin meanwhile).
+        """
+        if password is not None:
+            self.verify_current_password(session, ctx, user, password)
         if user.totp_enabled:
-            raise BadRequest("TOTP is already enabled for this account")
+            if not totp_code:
+                raise BadRequest("TOTP is already enabled: to replace it, send a current code (totp_code)")
+            if not self._check_totp(user, totp_code):
+                self._failed(
+                    session,
+                    ctx,
+                    user,
+                    normalise_account(user.email),
+                    utcnow(),
+                    "wrong totp code",
+                    action="auth.reauthenticate",
+                )
+                raise InvalidCredentials("TOTP code is wrong or already used")
+            user.totp_enabled, user.totp_last_step = False, None
+            record(session, ctx, "auth.totp_replace", resource_type="user", resource_id=user.id)
         secret = pyotp.random_base32()
         user.totp_secret_sealed = seal(self._totp_key, secret.encode(), self._aad(user))
         session.add(user)

@@ -441,8 +441,10 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
     if result.get("breakdown"):
         lines += [
             "",
-            f"Where one request's time goes: {config.breakdown} sequential requests in-process, each step timed "
-            "by wrapping the function that does it (ms per request):",
+            (
+                f"Where one request's time goes: {config.breakdown} sequential requests in-process, each step "
+                "timed by wrapping the function that does it (ms per request):"
+            ),
             "",
             "| step | ms |",
             "|---|---:|",

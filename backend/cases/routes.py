@@ -13,15 +13,17 @@ from backend.audit.service import record
 from backend.cases.models import Case
 from backend.cases.schemas import AnswerCreate, CaseCreate, CaseOut, CaseSummary, QueueItem
 from backend.cases.service import CaseService, Upload, visible_cases
-from backend.core.errors import Gone, NotFound, ValidationFailed
-from backend.core.schemas import (
-    Page,
-    cursor_datetime,
-    cursor_int,
-    cursor_uuid,
-    decode_cursor,
-    page_of,
+from backend.consent.service import ConsentRequired
+from backend.core.errors import (
+    Conflict,
+    Gone,
+    NotFound,
+    PreconditionFailed,
+    ServiceUnavailable,
+    ValidationFailed,
 )
+from backend.core.openapi import error_responses
+from backend.core.schemas import Page, cursor_int, cursor_moment, cursor_uuid, decode_cursor, page_of
 from backend.deps import (
     ClinicalActor,
     ClinicianActor,
@@ -31,8 +33,22 @@ from backend.deps import (
     commit_refusals,
 )
 
-router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
-queue_router = APIRouter(prefix="/api/v1/queue", tags=["queue"])
+_IMAGE_NOTES = {
+    413: "An image over the per-image limit is `too_large`.",
+    415: "An upload that is no image (`not_an_image`) or of another format (`unsupported_format`).",
+    422: "An image refused for what it is: `empty`, `truncated`, `corrupt`, `animated`, `too_small`, "
+    "`trailing_data`, `decompression_bomb`.",
+}
+router = APIRouter(
+    prefix="/api/v1/cases",
+    tags=["cases"],
+    responses=error_responses(
+        NotFound, Conflict, ConsentRequired, PreconditionFailed, ServiceUnavailable, notes=_IMAGE_NOTES
+    ),
+)
+queue_router = APIRouter(
+    prefix="/api/v1/queue", tags=["queue"], responses=error_responses(NotFound, Conflict, ConsentRequired)
+)
 
 
 def get_case_service(request: Request) -> CaseService:
@@ -116,7 +132,7 @@ def list_cases(
     if state:
         query = query.where(Case.state == state)
     if cursor:
-        moment, case_id = decode_cursor(cursor, cursor_datetime, cursor_uuid)
+        moment, case_id = decode_cursor(cursor, cursor_moment, cursor_uuid)
         query = query.where((Case.created_at < moment) | ((Case.created_at == moment) & (Case.id < case_id)))
     rows = list(session.exec(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit + 1)))  # type: ignore[attr-defined]
     page = page_of(
@@ -202,7 +218,7 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> Page[QueueItem]:
     """Waiting cases, urgent first, then longest waiting. Claim one to see its images."""
-    after = decode_cursor(cursor, cursor_int, cursor_datetime, cursor_uuid) if cursor else None
+    after = decode_cursor(cursor, cursor_int, cursor_moment, cursor_uuid) if cursor else None
     items = cases.queue(session, actor, after=after, limit=limit + 1)
     session.commit()
     return page_of(

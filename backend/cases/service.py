@@ -381,7 +381,7 @@ class CaseService:
 
     def queue(self, session: Session, actor: Actor, *, after: list | None, limit: int) -> list[QueueItem]:
         query = self.waiting().order_by(URGENCY_RANK, Case.queued_at, Case.id)
-        if after:  # (rank, queued_at, case id), parsed from the cursor by the route
+        if after:  # (rank, queued_at, case id), already parsed by `decode_cursor`
             rank, moment, case_id = after
             query = query.where(
                 or_(

@@ -45,7 +45,9 @@ class TriageRules:
             malignant_threshold=float(data["malignant_threshold"]),
             low_confidence_threshold=float(data["low_confidence_threshold"]),
             malignant_classes=tuple(data.get("malignant_classes", MALIGNANT)),
-            source=str(path),
+            # Named relative to the model repository: the clinician sees which model's rules applied,
+            # never where the server keeps its files.
+            source=f"{path.parent.name}/{path.name}",
         )
 
     def with_overrides(self, malignant: float | None, low_confidence: float | None) -> TriageRules:

@@ -12,9 +12,15 @@ from backend.consent import service
 from backend.consent.models import ConsentDocument
 from backend.consent.schemas import DocumentCreate, DocumentOut
 from backend.core.clock import utcnow
+from backend.core.errors import Conflict, NotFound
+from backend.core.openapi import error_responses
 from backend.deps import AdminActor, CurrentActor, SessionDep
 
-router = APIRouter(prefix="/api/v1/consent-documents", tags=["consent"])
+router = APIRouter(
+    prefix="/api/v1/consent-documents",
+    tags=["consent"],
+    responses=error_responses(NotFound, Conflict),
+)
 
 
 @router.post("", response_model=DocumentOut, status_code=status.HTTP_201_CREATED)

@@ -14,7 +14,7 @@ class DocumentCreate(RequestBody):
     language: str = Field(min_length=2, max_length=12, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
     title: str = Field(min_length=1, max_length=200)
     text: str = Field(min_length=20, max_length=50_000)
-    scopes: list[Scope] = Field(min_length=1)
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     requires_reconsent: bool = False
 
 

@@ -59,7 +59,7 @@ def publish(session: Session, actor: Actor, body: DocumentCreate) -> ConsentDocu
         title=body.title,
         text=body.text,
         content_hash=digest,
-        scopes=",".join(s.value for s in body.scopes),
+        scopes=",".join(s.value for s in dict.fromkeys(body.scopes)),
         requires_reconsent=body.requires_reconsent,
         published_by=actor.user.id,
     )

@@ -69,6 +69,10 @@ class PayloadTooLarge(DermaLinkError):
     status_code, type = 413, "payload_too_large"
 
 
+class RequestHeadersTooLarge(DermaLinkError):
+    status_code, type = 431, "header_too_large"
+
+
 class UnsupportedMediaType(DermaLinkError):
     status_code, type = 415, "unsupported_media_type"
 

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request ids and access logs, body-size limits, content-type checks."""
+"""Pure-ASGI middleware: request ids and access logs, security headers, header and body size limits,
+content-type checks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.core.errors import error_body
+from backend.core.errors import RequestHeadersTooLarge, error_body
 from backend.core.logging import log, request_id_var
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -97,23 +98,121 @@ class BodyLimitMiddleware:
             return
 
         received = 0
+        started = answered = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if answered:  # we already answered 413; whatever the app says after that is dropped
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
 
         async def limited_receive() -> Message:
-            nonlocal received
+            # A chunked body has no Content-Length to check up front: count while the app reads, and
+            # answer 413 ourselves the moment it goes over (the app, which would turn the interruption
+            # into a 400 "error parsing the body", only sees the client go away).
+            nonlocal received, answered
+            if answered:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge()
+                    if not started:
+                        await _send_error(
+                            send, 413, "payload_too_large", f"request body exceeds {limit} bytes", request_id
+                        )
+                        answered = True
+                    return {"type": "http.disconnect"}
             return message
 
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await _send_error(
-                send, 413, "payload_too_large", f"request body exceeds {limit} bytes", request_id
-            )
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not answered:  # the app's own error; the 413 case is already answered
+                raise
 
 
-class _TooLarge(Exception):
-    pass
+class HeaderLimitMiddleware:
+    """Refuse requests whose request line and headers together exceed ``max_bytes`` (431), and query
+    strings carrying NUL characters (400).
+
+    The HTTP server bounds what it buffers before the application sees a request (`dermalink serve`
+    passes the same number to uvicorn); this makes the limit the application's own, whatever the server,
+    with the one error shape. No query parameter of ours has a use for NUL, and PostgreSQL refuses it in
+    text, so a filter or cursor carrying one is refused here instead of failing in the database.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.max_bytes:
+                await _send_error(
+                    send,
+                    RequestHeadersTooLarge.status_code,
+                    RequestHeadersTooLarge.type,
+                    f"request line and headers exceed {self.max_bytes} bytes",
+                    request_id_var.get(),
+                )
+                return
+            query = scope.get("query_string", b"")
+            if b"\x00" in query or b"%00" in query:
+                await _send_error(
+                    send,
+                    400,
+                    "bad_request",
+                    "the query string must not contain NUL characters",
+                    request_id_var.get(),
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """Security headers on every response, whichever part of the app (or which error path) made it.
+
+    - ``Content-Security-Policy`` for the path (`csp_for`): the web app and /docs load only their own
+      scripts, styles and data from this origin, and no one may frame them;
+    - ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` (for browsers without
+      frame-ancestors), ``Referrer-Policy: no-referrer`` (no patient or case id leaves in a Referer);
+    - ``Strict-Transport-Security`` when the request came over TLS (the scheme, which a trusted proxy's
+      ``X-Forwarded-Proto`` sets, see `DERMALINK_TRUSTED_PROXIES`);
+    - ``Cache-Control: no-store`` on every /api/ response that did not choose its own caching: API
+      responses carry patient data, and a shared or browser cache must not keep them.
+    """
+
+    def __init__(self, app: ASGIApp, *, csp_for: Callable[[str], str], hsts_seconds: int) -> None:
+        self.app = app
+        self.csp_for = csp_for
+        self.hsts = f"max-age={hsts_seconds}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        extra = [
+            (b"content-security-policy", self.csp_for(path).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        if scope.get("scheme") == "https":
+            extra.append((b"strict-transport-security", self.hsts))
+        if path.startswith("/api/"):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = headers + [(n, v) for n, v in extra if n not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

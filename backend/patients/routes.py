@@ -16,7 +16,9 @@ from backend.consent.schemas import (
     ConsentWithdraw,
     ScopeStatus,
 )
-from backend.core.errors import NotFound
+from backend.consent.service import ConsentRequired
+from backend.core.errors import Conflict, NotFound, PreconditionFailed
+from backend.core.openapi import error_responses
 from backend.deps import AdminActor, ClinicalActor, ClinicianActor, SessionDep, commit_refusals
 from backend.patients.erasure import ErasureService
 from backend.patients.models import Patient
@@ -30,7 +32,11 @@ from backend.patients.schemas import (
 )
 from backend.patients.service import PatientService, get_visible
 
-router = APIRouter(prefix="/api/v1/patients", tags=["patients"])
+router = APIRouter(
+    prefix="/api/v1/patients",
+    tags=["patients"],
+    responses=error_responses(NotFound, Conflict, ConsentRequired, PreconditionFailed),
+)
 
 
 def get_patient_service(request: Request) -> PatientService:

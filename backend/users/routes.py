@@ -8,13 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlmodel import select
 
-from backend.core.schemas import Page, cursor_str, decode_cursor, page_of
-from backend.deps import AdminActor, CurrentActor, SessionDep, SettingsDep
+from backend.core.errors import Conflict, NotFound
+from backend.core.openapi import error_responses
+from backend.core.schemas import Page, cursor_text, decode_cursor, page_of
+from backend.deps import AdminActor, AuthServiceDep, CurrentActor, SessionDep, SettingsDep
 from backend.users import service
 from backend.users.models import Clinic, User
 from backend.users.schemas import ClinicCreate, ClinicOut, UserCreate, UserOut, UserUpdate
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=error_responses(NotFound, Conflict))
 
 
 @router.get("/me", response_model=UserOut)
@@ -31,7 +33,7 @@ def list_users(
 ) -> Page[UserOut]:
     query = select(User).order_by(User.email)
     if cursor:
-        (after,) = decode_cursor(cursor, cursor_str)
+        (after,) = decode_cursor(cursor, cursor_text)
         query = query.where(User.email > after)
     users = list(session.exec(query.limit(limit + 1)))
     return page_of(users, limit, item=UserOut.model_validate, cursor=lambda u: [u.email])
@@ -74,13 +76,17 @@ def update_user(user_id: uuid.UUID, body: UserUpdate, actor: AdminActor, session
 
 
 @router.post("/{user_id}/unlock", response_model=UserOut)
-def unlock_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> User:
+def unlock_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep, auth: AuthServiceDep) -> User:
+    """Lift an account-wide lock (the per-address windows of a guesser stay)."""
     user = service.unlock_user(session, actor.ctx, service.get_user(session, user_id))
     session.commit()
+    auth.throttle.clear_account(user.email)
     return user
 
 
-clinics_router = APIRouter(prefix="/api/v1/clinics", tags=["users"])
+clinics_router = APIRouter(
+    prefix="/api/v1/clinics", tags=["users"], responses=error_responses(NotFound, Conflict)
+)
 
 
 @clinics_router.post("", response_model=ClinicOut, status_code=status.HTTP_201_CREATED)

@@ -45,7 +45,7 @@ def create_user(
     clinic_id: uuid.UUID | None = None,
 ) -> User:
     email = normalise_email(email)
-    check_password_policy(password, email=email, min_length=password_min_length)
+    check_password_policy(password, email=email, min_length=password_min_length, user_inputs=[full_name])
     if get_by_email(session, email) is not None:
         raise Conflict(f"a user with e-mail {email} already exists")
     if clinic_id is not None:

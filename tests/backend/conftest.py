@@ -25,16 +25,18 @@ use_cheapest_hashing_for_tests()
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = dict(
-        environment="test",
-        data_dir=data_dir,
-        database_url=database_url,
-        master_key=SecretStr(MASTER_KEY),
-        create_demo_users=False,
-        auto_migrate=False,
-        login_slowdown_after=3,
-        login_lockout_after=6,
-    )
+    values: dict[str, object] = {
+        "environment": "test",
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "master_key": SecretStr(MASTER_KEY),
+        "create_demo_users": False,
+        "auto_migrate": False,
+        # Small windows so that throttling tests need few attempts.
+        "login_limit_pair": "3 per minute; 6 per 15 minutes",
+        "login_limit_address": "20 per 15 minutes",
+        "login_limit_account": "12 per hour",
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -119,7 +121,7 @@ def make_user(app, client: TestClient) -> Callable[..., Account]:  # type: ignor
                 clinic_id=clinic_id,
             )
             if totp if totp is not None else role is Role.admin:
-                auth.begin_totp_enrolment(session, SYSTEM, user)
+                auth.begin_totp_enrolment(session, SYSTEM, user, None)
                 user.totp_enabled = True
             session.commit()
         account = Account(user=user, email=email, password=PASSWORD, headers={}, refresh_token="")

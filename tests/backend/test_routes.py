@@ -32,7 +32,14 @@ MATRIX = [
     ("GET", "/api/v1/audit/events.fhir", {"admin"}, None, 200, False),
     ("GET", "/api/v1/audit/verify", {"admin"}, None, 200, False),
     ("POST", "/api/v1/auth/logout", {"clinician", "dermatologist", "admin"}, None, 204, False),
-    ("POST", "/api/v1/auth/totp/enrol", {"clinician", "dermatologist"}, None, 200, False),
+    (
+        "POST",
+        "/api/v1/auth/totp/enrol",
+        {"clinician", "dermatologist"},
+        {"password": "correct horse battery staple"},
+        200,
+        False,
+    ),
     (
         "POST",
         "/api/v1/auth/password",
@@ -99,7 +106,7 @@ def test_wrong_role_is_403_missing_is_404_valid_succeeds(client, make_user, row)
             )
             assert response.status_code == 403, (role, response.text)
             assert response.json()["type"] == "forbidden"
-    actor = accounts[Role(sorted(allowed)[0])]
+    actor = accounts[Role(min(allowed))]
     if has_id:
         missing = client.request(method, path.format(id=MISSING), headers=actor.headers, json=body)
         assert missing.status_code == 404 and missing.json()["type"] == "not_found"

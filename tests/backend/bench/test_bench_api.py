@@ -34,7 +34,8 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch, settings_cache):
         ],
     )
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(open(tmp_path / "out" / "smoke.csv")))
+    with open(tmp_path / "out" / "smoke.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [int(r["concurrency"]) for r in rows] == [1, 2]
     assert all(int(r["errors"]) == 0 and float(r["throughput"]) > 0 and float(r["p50_ms"]) > 0 for r in rows)
     report = (tmp_path / "out" / "smoke.md").read_text()

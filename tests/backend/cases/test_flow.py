@@ -7,7 +7,6 @@ import json
 import uuid
 from datetime import timedelta
 
-import pytest
 from PIL import Image
 from sqlalchemy import func
 from sqlmodel import select
@@ -125,28 +124,7 @@ def test_no_analysis_without_consent_and_no_routing_without_sharing(
     )
 
 
-def _truncated(data: bytes) -> bytes:
-    return data[: len(data) // 2]
-
-
-@pytest.mark.parametrize(
-    ("name", "make", "status"),
-    [
-        ("zero bytes", lambda good: b"", 422),
-        ("truncated jpeg", _truncated, 422),
-        ("text with .jpg name", lambda good: b"hello, I am not an image" * 10, 415),
-        ("polyglot jpeg+zip", lambda good: good + b"PK\x03\x04" + b"\x00" * 100, 422),
-    ],
-)
-def test_hostile_uploads_are_refused_and_store_nothing(
-    app, client, consenting, lesion_jpeg, name, make, status
-):
-    response = submit(client, consenting, [make(lesion_jpeg)])
-    assert response.status_code == status, (name, response.text)
-    assert (
-        _count(app, Case) == 0
-        and list(app.state.blobs.iter_keys(f"patients/{consenting['id']}/images")) == []
-    )
+# Hostile uploads through the API: the corpus in tests/backend/cases/test_hostile_corpus.py.
 
 
 def test_bad_submissions_get_precise_errors(client, consenting, lesion_jpeg):

@@ -83,6 +83,7 @@ def _run_worker(settings) -> subprocess.CompletedProcess:  # type: ignore[no-unt
         cwd=REPO,
         env=env,
         capture_output=True,
+        check=False,  # the caller asserts on the exit code and output
         text=True,
         timeout=300,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -44,7 +45,7 @@ def test_case_route_matrix(client, consenting, make_user, lesion_jpeg, row):
     actor = (
         actors[D]
         if D in allowed and ("queue" in path or claimed or "/answer" in path)
-        else actors[sorted(allowed)[0]]
+        else actors[min(allowed)]
     )
     headers = dict(actor.headers)
     if actor is actors[D] and "{case}" in path and "claim" not in path:
@@ -73,7 +74,7 @@ def test_a_case_waiting_for_a_specialist_cannot_be_closed(client, consenting, le
 
 def test_submission_route_roles(client, consenting, make_user, lesion_jpeg):
     files = [("images", ("lesion.jpg", lesion_jpeg, "image/jpeg"))]
-    data = {"metadata": '{"patient_id": "%s"}' % consenting["id"]}
+    data = {"metadata": json.dumps({"patient_id": consenting["id"]})}
     assert client.post("/api/v1/cases", data=data, files=files).status_code == 401
     for role in (Role.dermatologist, Role.admin):
         headers = {**make_user(role).headers, "Idempotency-Key": uuid.uuid4().hex}
