@@ -43,11 +43,13 @@ router = APIRouter(
     prefix="/api/v1/cases",
     tags=["cases"],
     responses=error_responses(
-        NotFound, Conflict, ConsentRequired, PreconditionFailed, ServiceUnavailable, notes=_IMAGE_NOTES
+        NotFound, Gone, Conflict, ConsentRequired, PreconditionFailed, ServiceUnavailable, notes=_IMAGE_NOTES
     ),
 )
 queue_router = APIRouter(
-    prefix="/api/v1/queue", tags=["queue"], responses=error_responses(NotFound, Conflict, ConsentRequired)
+    prefix="/api/v1/queue",
+    tags=["queue"],
+    responses=error_responses(NotFound, Gone, Conflict, ConsentRequired),
 )
 
 

@@ -13,15 +13,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from backend.audit import search as audit_search
 from backend.audit.schemas import AuditFilter
 from backend.audit.service import record
-from backend.core.errors import NotFound
-from backend.core.schemas import decode_cursor, encode_cursor
+from backend.core.errors import Gone, NotFound
+from backend.core.openapi import error_responses
+from backend.core.schemas import cursor_int, decode_cursor, encode_cursor
 from backend.deps import AdminActor, ClinicalActor, SessionDep, SettingsDep, commit_refusals
 from backend.fhir.audit_export import audit_bundle
 from backend.fhir.case_export import CaseExporter
 
 FHIR_JSON = "application/fhir+json"
-cases_router = APIRouter(prefix="/api/v1/cases", tags=["fhir"])
-audit_router = APIRouter(prefix="/api/v1/audit", tags=["fhir"])
+cases_router = APIRouter(prefix="/api/v1/cases", tags=["fhir"], responses=error_responses(NotFound, Gone))
+audit_router = APIRouter(prefix="/api/v1/audit", tags=["fhir"], responses=error_responses())
 
 
 def get_exporter(request: Request, settings: SettingsDep) -> CaseExporter:
@@ -64,7 +65,7 @@ def audit_events(
 ) -> Response:
     """The same search as ``/audit/events`` (newest first, same filters and cursor) as a FHIR searchset
     Bundle of AuditEvents shaped after IHE BALP."""
-    before = int(decode_cursor(cursor)[0]) if cursor else None
+    before = decode_cursor(cursor, cursor_int)[0] if cursor else None
     rows = audit_search.search(session, filters, before_seq=before, limit=limit + 1)
     next_url = None
     if len(rows) > limit:

@@ -9,12 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from backend.core.errors import NotFound, ValidationFailed
+from backend.core.openapi import error_responses
 from backend.deps import ClinicalActor, ClinicianActor, SessionDep, commit_refusals
 from backend.lesions.schemas import DueLesion, LesionCreate, LesionDetail, LesionOut
 from backend.lesions.service import ComparisonView, LesionService
 
-router = APIRouter(prefix="/api/v1/lesions", tags=["lesions"])
-patient_lesions_router = APIRouter(prefix="/api/v1/patients", tags=["lesions"])
+router = APIRouter(prefix="/api/v1/lesions", tags=["lesions"], responses=error_responses(NotFound))
+patient_lesions_router = APIRouter(
+    prefix="/api/v1/patients", tags=["lesions"], responses=error_responses(NotFound)
+)
 
 
 def get_lesion_service(request: Request) -> LesionService:
