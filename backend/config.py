@@ -51,8 +51,23 @@ class Settings(BaseSettings):
     max_images_per_case: int = 4
     max_image_bytes: int = 12_000_000
     max_image_pixels: int = 40_000_000  # decompression-bomb guard, checked before decoding
+    decode_pixel_budget: int = Field(
+        default=60_000_000,
+        description="Pixels decoded at once across all requests (also the most one request may declare); "
+        "bounds intake's memory at about 12 bytes per pixel",
+    )
+    decode_wait_seconds: float = 30.0  # a request waiting longer for decoding room gets 503
     auto_migrate: bool = Field(default=True, description="Upgrade the schema at start-up (one replica only)")
     cors_origins: list[str] = Field(default_factory=list)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="FULL: every commit is on disk before the response (survives power loss); NORMAL: "
+        "survives a crash of the process, but the last commits may be lost on power loss",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for GET /metrics (Prometheus' scrape credential); unset: admins only",
+    )
     create_demo_users: bool = True  # development only
 
     blob_store_url: str = Field(
@@ -72,6 +87,8 @@ class Settings(BaseSettings):
     triton_timeout_s: float = 10.0  # deadline of one inference call
     triton_retries: int = 3  # attempts for retryable failures
     triton_labels_file: str = ""  # when the served config names no labels
+    inference_max_batch: int = 16  # images per model call when concurrent analyses share one
+    inference_batch_delay_ms: float = 2.0  # how long a request may wait for others to batch with
     queue: Literal["embedded", "redis"] = "embedded"
     redis_url: str = "redis://127.0.0.1:6379/0"
     analysis_wait_seconds: float = 5.0  # how long a submission waits for its analysis before answering

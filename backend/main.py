@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dispatcher = (
         RedisDispatcher(settings.redis_url, services.analyzer)
         if settings.queue == "redis"
-        else EmbeddedRunner(services.analyzer)
+        else EmbeddedRunner(services.analyzer, inline=settings.inference == "onnx")
     )
 
     @asynccontextmanager

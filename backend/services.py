@@ -11,9 +11,12 @@ from backend.cases.analysis import Analyzer
 from backend.cases.service import CaseService, IntakeLimits
 from backend.cases.triage import TriageRules
 from backend.config import DEFAULT_SECRET, Settings
+from backend.core import metrics
 from backend.core.keys import Keyring, load_master_key
 from backend.crypto.envelope import KeyProvider, Vault
 from backend.db import Database
+from backend.images.intake import DecodeBudget
+from backend.inference.batching import DynamicBatcher
 from backend.inference.factory import ClassifierProvider
 from backend.patients.erasure import ErasureService
 from backend.patients.service import PatientService
@@ -39,7 +42,9 @@ class Services:
 def build_services(settings: Settings) -> Services:
     settings.check_production()
     keyring = Keyring(load_master_key(settings))
-    db = Database(str(settings.database_url), audit_key=keyring.audit)
+    db = Database(
+        str(settings.database_url), audit_key=keyring.audit, sqlite_synchronous=settings.sqlite_synchronous
+    )
     secret = settings.secret_key.get_secret_value()
     signing = keyring.jwt_fallback if secret == DEFAULT_SECRET else secret.encode()
     tokens = TokenService(
@@ -53,6 +58,19 @@ def build_services(settings: Settings) -> Services:
     rules = TriageRules.from_file(
         settings.model_repository / settings.model_name / "triage.json"
     ).with_overrides(settings.triage_malignant_threshold, settings.triage_low_confidence_threshold)
+    analyzer = Analyzer(
+        db.session,
+        vault,
+        blobs,
+        classifier,
+        rules,
+        lease=timedelta(seconds=settings.analysis_lease_seconds),
+        batcher=DynamicBatcher(
+            max_batch=settings.inference_max_batch,
+            max_delay=settings.inference_batch_delay_ms / 1000,
+            observe=metrics.observe_batch,
+        ),
+    )
     limits = IntakeLimits(settings.max_images_per_case, settings.max_image_bytes, settings.max_image_pixels)
     return Services(
         settings=settings,
@@ -65,13 +83,17 @@ def build_services(settings: Settings) -> Services:
         erasure=ErasureService(vault, blobs),
         classifier=classifier,
         rules=rules,
-        cases=CaseService(vault, blobs, limits, settings.claim_minutes),
-        analyzer=Analyzer(
-            db.session,
+        cases=CaseService(
             vault,
             blobs,
-            classifier,
-            rules,
-            lease=timedelta(seconds=settings.analysis_lease_seconds),
+            limits,
+            settings.claim_minutes,
+            analyzer=analyzer,
+            decode_budget=DecodeBudget(
+                settings.decode_pixel_budget,
+                wait_seconds=settings.decode_wait_seconds,
+                on_change=metrics.DECODE_PIXELS.set,
+            ),
         ),
+        analyzer=analyzer,
     )

@@ -199,6 +199,8 @@ def test_inference_outage_delays_the_case_and_it_completes_later(
 
 def test_a_killed_workers_job_completes_after_restart(app, client, consenting, lesion_jpeg, monkeypatch):
     analyzer = app.state.services.analyzer
+    # The path where analysis runs outside the request (RQ workers, Triton): the job is committed first.
+    monkeypatch.setattr(app.state.dispatcher, "inline", False)
     monkeypatch.setattr(app.state.dispatcher, "submit", lambda job_id: None)  # nobody runs it now
     app.state.settings.analysis_wait_seconds = 0
     case = submit(client, consenting, [lesion_jpeg]).json()
