@@ -38,7 +38,7 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         database = make_url(url).database
@@ -120,7 +120,7 @@ def end_read_transaction(session: Session) -> None:
 class Database:
     """The engine plus what every session needs to know (the audit chain's HMAC key)."""
 
-    def __init__(self, url: str, *, audit_key: bytes, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, *, audit_key: bytes, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = normalise_url(url)
         self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         self.audit_key = audit_key

@@ -19,9 +19,12 @@ from backend.cases.routes import router as cases_router
 from backend.cases.worker import EmbeddedRunner, RedisDispatcher
 from backend.config import Settings, get_settings
 from backend.consent.routes import router as consent_router
+from backend.core import metrics
 from backend.core.errors import DermaLinkError, error_body
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from backend.observability import queue_registry
+from backend.observability import router as metrics_router
 from backend.patients.routes import router as patients_router
 from backend.services import build_services
 from backend.users.routes import clinics_router
@@ -34,6 +37,7 @@ API_PREFIX = "/api/v1"
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DermaLinkError)
     async def dermalink_error(_request: Request, exc: DermaLinkError) -> JSONResponse:
+        metrics.ERRORS.labels(exc.type).inc()
         return JSONResponse(
             error_body(exc.type, exc.detail), status_code=exc.status_code, headers=exc.headers
         )
@@ -45,6 +49,7 @@ def _error_handlers(app: FastAPI) -> None:
         ]
         malformed = any(e["type"] == "json_invalid" for e in errors)
         kind = "malformed_json" if malformed else "validation_error"
+        metrics.ERRORS.labels(kind).inc()
         return JSONResponse(error_body(kind, errors), status_code=400 if malformed else 422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -59,13 +64,14 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", error=type(exc).__name__)
+        metrics.ERRORS.labels("internal_error").inc()
         return JSONResponse(error_body("internal_error", "an unexpected error occurred"), status_code=500)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     services = build_services(settings)
-    configure_logging(json=settings.is_production)
+    configure_logging(json=settings.is_production, level=settings.log_level)
     db = services.db
     if settings.auto_migrate:
         migrate.upgrade(db.url)
@@ -114,15 +120,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.dispatcher = dispatcher
     app.state.readiness_checks = {"model": services.classifier.readiness}
+    app.state.metrics_registry = queue_registry(db)
 
     def limit_for(path: str) -> int:
         return settings.max_upload_bytes if path in settings.upload_paths else settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)
     _error_handlers(app)
     routers = (
         health.router,
+        metrics_router,
         auth_router,
         users_router,
         clinics_router,

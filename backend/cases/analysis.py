@@ -168,10 +168,29 @@ class Analyzer:
         with metrics.stage("inference"):
             return classifier.predict_batch(pixels)
 
-    def infer(self, pixels: np.ndarray) -> Inference:
-        """`predict`, with a failure kept as the outcome (for a submission that analyses inline)."""
+    def start(self, pixels: np.ndarray) -> Callable[[], Inference]:
+        """Start classifying ``pixels`` and return a call that waits for the outcome, a failure included
+        (for a submission that analyses inline and writes its blobs meanwhile)."""
         try:
-            return Inference(predictions=self.predict(pixels))
+            classifier = self.classifier()
+            if self.batcher is not None:
+                waiting = self.batcher.submit(classifier, pixels)
+            else:
+                predictions = classifier.predict_batch(pixels)
+
+                def waiting() -> list[Prediction]:
+                    return predictions
+        except Exception as exc:  # noqa: BLE001 - the outcome carries it (see `outcome`)
+            error = exc
+
+            def waiting() -> list[Prediction]:
+                raise error
+
+        return lambda: self._outcome(waiting)
+
+    def _outcome(self, waiting: Callable[[], list[Prediction]]) -> Inference:
+        try:
+            return Inference(predictions=waiting())
         except Exception as exc:  # noqa: BLE001 - an outage must not lose the submission: it retries later
             if not isinstance(exc, InferenceError):
                 log.exception("inline analysis failed")

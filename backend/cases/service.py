@@ -163,14 +163,17 @@ class CaseService:
         batcher = self.analyzer.batcher if analyse_inline and self.analyzer else None
         with batcher.expect() if batcher else nullcontext():
             prepared = self.prepare(uploads)
+        # The model runs (in a batch with concurrent submissions) while this thread writes the blobs.
+        inference = self.analyzer.start(np.stack([p.model_input for p in prepared])) if batcher else None
         stored: list[tuple[PreparedImage, str]] = []
         with metrics.stage("encrypt_store"):
             for position, image in enumerate(prepared):
-                blob_key = f"patients/{patient_id}/images/{case_id}/{position}-{uuid.uuid4().hex}.jpg.enc"
+                # One folder per patient, no folder per case: a new folder would cost one more fsync.
+                blob_key = f"patients/{patient_id}/images/{case_id}-{position}-{uuid.uuid4().hex}.jpg.enc"
                 # The encrypted image is stored before the database commit that refers to it.
                 self.blobs.put(blob_key, seal(f"blob:{blob_key}", image.image.data))
                 stored.append((image, blob_key))
-        outcome = self.analyzer.infer(np.stack([p.model_input for p in prepared])) if batcher else None
+        outcome = inference() if inference else None
 
         case = Case(
             id=case_id,

@@ -60,6 +60,11 @@ class DynamicBatcher:
                 self._cond.notify_all()
 
     def predict(self, classifier: Classifier, pixels: np.ndarray) -> list[Prediction]:
+        return self.submit(classifier, pixels)()
+
+    def submit(self, classifier: Classifier, pixels: np.ndarray) -> Callable[[], list[Prediction]]:
+        """Queue ``pixels`` and return at once; calling the result waits for the predictions (or raises
+        the inference error), so the caller can do I/O (the encrypted blob write) meanwhile."""
         request = _Request(classifier, pixels)
         with self._cond:
             if self._thread is None or not self._thread.is_alive():
@@ -67,11 +72,15 @@ class DynamicBatcher:
                 self._thread.start()
             self._queue.append(request)
             self._cond.notify_all()
-        request.done.wait()
-        if request.error is not None:
-            raise request.error
-        assert request.result is not None
-        return request.result
+
+        def result() -> list[Prediction]:
+            request.done.wait()
+            if request.error is not None:
+                raise request.error
+            assert request.result is not None
+            return request.result
+
+        return result
 
     def _take(self) -> list[_Request]:
         with self._cond:

@@ -54,7 +54,7 @@ def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped model when it is there; otherwise the stand-in ONNX model in the same layout."""
     if (REPO / "model_repository" / MODEL / "1" / "model.onnx").exists():
         return REPO / "model_repository"
-    from backend.bench.standin import build_repository
+    from benchmarks.standin import build_repository
 
     return build_repository(tmp_path_factory.mktemp("models"))
 

@@ -11,7 +11,7 @@ from backend.cli import app as cli
 
 
 def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch):
-    from backend.bench.standin import build_repository
+    from benchmarks.standin import build_repository
     from backend.config import get_settings
 
     repository = build_repository(tmp_path / "models")

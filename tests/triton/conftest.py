@@ -1,7 +1,7 @@
 """Fixtures for the Triton tests: the real Triton server (nvidia-pytriton's binary) on random ports.
 
 The model is the shipped ``model_repository/ham10000_mobilenetv2`` when its ``1/model.onnx`` exists,
-otherwise the stand-in from `backend.bench.standin` (same layout and tensor contract). The CPU
+otherwise the stand-in from `benchmarks.standin` (same layout and tensor contract). The CPU
 repository is derived from it exactly as `dermalink triton repo` does, plus two test-only models:
 ``slow_model`` (answers after 2 s, for deadlines), ``broken_model`` (fails to load), and copies of the
 model whose config has labels only as ``label_filename`` or not at all (loaded by the tests that use them).
@@ -60,7 +60,7 @@ def exported_repo(tmp_path_factory) -> Path:
     """The shipped exported repository if the trained model is there, else the stand-in."""
     if (SHIPPED / MODEL / "1" / "model.onnx").exists():
         return SHIPPED
-    from backend.bench.standin import build_repository
+    from benchmarks.standin import build_repository
 
     return build_repository(tmp_path_factory.mktemp("exported"))
 
