@@ -23,6 +23,7 @@ from backend.core import metrics
 from backend.core.errors import DermaLinkError, error_body
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from backend.images.intake import return_freed_memory_to_the_os
 from backend.observability import queue_registry
 from backend.observability import router as metrics_router
 from backend.patients.routes import router as patients_router
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     services = build_services(settings)
     configure_logging(json=settings.is_production, level=settings.log_level)
+    return_freed_memory_to_the_os()
     db = services.db
     if settings.auto_migrate:
         migrate.upgrade(db.url)

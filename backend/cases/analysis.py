@@ -229,6 +229,7 @@ class Analyzer:
             )
             job.status, job.last_error = "pending", reason[:1000]
             job.next_attempt_at = now + backoff(1)
+            log.warning("analysis postponed", case_id=str(case.id), attempts=1, reason=reason[:200])
         session.add(job)
 
     def store(self, session: Session, case: Case, images: list[CaseImage], predictions) -> None:  # type: ignore[no-untyped-def]

@@ -102,8 +102,10 @@ def sanitize_with_pixels(
         _check_still(image)
         _check_structure(data, image.format)
         _decode(image)
-        pixels = _to_srgb(ImageOps.exif_transpose(image))
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of a possibly huge image
+        pixels = _to_srgb(image)
         original_format = image.format
+    pixels.info = {}  # nothing that came with the upload can reach the encoder
     encoded = _encode(pixels)
     sanitized = SanitizedImage(
         data=encoded,
@@ -208,7 +210,7 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGB", image.size, WHITE)
         background.paste(image, mask=image.getchannel("A"))
         image = background
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _apply_icc_profile(image: Image.Image) -> Image.Image:
@@ -226,11 +228,32 @@ def _apply_icc_profile(image: Image.Image) -> Image.Image:
 
 
 def _encode(image: Image.Image) -> bytes:
-    """Re-encode from raw pixels only: a fresh image has an empty ``info``, so no metadata can be carried over."""
-    clean = Image.frombytes("RGB", image.size, image.tobytes())
+    """Re-encode from the pixels only. Pillow's JPEG encoder writes EXIF, ICC, XMP and other metadata only
+    when they are passed to ``save`` (none are), and a comment only from ``info``, which is empty here;
+    emptying ``info`` instead of copying the pixels into a fresh image saves two full-size copies."""
+    if image.info:
+        raise RuntimeError("image info must be empty before encoding")
     out = io.BytesIO()
-    clean.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    image.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     return out.getvalue()
+
+
+def return_freed_memory_to_the_os(threshold: int = 1 << 20) -> bool:
+    """Serve allocations of ``threshold`` bytes and more with mmap (glibc), so a decoded image's memory
+    goes back to the system when it is freed. By default glibc raises this threshold after the first
+    large free (up to 32 MB), after which Pillow's 16 MB blocks come from per-thread heaps that keep
+    the memory: a few decoded bombs on different threads then held gigabytes. No-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(-3, threshold))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 def declared_pixels(data: bytes) -> int:
