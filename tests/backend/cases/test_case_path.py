@@ -170,7 +170,7 @@ def test_reads_and_writes_do_not_wait_for_a_submission_processing_images(
     app, client, consenting, lesion_jpeg, monkeypatch
 ):
     """Issue 10 item 15: no image work inside a transaction, and a read takes no write lock."""
-    import backend.cases.service as service
+    from backend.cases import service
 
     entered, release = threading.Event(), threading.Event()
     real_assess = service.assess
