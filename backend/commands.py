@@ -64,31 +64,38 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the API and the web app (at /) with uvicorn on the configured database."""
         import os
+        import shutil
         import tempfile
 
         import uvicorn
 
         from backend.config import get_settings
 
+        metrics_dir = None
         if workers > 1:
-            settings = get_settings()
-            if settings.is_sqlite:
+            if get_settings().is_sqlite:
                 raise typer.BadParameter("--workers > 1 needs PostgreSQL (DERMALINK_DATABASE_URL)")
             _prepare_for_workers()
             # The processes must not race each other to migrate the schema or create the first key.
             os.environ["DERMALINK_AUTO_MIGRATE"] = "false"
             # Each process writes its metrics here; /metrics, answered by any of them, adds them up.
-            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="dermalink-metrics-"))
-        uvicorn.run(
-            "backend.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            reload=reload,
-            access_log=False,  # the app logs each request itself, with its request id
-            log_level=get_settings().log_level.lower(),
-        )
+            if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                metrics_dir = tempfile.mkdtemp(prefix="dermalink-metrics-")
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            uvicorn.run(
+                "backend.main:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                reload=reload,
+                access_log=False,  # the app logs each request itself, with its request id
+                log_level=get_settings().log_level.lower(),
+            )
+        finally:
+            if metrics_dir:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _prepare_for_workers() -> None:
@@ -298,8 +305,8 @@ def _register_bench_api() -> None:
         next to the bare model's batch-1 latency and best batched throughput measured in the same run."""
         import os
 
-        from benchmarks.api import ApiBenchConfig, run
         from backend.config import REPO_ROOT, get_settings
+        from benchmarks.api import ApiBenchConfig, run
 
         shared = Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
         settings = get_settings()
