@@ -250,7 +250,11 @@ class CaseService:
     def prepare(self, uploads: list[Upload]) -> list[PreparedImage]:
         """Decode each upload once (within the decoding budget): sanitise, check quality, and derive the
         model's input from the same pixels. No database work happens here."""
-        declared = sum(declared_pixels(u.data) for u in uploads)
+        # An image over the per-image limit is refused by `sanitize` (422) before any decoding: only the
+        # others count against the budget.
+        declared = sum(
+            p for p in map(declared_pixels, (u.data for u in uploads)) if p <= self.limits.max_pixels
+        )
         prepared = []
         with self.decode_budget.reserve(declared) if self.decode_budget else nullcontext():
             for upload in uploads:
