@@ -176,11 +176,12 @@ class Analyzer:
             if self.batcher is not None:
                 waiting = self.batcher.submit(classifier, pixels)
             else:
-                predictions = classifier.predict_batch(pixels)
+                with metrics.stage("inference"):
+                    predictions = classifier.predict_batch(pixels)
 
                 def waiting() -> list[Prediction]:
                     return predictions
-        except Exception as exc:  # noqa: BLE001 - the outcome carries it (see `outcome`)
+        except Exception as exc:  # noqa: BLE001 - the outcome carries it (see `_outcome`)
             error = exc
 
             def waiting() -> list[Prediction]:
