@@ -11,8 +11,8 @@ from backend.cli import app as cli
 
 
 def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch):
-    from benchmarks.standin import build_repository
     from backend.config import get_settings
+    from benchmarks.standin import build_repository
 
     repository = build_repository(tmp_path / "models")
     monkeypatch.setenv("DERMALINK_MODEL_REPOSITORY", str(repository))
