@@ -65,31 +65,69 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str = typer.Option("127.0.0.1", help="Address to bind."),
         port: int = typer.Option(8000, help="Port to bind."),
-        workers: int = typer.Option(1, help="Uvicorn worker processes."),
+        workers: int = typer.Option(
+            1, min=1, help="Server processes (more than one needs PostgreSQL: SQLite has one writer)."
+        ),
         reload: bool = typer.Option(False, help="Reload on code changes (development)."),
     ) -> None:
         """Run the API and the web app (at /) with uvicorn on the configured database."""
+        import os
+        import shutil
+        import tempfile
+
         import uvicorn
 
         from backend.config import get_settings
 
-        settings = get_settings()
-        uvicorn.run(
-            "backend.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            reload=reload,
-            server_header=False,  # no "server: uvicorn" banner
-            # The app believes X-Forwarded-* only from DERMALINK_TRUSTED_PROXIES (backend.main), not from
-            # uvicorn's own default of trusting 127.0.0.1.
-            proxy_headers=False,
-            # h11 bounds what it buffers for an incomplete request head (httptools buffers headers of any
-            # size); the app itself answers 431 above DERMALINK_MAX_HEADER_BYTES.
-            http="h11",
-            h11_max_incomplete_event_size=2 * settings.max_header_bytes,
-        )
+        metrics_dir = None
+        if workers > 1:
+            if get_settings().is_sqlite:
+                raise typer.BadParameter("--workers > 1 needs PostgreSQL (DERMALINK_DATABASE_URL)")
+            _prepare_for_workers()
+            # The processes must not race each other to migrate the schema or create the first key.
+            os.environ["DERMALINK_AUTO_MIGRATE"] = "false"
+            # Each process writes its metrics here; /metrics, answered by any of them, adds them up.
+            if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                metrics_dir = tempfile.mkdtemp(prefix="dermalink-metrics-")
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            uvicorn.run(
+                "backend.main:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                reload=reload,
+                access_log=False,  # the app logs each request itself, with its request id
+                log_level=get_settings().log_level.lower(),
+                server_header=False,  # no "server: uvicorn" banner
+                # The app believes X-Forwarded-* only from DERMALINK_TRUSTED_PROXIES (backend.main), not
+                # from uvicorn's own default of trusting 127.0.0.1.
+                proxy_headers=False,
+                # h11 bounds what it buffers for an incomplete request head (httptools buffers headers of
+                # any size); the app itself answers 431 above DERMALINK_MAX_HEADER_BYTES.
+                http="h11",
+                h11_max_incomplete_event_size=2 * get_settings().max_header_bytes,
+            )
+        finally:
+            if metrics_dir:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _prepare_for_workers() -> None:
+    """What every server process would otherwise do at start-up, done once before they start."""
+    from backend import migrate
+    from backend.config import get_settings
+    from backend.services import build_services
+
+    settings = get_settings()
+    services = build_services(settings)
+    if settings.auto_migrate:
+        migrate.upgrade(services.db.url)
+    with services.db.session() as session:
+        services.vault.current_kek_id(session)
+        session.commit()
+    services.db.dispose()
 
 
 @db_app.command("upgrade")
@@ -325,14 +363,20 @@ def _register_bench_api() -> None:
             48, min=1, help="Requests per concurrency level (at least 3 per client)."
         ),
         name: str = typer.Option("api", help="Base name of the output files."),
-        breakdown: int = typer.Option(20, min=0, help="Requests for the per-step timing table (0: skip)."),
+        breakdown: int = typer.Option(
+            20, min=0, help="Sequential requests for the per-stage table read from /metrics (0: skip)."
+        ),
+        postgres: str = typer.Option(
+            "", help="Also measure `serve --workers N` on a scratch database of this PostgreSQL server."
+        ),
+        workers: int = typer.Option(2, min=1, help="Server processes for the PostgreSQL measurement."),
     ) -> None:
         """Real JPEG uploads through the HTTP API at increasing concurrency (p50/p95/p99, throughput),
         next to the bare model's batch-1 latency and best batched throughput measured in the same run."""
         import os
 
-        from backend.bench.api import ApiBenchConfig, run
         from backend.config import REPO_ROOT, get_settings
+        from benchmarks.api import ApiBenchConfig, run
 
         shared = Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
         settings = get_settings()
@@ -345,6 +389,8 @@ def _register_bench_api() -> None:
             requests_per_level=requests,
             name=name,
             breakdown=breakdown,
+            postgres_url=postgres or None,
+            workers=workers,
         )
         result = run(config, log=typer.echo)
         for path in result["files"]:

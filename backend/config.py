@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     max_images_per_case: int = 4
     max_image_bytes: int = 12_000_000
     max_image_pixels: int = 40_000_000  # decompression-bomb guard, checked before decoding
+    decode_pixel_budget: int = Field(
+        default=60_000_000,
+        description="Pixels decoded at once across all requests (also the most one request may declare); "
+        "bounds intake's memory at about 12 bytes per pixel",
+    )
+    decode_wait_seconds: float = 30.0  # a request waiting longer for decoding room gets 503
     auto_migrate: bool = Field(default=True, description="Upgrade the schema at start-up (one replica only)")
     cors_origins: list[str] = Field(default_factory=list)
     trusted_proxies: list[str] = Field(
@@ -72,6 +78,18 @@ class Settings(BaseSettings):
         description="Reverse proxies (IPs/CIDRs) whose X-Forwarded-For/-Proto are believed; none by default",
     )
     hsts_seconds: int = 31_536_000  # Strict-Transport-Security max-age, sent on requests that came over TLS
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # WARNING drops the per-request lines
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="NORMAL",
+        description="SQLite (development and single-machine use; production runs PostgreSQL). NORMAL: a "
+        "commit survives a crash or kill of the process, but the last commits before a power loss or "
+        "kernel crash may be lost (WAL is synced at checkpoints, not at each commit); FULL: synced at every "
+        "commit, about one fsync (~5 ms on this disk) per commit",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for GET /metrics (Prometheus' scrape credential); unset: admins only",
+    )
     create_demo_users: bool = True  # development only
 
     blob_store_url: str = Field(
@@ -114,6 +132,8 @@ class Settings(BaseSettings):
     triton_timeout_s: float = 10.0  # deadline of one inference call
     triton_retries: int = 3  # attempts for retryable failures
     triton_labels_file: str = ""  # when the served config names no labels
+    inference_max_batch: int = 16  # images per model call when concurrent analyses share one
+    inference_batch_delay_ms: float = 2.0  # how long a request may wait for others to batch with
     queue: Literal["embedded", "redis"] = "embedded"
     redis_url: str = "redis://127.0.0.1:6379/0"
     analysis_wait_seconds: float = 5.0  # how long a submission waits for its analysis before answering

@@ -1,4 +1,21 @@
-"""Database engine and sessions. SQLite is the embedded default; PostgreSQL via DERMALINK_DATABASE_URL."""
+"""Database engine and sessions. SQLite is the embedded default; PostgreSQL via DERMALINK_DATABASE_URL.
+
+SQLite has one writer at a time. A transaction starts as a plain (deferred) ``BEGIN``, so reading never
+waits for a writer (WAL readers see a snapshot). The write lock is taken when the transaction first shows
+the intent to write, before that statement runs:
+
+* a flush with changes (an ORM insert, update or delete, also the one autoflush does before a query);
+* an ORM ``UPDATE``/``DELETE``/``INSERT`` statement;
+* a ``SELECT ... FOR UPDATE`` (SQLite has no row locks, so "lock this row for my write" means "take the
+  write lock now"), whose rows are then re-read (``populate_existing``) in the new snapshot.
+
+Taking the lock ends the read-only snapshot and starts ``BEGIN IMMEDIATE``, waiting up to the busy
+timeout for the current writer. A deferred transaction that tried to upgrade itself in place would fail
+at once with ``database is locked`` (``SQLITE_BUSY_SNAPSHOT``) whenever another writer committed since its
+first read; restarting as ``BEGIN IMMEDIATE`` waits instead. The cost is PostgreSQL's READ COMMITTED
+semantics for what was read before the write lock (rows locked with ``FOR UPDATE`` are read after it),
+which is what the code already relies on with PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +23,11 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, create_engine
+
+_WRITING = "dermalink_sqlite_writing"  # on the pooled connection's info: this transaction holds the lock
+SYNCHRONOUS = ("FULL", "NORMAL")
 
 
 def normalise_url(url: str) -> str:
@@ -17,20 +38,22 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        _sqlite_pragmas(engine)
+        _sqlite_pragmas(engine, sqlite_synchronous)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
-    """WAL, foreign keys, and BEGIN IMMEDIATE so concurrent writers queue instead of failing."""
+def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
+    """WAL, foreign keys, a busy timeout so writers queue instead of failing, and deferred BEGIN."""
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"sqlite synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -39,20 +62,72 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN")
+        connection.info[_WRITING] = False
+
+
+def take_write_lock(session: Session) -> None:
+    """On SQLite, make the session's transaction a writing one (``BEGIN IMMEDIATE``) unless it is already.
+
+    Called by the hooks below before the first write; a no-op on PostgreSQL, whose row locks and MVCC
+    need nothing of the kind."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    connection = session.connection()
+    if connection.info.get(_WRITING):
+        return
+    raw = connection.connection.dbapi_connection
+    raw.execute("COMMIT")  # ends a snapshot that has only read
+    raw.execute("BEGIN IMMEDIATE")
+    connection.info[_WRITING] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _lock_before_writing_statements(state: ORMExecuteState) -> None:
+    locking = state.is_select and getattr(state.statement, "_for_update_arg", None) is not None
+    if locking or state.is_update or state.is_delete or state.is_insert:
+        take_write_lock(state.session)
+        if locking:
+            state.update_execution_options(populate_existing=True)
+
+
+@event.listens_for(Session, "before_flush")
+def _lock_before_flushing(session: Session, _context: object, _instances: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        take_write_lock(session)
+
+
+def end_read_transaction(session: Session) -> None:
+    """End a transaction that has only read, so that slow work (decoding images, inference) holds no
+    snapshot or connection state; the next statement begins a fresh transaction.
+
+    Refuses (RuntimeError) when the session holds changes or queued audit events: ending the
+    transaction would commit them, and committing belongs to the request's unit of work."""
+    from backend.audit.service import has_pending
+
+    if session.new or session.dirty or session.deleted or has_pending(session):
+        raise RuntimeError("end_read_transaction on a session with unsaved changes")
+    if session.in_transaction():
+        session.commit()  # nothing to write: this only ends the transaction
 
 
 class Database:
     """The engine plus what every session needs to know (the audit chain's HMAC key)."""
 
-    def __init__(self, url: str, *, audit_key: bytes) -> None:
+    def __init__(self, url: str, *, audit_key: bytes, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         self.audit_key = audit_key
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
 
     def session(self) -> Session:
         from backend.audit.service import AUDIT_KEY

@@ -18,6 +18,7 @@ from backend.audit.models import Outcome
 from backend.audit.service import record
 from backend.auth.service import AuthService
 from backend.config import Settings
+from backend.core import metrics
 from backend.core.actor import Actor, AuditContext
 from backend.core.errors import DermaLinkError, InvalidToken, NotAuthenticated, PermissionDenied
 from backend.core.logging import request_id_var
@@ -43,9 +44,29 @@ def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Sess
         yield session
 
 
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def unit_of_work(session: SessionDep) -> Iterator[Session]:
+    """The request's transaction: committed once when the route returns, before the response is sent.
+
+    Routes and services never commit; a route that raises leaves its transaction uncommitted (a refusal
+    that must keep its audit event uses `commit_refusals`). Function scope makes FastAPI run the commit
+    before the response goes out, so a 201 means the data is durable; a failing commit is an error
+    response, never a success the database does not hold."""
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    if session.in_transaction():
+        with metrics.stage("commit"):
+            session.commit()
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
-SessionDep = Annotated[Session, Depends(get_session)]
+UnitOfWork = Annotated[Session, Depends(unit_of_work, scope="function")]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 

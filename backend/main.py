@@ -22,6 +22,7 @@ from backend.cases.routes import router as cases_router
 from backend.cases.worker import EmbeddedRunner, RedisDispatcher
 from backend.config import Settings, get_settings
 from backend.consent.routes import router as consent_router
+from backend.core import metrics
 from backend.core.errors import DermaLinkError, error_body
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import (
@@ -32,8 +33,11 @@ from backend.core.middleware import (
 )
 from backend.fhir.routes import audit_router as fhir_audit_router
 from backend.fhir.routes import cases_router as fhir_cases_router
+from backend.images.intake import return_freed_memory_to_the_os
 from backend.lesions.routes import patient_lesions_router
 from backend.lesions.routes import router as lesions_router
+from backend.observability import queue_registry
+from backend.observability import router as metrics_router
 from backend.patients.routes import router as patients_router
 from backend.services import build_services
 from backend.sso.routes import router as sso_router
@@ -65,6 +69,7 @@ class DermaLinkApp(FastAPI):
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DermaLinkError)
     async def dermalink_error(_request: Request, exc: DermaLinkError) -> JSONResponse:
+        metrics.ERRORS.labels(exc.type).inc()
         return JSONResponse(
             error_body(exc.type, exc.detail), status_code=exc.status_code, headers=exc.headers
         )
@@ -76,6 +81,7 @@ def _error_handlers(app: FastAPI) -> None:
         ]
         malformed = any(e["type"] == "json_invalid" for e in errors)
         kind = "malformed_json" if malformed else "validation_error"
+        metrics.ERRORS.labels(kind).inc()
         return JSONResponse(error_body(kind, errors), status_code=400 if malformed else 422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -90,20 +96,22 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", error=type(exc).__name__)
+        metrics.ERRORS.labels("internal_error").inc()
         return JSONResponse(error_body("internal_error", "an unexpected error occurred"), status_code=500)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     services = build_services(settings)
-    configure_logging(json=settings.is_production)
+    configure_logging(json=settings.is_production, level=settings.log_level)
+    return_freed_memory_to_the_os()
     db = services.db
     if settings.auto_migrate:
         migrate.upgrade(db.url)
     dispatcher = (
         RedisDispatcher(settings.redis_url, services.analyzer)
         if settings.queue == "redis"
-        else EmbeddedRunner(services.analyzer)
+        else EmbeddedRunner(services.analyzer, inline=settings.inference == "onnx")
     )
 
     @asynccontextmanager
@@ -156,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.dispatcher = dispatcher
     app.state.sso = SsoService(settings, services.auth)  # single sign-on (off without DERMALINK_OIDC_ISSUER)
     app.state.readiness_checks = {"model": services.classifier.readiness}
+    app.state.metrics_registry = queue_registry(db)
 
     def limit_for(path: str) -> int:
         return settings.max_upload_bytes if path in settings.upload_paths else settings.max_body_bytes
@@ -175,9 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return stack
 
     app.wrap_outermost = outermost
+    app.add_middleware(metrics.MetricsMiddleware)
     _error_handlers(app)
     routers = (
         health.router,
+        metrics_router,
         auth_router,
         users_router,
         clinics_router,

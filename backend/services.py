@@ -12,9 +12,12 @@ from backend.cases.analysis import Analyzer
 from backend.cases.service import CaseService, IntakeLimits
 from backend.cases.triage import TriageRules
 from backend.config import DEFAULT_SECRET, Settings
+from backend.core import metrics
 from backend.core.keys import Keyring, load_master_key
 from backend.crypto.envelope import KeyProvider, Vault
 from backend.db import Database
+from backend.images.intake import DecodeBudget
+from backend.inference.batching import DynamicBatcher
 from backend.inference.factory import ClassifierProvider
 from backend.lesions.service import LesionService
 from backend.orphans import OrphanSweeper
@@ -54,7 +57,9 @@ def make_anchor_store(settings: Settings) -> BlobStore:
 def build_services(settings: Settings) -> Services:
     settings.check_production()
     keyring = Keyring(load_master_key(settings))
-    db = Database(str(settings.database_url), audit_key=keyring.audit)
+    db = Database(
+        str(settings.database_url), audit_key=keyring.audit, sqlite_synchronous=settings.sqlite_synchronous
+    )
     secret = settings.secret_key.get_secret_value()
     signing = keyring.jwt_fallback if secret == DEFAULT_SECRET else secret.encode()
     tokens = TokenService(
@@ -71,6 +76,19 @@ def build_services(settings: Settings) -> Services:
     anchors = make_anchor_store(settings)
     checkpoints = CheckpointStore(anchors, keyring.audit, lock_days=settings.anchor_lock_days)
     ledger = ErasureLedger(anchors, keyring.erasure_ledger, lock_days=settings.anchor_lock_days)
+    analyzer = Analyzer(
+        db.session,
+        vault,
+        blobs,
+        classifier,
+        rules,
+        lease=timedelta(seconds=settings.analysis_lease_seconds),
+        batcher=DynamicBatcher(
+            max_batch=settings.inference_max_batch,
+            max_delay=settings.inference_batch_delay_ms / 1000,
+            observe=metrics.observe_batch,
+        ),
+    )
     limits = IntakeLimits(settings.max_images_per_case, settings.max_image_bytes, settings.max_image_pixels)
     return Services(
         settings=settings,
@@ -83,15 +101,18 @@ def build_services(settings: Settings) -> Services:
         erasure=ErasureService(vault, blobs, ledger),
         classifier=classifier,
         rules=rules,
-        cases=CaseService(vault, blobs, limits, settings.claim_minutes),
         lesions=LesionService(vault, blobs),
-        analyzer=Analyzer(
-            db.session,
+        cases=CaseService(
             vault,
             blobs,
-            classifier,
-            rules,
-            lease=timedelta(seconds=settings.analysis_lease_seconds),
+            limits,
+            settings.claim_minutes,
+            analyzer=analyzer,
+            decode_budget=DecodeBudget(
+                settings.decode_pixel_budget,
+                wait_seconds=settings.decode_wait_seconds,
+                on_change=metrics.DECODE_PIXELS.set,
+            ),
         ),
         checkpoints=checkpoints,
         anchor=AuditAnchor(
@@ -106,4 +127,5 @@ def build_services(settings: Settings) -> Services:
             grace=timedelta(hours=settings.orphan_blob_grace_hours),
             every_hours=settings.orphan_sweep_hours,
         ),
+        analyzer=analyzer,
     )

@@ -45,8 +45,8 @@ def _csv_ints(text: str) -> tuple[int, ...]:
 def _source(source: Path | None, standin: bool) -> Path:
     """The exported repository: --source, or the stand-in model written to build/standin_repository."""
     if standin:
-        from backend.bench.standin import build_repository
         from backend.inference.triton_server import default_build_dir
+        from benchmarks.standin import build_repository
 
         return build_repository(default_build_dir() / "standin_repository")
     return source or _root() / "model_repository"
@@ -211,8 +211,8 @@ def bench_triton(
     quiet_retries: int = typer.Option(2, help="With --max-other-load: repeats of a disturbed measurement."),
 ) -> None:
     """perf_analyzer against Triton (gRPC/HTTP, batch x concurrency sweep) next to in-process ONNX Runtime."""
-    from backend.bench.triton import BenchConfig, run
     from backend.inference.triton_server import TritonSetupError, TritonStartError
+    from benchmarks.triton import BenchConfig, run
 
     protos = tuple(p.strip() for p in protocols.split(",") if p.strip())
     if not protos or set(protos) - {"grpc", "http"}:

@@ -141,6 +141,11 @@ def record(
     session.info.setdefault(_PENDING, []).append(row)
 
 
+def has_pending(session: Session) -> bool:
+    """Whether events are queued on ``session`` (they are written by its next commit)."""
+    return bool(session.info.get(_PENDING))
+
+
 def _append_pending(session: Session) -> None:
     pending: list[AuditEvent] = session.info.pop(_PENDING, [])
     if not pending:

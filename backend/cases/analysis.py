@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
@@ -20,16 +22,26 @@ from backend.cases.routing import route
 from backend.cases.triage import ImageEvidence, TriageRules, decide
 from backend.consent import service as consent
 from backend.consent.models import Scope
+from backend.core import metrics
 from backend.core.actor import SYSTEM
 from backend.core.clock import utcnow
 from backend.core.logging import log
 from backend.crypto.envelope import Vault
-from backend.inference.base import Classifier, InferenceError
+from backend.inference.base import Classifier, InferenceError, Prediction
+from backend.inference.batching import DynamicBatcher
 from backend.inference.preprocess import batch, load_image
 from backend.lesions import visits
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The outcome of one inference call: predictions, or the error that stopped it."""
+
+    predictions: list[Prediction] | None = None
+    error: Exception | None = None
 
 
 def backoff(attempts: int) -> timedelta:
@@ -46,7 +58,9 @@ class Analyzer:
         rules: TriageRules,
         *,
         lease: timedelta = timedelta(minutes=2),
+        batcher: DynamicBatcher | None = None,
     ) -> None:
+        self.batcher = batcher  # shares model calls between concurrent analyses (None: one call each)
         self.lease = lease  # how long a worker may hold a job before another may take it over
         self.session_factory = session_factory
         self.vault = vault
@@ -124,7 +138,7 @@ class Analyzer:
                         for i in images
                     ]
                 )
-            predictions = self.classifier().predict_batch(pixels)
+            predictions = self.predict(pixels)
             measured = visits.measure(followup) if followup else None
         except consent.ConsentRequired as exc:
             return self._fail(job_id, str(exc.detail))
@@ -142,13 +156,95 @@ class Analyzer:
                 return job.status  # the lease expired and another worker took over: its result counts
             case = session.get(Case, job.case_id)
             images = [session.get(CaseImage, image_id) for image_id in image_ids]
-            self._store(session, case, images, predictions, measured)
+            self.store(session, case, images, predictions, measured)
             job.status, job.lease_expires_at, job.last_error, job.updated_at = "done", None, None, utcnow()
             session.add(job)
-            session.commit()
+            with metrics.stage("commit"):
+                session.commit()
             return "done"
 
-    def _store(self, session: Session, case: Case, images: list[CaseImage], predictions, measured) -> None:  # type: ignore[no-untyped-def]
+    def predict(self, pixels: np.ndarray) -> list[Prediction]:
+        """Classify ``pixels``, in a batch shared with concurrent callers when there is a batcher."""
+        classifier = self.classifier()
+        if self.batcher is not None:
+            return self.batcher.predict(classifier, pixels)
+        with metrics.stage("inference"):
+            return classifier.predict_batch(pixels)
+
+    def start(self, pixels: np.ndarray) -> Callable[[], Inference]:
+        """Start classifying ``pixels`` and return a call that waits for the outcome, a failure included
+        (for a submission that analyses inline and writes its blobs meanwhile)."""
+        try:
+            classifier = self.classifier()
+            if self.batcher is not None:
+                waiting = self.batcher.submit(classifier, pixels)
+            else:
+                with metrics.stage("inference"):
+                    predictions = classifier.predict_batch(pixels)
+
+                def waiting() -> list[Prediction]:
+                    return predictions
+        except Exception as exc:
+            error = exc
+
+            def waiting() -> list[Prediction]:
+                raise error
+
+        return lambda: self._outcome(waiting)
+
+    def _outcome(self, waiting: Callable[[], list[Prediction]]) -> Inference:
+        try:
+            return Inference(predictions=waiting())
+        except Exception as exc:
+            if not isinstance(exc, InferenceError):
+                log.exception("inline analysis failed")
+            return Inference(error=exc)
+
+    def settle(
+        self, session: Session, job: AnalysisJob, case: Case, images: list[CaseImage], outcome: Inference
+    ) -> None:
+        """Record an inline analysis in the submission's own transaction: results, triage and routing
+        when it succeeded; otherwise the job stays pending with a backoff (or fails if the model rejected
+        the request), exactly as when a worker's attempt ends that way."""
+        now = utcnow()
+        job.attempts, job.updated_at = 1, now
+        error = outcome.error
+        if error is None:
+            assert outcome.predictions is not None
+            self.store(session, case, images, outcome.predictions)
+            job.status = "done"
+        elif isinstance(error, InferenceError) and not error.retryable:
+            job.status, job.last_error = "failed", f"inference rejected the request: {error}"[:1000]
+            record(
+                session,
+                SYSTEM,
+                "case.analyse",
+                outcome="failed",
+                resource_type="case",
+                resource_id=case.id,
+                patient_id=case.patient_id,
+                reason=job.last_error,
+            )
+        else:
+            reason = (
+                f"inference unavailable: {error}"
+                if isinstance(error, InferenceError)
+                else (f"{type(error).__name__}: {error}")
+            )
+            job.status, job.last_error = "pending", reason[:1000]
+            job.next_attempt_at = now + backoff(1)
+            log.warning("analysis postponed", case_id=str(case.id), attempts=1, reason=reason[:200])
+        session.add(job)
+
+    def store(
+        self,
+        session: Session,
+        case: Case,
+        images: list[CaseImage],
+        predictions,  # type: ignore[no-untyped-def]
+        measured: visits.Measured | None = None,
+    ) -> None:
+        """Results, the lesion change measured for a follow-up, triage and routing, in ``session``."""
         evidence = []
         for image, prediction in zip(images, predictions, strict=True):
             probs = prediction.probabilities
@@ -169,6 +265,12 @@ class Analyzer:
             evidence.append(ImageEvidence(probs, image.quality_ok))
         if measured is not None:
             visits.store_change(session, measured, predictions[0].probabilities)
+        with metrics.stage("triage"):
+            self._triage(session, case, evidence, predictions, measured)
+
+    def _triage(
+        self, session: Session, case: Case, evidence: list[ImageEvidence], predictions, measured
+    ) -> None:  # type: ignore[no-untyped-def]
         decision = decide(
             self.rules,
             evidence,

@@ -28,8 +28,8 @@ from backend.deps import (
     ClinicalActor,
     ClinicianActor,
     DermatologistActor,
-    SessionDep,
     SettingsDep,
+    UnitOfWork,
     commit_refusals,
 )
 
@@ -93,7 +93,7 @@ def submit_case(
     request: Request,
     response: Response,
     actor: ClinicianActor,
-    session: SessionDep,
+    session: UnitOfWork,
     settings: SettingsDep,
     cases: CaseServiceDep,
     idempotency_key: IdempotencyKey,
@@ -106,25 +106,31 @@ def submit_case(
     A retry with the same Idempotency-Key returns the stored case instead of creating another."""
     body = _parse_metadata(metadata)
     uploads = [Upload(i.filename or "", i.file.read(settings.max_image_bytes + 1)) for i in images]
+    dispatcher = request.app.state.dispatcher
+    # A follow-up photo is also compared with the lesion's previous one (a second or two of CPU): that
+    # runs in the analysis job, not inside the submission.
+    inline = dispatcher.inline and body.lesion_id is None
     with commit_refusals(session, NotFound):  # the denied look-up of the patient stays in the audit trail
-        case, job, created = cases.submit(session, actor, body, uploads, idempotency_key)
-    case_id, job_id = case.id, job.id
-    session.close()  # hold no transaction while waiting (SQLite has one writer)
-    if created:
-        dispatcher = request.app.state.dispatcher
-        dispatcher.submit(job_id)
-        dispatcher.wait(job_id, settings.analysis_wait_seconds)
-    else:
+        case, job, created = cases.submit(
+            session, actor, body, uploads, idempotency_key, analyse_inline=inline
+        )
+    if not created:
         response.status_code = status.HTTP_200_OK
-    out = cases.view(session, session.get(Case, case_id))
-    session.commit()
-    return _respond(response, out)
+    elif not inline:
+        # Analysis happens elsewhere (RQ workers, the embedded runner for a follow-up, or a Triton call with
+        # its own timeouts): the case must be durable before anyone is told about its job, so this one route
+        # commits early.
+        session.commit()
+        dispatcher.submit(job.id)
+        dispatcher.wait(job.id, settings.analysis_wait_seconds)
+        session.expire_all()  # read what the worker wrote
+    return _respond(response, cases.view(session, case))
 
 
 @router.get("", response_model=Page[CaseSummary])
 def list_cases(
     actor: ClinicalActor,
-    session: SessionDep,
+    session: UnitOfWork,
     state: Annotated[str | None, Query(max_length=24)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -151,32 +157,28 @@ def list_cases(
         cursor=lambda c: [c.created_at.isoformat(), str(c.id)],
     )
     record(session, actor.ctx, "case.list", resource_type="case", detail={"items": len(page.items)})
-    session.commit()
     return page
 
 
 @router.get("/{case_id}", response_model=CaseOut)
 def read_case(
-    case_id: uuid.UUID, response: Response, actor: ClinicalActor, session: SessionDep, cases: CaseServiceDep
+    case_id: uuid.UUID, response: Response, actor: ClinicalActor, session: UnitOfWork, cases: CaseServiceDep
 ) -> CaseOut:
     """The case with its images' metadata, AI result (with its disclaimer), triage, answer and history."""
     with commit_refusals(session, NotFound, Gone):
         case = cases.get(session, actor, case_id)
-    out = cases.view(session, case)
-    session.commit()
-    return _respond(response, out)
+    return _respond(response, cases.view(session, case))
 
 
 @router.get(
     "/{case_id}/images/{image_id}", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}}
 )
 def read_image(
-    case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, session: SessionDep, cases: CaseServiceDep
+    case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, session: UnitOfWork, cases: CaseServiceDep
 ) -> Response:
     """The lesion image (metadata stripped at intake), decrypted for this request only."""
     with commit_refusals(session, NotFound, Gone):
         data = cases.image(session, actor, case_id, image_id)
-    session.commit()
     return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
@@ -186,14 +188,13 @@ def answer_case(
     body: AnswerCreate,
     response: Response,
     actor: DermatologistActor,
-    session: SessionDep,
+    session: UnitOfWork,
     cases: CaseServiceDep,
     if_match: IfMatch = None,
 ) -> CaseOut:
     """Answer a case you have claimed: diagnosis, management plan and a note. Needs If-Match."""
     with commit_refusals(session, Gone):
         case = cases.answer(session, actor, case_id, body, if_match)
-    session.commit()
     return _respond(response, cases.view(session, case))
 
 
@@ -202,19 +203,18 @@ def close_case(
     case_id: uuid.UUID,
     response: Response,
     actor: ClinicianActor,
-    session: SessionDep,
+    session: UnitOfWork,
     cases: CaseServiceDep,
     if_match: IfMatch = None,
 ) -> CaseOut:
     case = cases.close(session, actor, case_id, if_match)
-    session.commit()
     return _respond(response, cases.view(session, case))
 
 
 @queue_router.get("", response_model=Page[QueueItem])
 def queue(
     actor: DermatologistActor,
-    session: SessionDep,
+    session: UnitOfWork,
     cases: CaseServiceDep,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -222,7 +222,6 @@ def queue(
     """Waiting cases, urgent first, then longest waiting. Claim one to see its images."""
     after = decode_cursor(cursor, cursor_int, cursor_moment, cursor_uuid) if cursor else None
     items = cases.queue(session, actor, after=after, limit=limit + 1)
-    session.commit()
     return page_of(
         items,
         limit,
@@ -240,13 +239,12 @@ def claim(
     case_id: uuid.UUID,
     response: Response,
     actor: DermatologistActor,
-    session: SessionDep,
+    session: UnitOfWork,
     cases: CaseServiceDep,
 ) -> CaseOut:
     """Claim a waiting case for yourself; the claim expires, returning the case to the queue."""
     with commit_refusals(session, Gone):
         case = cases.claim(session, actor, case_id)
-    session.commit()
     return _respond(response, cases.view(session, case))
 
 
@@ -255,10 +253,9 @@ def release(
     case_id: uuid.UUID,
     response: Response,
     actor: DermatologistActor,
-    session: SessionDep,
+    session: UnitOfWork,
     cases: CaseServiceDep,
 ) -> CaseOut:
     with commit_refusals(session, Gone):
         case = cases.release(session, actor, case_id)
-    session.commit()
     return _respond(response, cases.view(session, case))

@@ -11,13 +11,13 @@ case (nor, through `patients_routed_to`, a patient) whose patient does not conse
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
-from PIL import Image
+import numpy as np
 from sqlalchemy import case as sql_case
 from sqlalchemy import false, or_
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from backend.audit.service import record
+from backend.cases.analysis import Analyzer
 from backend.cases.models import (
     AnalysisJob,
     AnalysisResult,
@@ -50,12 +51,15 @@ from backend.cases.schemas import (
 )
 from backend.consent import service as consent
 from backend.consent.models import Scope
+from backend.core import metrics
 from backend.core.actor import Actor
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, Gone, NotFound, PreconditionFailed, ValidationFailed
 from backend.crypto.envelope import Vault
-from backend.images.intake import sanitize
-from backend.images.quality import assess
+from backend.db import end_read_transaction
+from backend.images.intake import DecodeBudget, SanitizedImage, declared_pixels, sanitize_with_pixels
+from backend.images.quality import QualityReport, assess
+from backend.inference.preprocess import oriented_to_model_input
 from backend.lesions import visits
 from backend.lesions.models import LesionChange
 from backend.lesions.schemas import LesionChangeOut
@@ -112,6 +116,15 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class PreparedImage:
+    """One upload after intake: the sanitised JPEG to store, its quality, and the model's input."""
+
+    image: SanitizedImage
+    quality: QualityReport
+    model_input: np.ndarray
+
+
+@dataclass(frozen=True)
 class IntakeLimits:
     max_images: int
     max_image_bytes: int
@@ -126,17 +139,43 @@ def submission_hash(body: CaseCreate, uploads: list[Upload]) -> str:
 
 
 class CaseService:
-    def __init__(self, vault: Vault, blobs, limits: IntakeLimits, claim_minutes: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self,
+        vault: Vault,
+        blobs,
+        limits: IntakeLimits,
+        claim_minutes: int,
+        *,
+        analyzer: Analyzer | None = None,
+        decode_budget: DecodeBudget | None = None,
+    ) -> None:
         self.vault = vault
         self.blobs = blobs
         self.limits = limits
         self.claim_minutes = claim_minutes
+        self.analyzer = analyzer
+        self.decode_budget = decode_budget
 
     # -- intake --------------------------------------------------------------------------------
     def submit(
-        self, session: Session, actor: Actor, body: CaseCreate, uploads: list[Upload], idempotency_key: str
+        self,
+        session: Session,
+        actor: Actor,
+        body: CaseCreate,
+        uploads: list[Upload],
+        idempotency_key: str,
+        *,
+        analyse_inline: bool = False,
     ) -> tuple[Case, AnalysisJob, bool]:
-        """Store the case, its images (encrypted) and its analysis job in one commit.
+        """Store the case, its images (encrypted) and its analysis job; the caller's unit of work commits.
+
+        Three phases, so that no image work happens inside a transaction and the write lock is held only
+        for the inserts: (1) a read-only transaction checks the idempotency key, the patient and consent;
+        (2) outside any transaction the images are decoded once, sanitised, checked, reduced to the
+        model's input, encrypted and written to the blob store (before the commit that refers to them);
+        with ``analyse_inline`` the model runs here too, in a batch shared with concurrent submissions;
+        (3) one writing transaction inserts the case, images, job and, when analysed, its results,
+        triage and routing, so the caller's single commit makes all of it durable at once.
 
         Returns ``(case, job, created)``; ``created`` is False when this is a retry of a submission
         already stored under the same idempotency key."""
@@ -148,15 +187,35 @@ class CaseService:
             raise ValidationFailed(f"send between 1 and {self.limits.max_images} images (field 'images')")
         patient = get_visible(session, actor, body.patient_id)
         consent.require(session, patient.id, Scope.ai_analysis)
-        sanitized = [
-            sanitize(u.data, max_bytes=self.limits.max_image_bytes, max_pixels=self.limits.max_pixels)
-            for u in uploads
-        ]
-        lesion = visits.for_submission(session, patient, body.lesion_id, body.site, actor.user.id)
+        visits.check_followup(session, patient.id, body.lesion_id)
+        patient_id, clinic_id = patient.id, patient.clinic_id
+        seal = self.vault.sealer(session, patient_id)
+        end_read_transaction(session)
+
+        case_id = uuid.uuid4()
+        batcher = self.analyzer.batcher if analyse_inline and self.analyzer else None
+        with batcher.expect() if batcher else nullcontext():
+            prepared = self.prepare(uploads)
+        # The model runs (in a batch with concurrent submissions) while this thread writes the blobs.
+        inference = self.analyzer.start(np.stack([p.model_input for p in prepared])) if batcher else None
+        stored: list[tuple[PreparedImage, str]] = []
+        with metrics.stage("encrypt_store"):
+            for position, image in enumerate(prepared):
+                # One folder per patient, no folder per case: a new folder would cost one more fsync.
+                blob_key = f"patients/{patient_id}/images/{case_id}-{position}-{uuid.uuid4().hex}.jpg.enc"
+                # The encrypted image is stored before the database commit that refers to it.
+                self.blobs.put(blob_key, seal(f"blob:{blob_key}", image.image.data))
+                stored.append((image, blob_key))
+        outcome = inference() if inference else None
+
+        lesion_id = visits.for_submission(
+            session, patient_id, clinic_id, body.lesion_id, body.site, actor.user.id
+        )
         case = Case(
-            patient_id=patient.id,
-            clinic_id=patient.clinic_id,
-            lesion_id=lesion.id,
+            id=case_id,
+            patient_id=patient_id,
+            clinic_id=clinic_id,
+            lesion_id=lesion_id,
             created_by=actor.user.id,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
@@ -167,38 +226,39 @@ class CaseService:
             concern=body.concern,
             wants_specialist=body.wants_specialist,
         )
+        if body.notes:
+            case.notes_sealed = seal(f"case:{case.id}:notes", body.notes.encode())
         session.add(case)
         try:
-            session.flush()  # the insert that meets the unique (created_by, idempotency_key) index
-        except IntegrityError:  # the same key raced in from a parallel retry
-            return self._lost_race(session, actor, idempotency_key, request_hash)
-        if body.notes:
-            case.notes_sealed = self.vault.encrypt(
-                session, patient.id, f"case:{case.id}:notes", body.notes.encode()
+            session.flush()  # takes the write lock; a parallel retry with the same key fails here
+        except IntegrityError:
+            session.rollback()
+            for _, blob_key in stored:
+                self.blobs.delete(blob_key)
+            existing = self._by_idempotency_key(session, actor, idempotency_key)
+            if existing is None:
+                raise
+            return self._replay(session, existing, request_hash)
+        images = []
+        for position, (image, blob_key) in enumerate(stored):
+            quality = image.quality
+            row = CaseImage(
+                case_id=case.id,
+                position=position,
+                blob_key=blob_key,
+                sha256=image.image.sha256,
+                media_type=image.image.media_type,
+                width=image.image.width,
+                height=image.image.height,
+                quality_ok=quality.ok,
+                quality={
+                    "ok": quality.ok,
+                    "reasons": quality.reasons,
+                    "laplacian_variance": round(quality.laplacian_variance, 2),
+                },
             )
-        for position, image in enumerate(sanitized):
-            blob_key = f"patients/{patient.id}/images/{case.id}/{position}-{uuid.uuid4().hex}.jpg.enc"
-            with Image.open(io.BytesIO(image.data)) as decoded:
-                quality = assess(decoded)
-            # The encrypted image is stored before the database commit that refers to it.
-            self.blobs.put(blob_key, self.vault.encrypt(session, patient.id, f"blob:{blob_key}", image.data))
-            session.add(
-                CaseImage(
-                    case_id=case.id,
-                    position=position,
-                    blob_key=blob_key,
-                    sha256=image.sha256,
-                    media_type=image.media_type,
-                    width=image.width,
-                    height=image.height,
-                    quality_ok=quality.ok,
-                    quality={
-                        "ok": quality.ok,
-                        "reasons": quality.reasons,
-                        "laplacian_variance": round(quality.laplacian_variance, 2),
-                    },
-                )
-            )
+            session.add(row)
+            images.append(row)
         session.add(
             CaseTransition(
                 case_id=case.id,
@@ -216,24 +276,36 @@ class CaseService:
             "case.create",
             resource_type="case",
             resource_id=case.id,
-            patient_id=patient.id,
-            detail={"images": len(sanitized)},
+            patient_id=patient_id,
+            detail={"images": len(prepared)},
         )
-        try:
-            session.commit()
-        except IntegrityError:  # the same key raced in from a parallel retry
-            return self._lost_race(session, actor, idempotency_key, request_hash)
+        if outcome is not None:
+            session.flush()  # the images exist before results refer to them (no ORM relationships here)
+            self.analyzer.settle(session, job, case, images, outcome)
         return case, job, True
 
-    def _lost_race(
-        self, session: Session, actor: Actor, idempotency_key: str, request_hash: str
-    ) -> tuple[Case, AnalysisJob, bool]:
-        """Another request with the same key committed first: answer as a retry of that one."""
-        session.rollback()
-        existing = self._by_idempotency_key(session, actor, idempotency_key)
-        if existing is None:  # not a duplicate key after all: the original error (called in its handler)
-            raise  # noqa: PLE0704
-        return self._replay(session, existing, request_hash)
+    def prepare(self, uploads: list[Upload]) -> list[PreparedImage]:
+        """Decode each upload once (within the decoding budget): sanitise, check quality, and derive the
+        model's input from the same pixels. No database work happens here."""
+        # An image over the per-image limit is refused by `sanitize` (422) before any decoding: only the
+        # others count against the budget.
+        declared = sum(
+            p for p in map(declared_pixels, (u.data for u in uploads)) if p <= self.limits.max_pixels
+        )
+        prepared = []
+        with self.decode_budget.reserve(declared) if self.decode_budget else nullcontext():
+            for upload in uploads:
+                with metrics.stage("intake"):
+                    image, pixels = sanitize_with_pixels(
+                        upload.data, max_bytes=self.limits.max_image_bytes, max_pixels=self.limits.max_pixels
+                    )
+                with metrics.stage("quality"):
+                    quality = assess(pixels)
+                with metrics.stage("preprocess"):
+                    model_input = oriented_to_model_input(pixels)
+                del pixels
+                prepared.append(PreparedImage(image=image, quality=quality, model_input=model_input))
+        return prepared
 
     def _by_idempotency_key(self, session: Session, actor: Actor, key: str) -> Case | None:
         return session.exec(

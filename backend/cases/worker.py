@@ -22,7 +22,12 @@ QUEUE_NAME = "dermalink-analysis"
 
 
 class EmbeddedRunner:
-    def __init__(self, analyzer: Analyzer, *, poll_seconds: float = 2.0) -> None:
+    """Runs analyses in this process. With ``inline`` (in-process ONNX Runtime) a submission analyses its
+    own images in its request, from the pixels intake already decoded, batched with concurrent requests;
+    the thread here runs only retries and jobs left over by a crash."""
+
+    def __init__(self, analyzer: Analyzer, *, poll_seconds: float = 2.0, inline: bool = False) -> None:
+        self.inline = inline
         self.analyzer = analyzer
         self.poll_seconds = poll_seconds
         self._wake = threading.Event()
@@ -67,6 +72,8 @@ class EmbeddedRunner:
 
 class RedisDispatcher:
     """Hands jobs to RQ workers. If Redis is down the job stays pending in the database for the sweeper."""
+
+    inline = False
 
     def __init__(self, redis_url: str, analyzer: Analyzer) -> None:
         from redis import Redis

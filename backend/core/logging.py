@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
+from typing import TextIO
 
 import structlog
 
@@ -18,7 +19,7 @@ def _add_request_id(_logger, _name, event_dict):  # type: ignore[no-untyped-def]
     return event_dict
 
 
-def configure_logging(*, json: bool, level: str = "INFO") -> None:
+def configure_logging(*, json: bool, level: str = "INFO", file: TextIO | None = None) -> None:
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
@@ -30,7 +31,7 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=file or sys.stderr),
         cache_logger_on_first_use=False,
     )
 

@@ -135,6 +135,12 @@ class Vault:
             raise KeyDestroyed(f"the data of {owner_id} was erased and can no longer be decrypted")
         return _open(self._kek(session, row.kek_id), row.wrapped, f"dek:{owner_id}".encode(), "data key")
 
+    def sealer(self, session: Session, owner_id: uuid.UUID) -> Callable[[str, bytes], bytes]:
+        """Unwrap ``owner_id``'s data key once and return ``seal(record, plaintext)``, equivalent to
+        `encrypt`, usable after the session's transaction ended (for encrypting images outside it)."""
+        key = self._data_key(session, owner_id)
+        return lambda record, plaintext: _seal(key, plaintext, f"{owner_id}|{record}".encode())
+
     def encrypt(self, session: Session, owner_id: uuid.UUID, record: str, plaintext: bytes) -> bytes:
         return _seal(self._data_key(session, owner_id), plaintext, f"{owner_id}|{record}".encode())
 

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,16 +88,26 @@ def sanitize(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int = 64
     Raises `ImageRejected` for anything else. Checks run cheapest first, and all limits are enforced
     before pixel data is decoded.
     """
+    return sanitize_with_pixels(data, max_bytes=max_bytes, max_pixels=max_pixels, min_side=min_side)[0]
+
+
+def sanitize_with_pixels(
+    data: bytes, *, max_bytes: int, max_pixels: int, min_side: int = 64
+) -> tuple[SanitizedImage, Image.Image]:
+    """`sanitize`, also returning the decoded sRGB pixels that were encoded, so that callers needing them
+    (the quality check, the model's input) do not decode the stored JPEG again."""
     _check_size(data, max_bytes)
     with _open(data) as image:
         _check_dimensions(image, max_pixels, min_side)
         _check_still(image)
         _check_structure(data, image.format)
         _decode(image)
-        pixels = _to_srgb(ImageOps.exif_transpose(image))
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of a possibly huge image
+        pixels = _to_srgb(image)
         original_format = image.format
+    pixels.info = {}  # nothing that came with the upload can reach the encoder
     encoded = _encode(pixels)
-    return SanitizedImage(
+    sanitized = SanitizedImage(
         data=encoded,
         media_type=OUTPUT_MEDIA_TYPE,
         width=pixels.width,
@@ -102,6 +115,7 @@ def sanitize(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int = 64
         original_format=original_format,
         sha256=hashlib.sha256(encoded).hexdigest(),
     )
+    return sanitized, pixels
 
 
 def _check_size(data: bytes, max_bytes: int) -> None:
@@ -196,7 +210,7 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGB", image.size, WHITE)
         background.paste(image, mask=image.getchannel("A"))
         image = background
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _apply_icc_profile(image: Image.Image) -> Image.Image:
@@ -214,8 +228,84 @@ def _apply_icc_profile(image: Image.Image) -> Image.Image:
 
 
 def _encode(image: Image.Image) -> bytes:
-    """Re-encode from raw pixels only: a fresh image has an empty ``info``, so no metadata can be carried over."""
-    clean = Image.frombytes("RGB", image.size, image.tobytes())
+    """Re-encode from the pixels only. Pillow's JPEG encoder writes EXIF, ICC, XMP and other metadata only
+    when they are passed to ``save`` (none are), and a comment only from ``info``, which is empty here;
+    emptying ``info`` instead of copying the pixels into a fresh image saves two full-size copies."""
+    if image.info:
+        raise RuntimeError("image info must be empty before encoding")
     out = io.BytesIO()
-    clean.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    image.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     return out.getvalue()
+
+
+def return_freed_memory_to_the_os(threshold: int = 1 << 20) -> bool:
+    """Serve allocations of ``threshold`` bytes and more with mmap (glibc), so a decoded image's memory
+    goes back to the system when it is freed. By default glibc raises this threshold after the first
+    large free (up to 32 MB), after which Pillow's 16 MB blocks come from per-thread heaps that keep
+    the memory: a few decoded bombs on different threads then held gigabytes. No-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(-3, threshold))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
+def declared_pixels(data: bytes) -> int:
+    """Pixels an upload declares in its header (0 when it cannot be read: `sanitize` refuses it later)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - sanitize gives the precise refusal
+        return 0
+
+
+class DecodeBudget:
+    """Bounds the pixels being decoded at once across all requests, so a burst of decompression bombs
+    (a 116 KB flat PNG can declare 40 million pixels, ~120 MB decoded and a few copies of that while it
+    is converted and re-encoded) has a memory ceiling: about ``pixels × 12 bytes`` above the idle process.
+
+    A request reserves the pixels its images declare before decoding any of them, and waits for room up
+    to ``wait_seconds``; after that it is refused with 503 and ``Retry-After`` (the server is busy, the
+    upload is fine). A request declaring more than the whole budget is refused with 413 at once."""
+
+    def __init__(self, pixels: int, *, wait_seconds: float = 30.0, on_change=None) -> None:  # type: ignore[no-untyped-def]
+        self.pixels = pixels
+        self.wait_seconds = wait_seconds
+        self.on_change = on_change  # called with the pixels in use (a metrics gauge)
+        self._in_use = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def reserve(self, pixels: int) -> Iterator[None]:
+        from backend.core.errors import ServiceUnavailable
+
+        if pixels > self.pixels:
+            raise ImageRejected(
+                "too_large",
+                f"The images of this request declare {pixels} pixels together; the limit is {self.pixels}.",
+            )
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._in_use + pixels <= self.pixels, self.wait_seconds):
+                raise ServiceUnavailable(
+                    "the server is decoding too many images right now; try again shortly",
+                    headers={"Retry-After": "5"},
+                )
+            self._in_use += pixels
+            self._changed()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_use -= pixels
+                self._changed()
+                self._cond.notify_all()
+
+    def _changed(self) -> None:
+        if self.on_change:
+            self.on_change(self._in_use)

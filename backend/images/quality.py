@@ -67,6 +67,13 @@ def assess(image: Image.Image) -> QualityReport:
 
 
 def _downscaled_luma(image: Image.Image) -> np.ndarray:
+    # A large photo is first box-reduced by a whole factor that keeps it at least twice the analysis
+    # size (cheap, and a box of boxes is still a box filter), so the grey conversion never touches
+    # millions of pixels; images up to 2 × ANALYSIS_LONG_SIDE (HAM10000's, on which the thresholds
+    # were calibrated) take exactly the path they took before.
+    factor = max(image.size) // (2 * ANALYSIS_LONG_SIDE)
+    if factor >= 2:
+        image = image.reduce(factor)
     gray = image.convert("L")
     scale = ANALYSIS_LONG_SIDE / max(gray.size)
     if scale < 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from backend.config import Settings
+from backend.core import metrics
 from backend.inference.base import Classifier, InferenceUnavailable
 
 
@@ -34,6 +35,8 @@ class ClassifierProvider:
                 try:
                     self._classifier = self._load()
                     self._error = None
+                    info = self._classifier.info
+                    metrics.MODEL_INFO.labels(info.name, info.version).set(1)
                 except InferenceUnavailable as exc:
                     self._error = str(exc)
                     raise

@@ -30,6 +30,16 @@ def to_model_input(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+def oriented_to_model_input(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
+    """:func:`to_model_input` for an RGB image whose EXIF orientation was already applied (intake's
+    sanitised pixels): the same resize, without the copy ``exif_transpose`` would make."""
+    if image.mode != "RGB":
+        raise ValueError(f"expected RGB pixels, got {image.mode}")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
 def load_image(source: str | Path | bytes, size: int = INPUT_SIZE) -> np.ndarray:
     """Decode a file path or encoded bytes and apply :func:`to_model_input`."""
     if isinstance(source, bytes):

@@ -26,7 +26,6 @@ from backend.core.errors import ValidationFailed
 from backend.crypto.envelope import Vault
 from backend.lesions import change
 from backend.lesions.models import Lesion, LesionChange
-from backend.patients.models import Patient
 
 
 @dataclass(frozen=True)
@@ -59,21 +58,35 @@ class Measured:
         }
 
 
-def for_submission(
-    session: Session, patient: Patient, lesion_id: uuid.UUID | None, site: str, created_by: uuid.UUID
-) -> Lesion:
-    """The lesion a new case is about: the given one (a follow-up) or a new one at ``site``."""
+def check_followup(session: Session, patient_id: uuid.UUID, lesion_id: uuid.UUID | None) -> None:
+    """A follow-up must name one of this patient's lesions (checked before any image work)."""
     if lesion_id is None:
-        lesion = Lesion(patient_id=patient.id, clinic_id=patient.clinic_id, site=site, created_by=created_by)
-        session.add(lesion)
-        session.flush()
-        return lesion
+        return
     lesion = session.get(Lesion, lesion_id)
-    if lesion is None or lesion.patient_id != patient.id:
+    if lesion is None or lesion.patient_id != patient_id:
         raise ValidationFailed(f"lesion_id: {lesion_id} is not one of this patient's lesions")
-    lesion.follow_up_due_at = None  # the follow-up that was due has arrived
+
+
+def for_submission(
+    session: Session,
+    patient_id: uuid.UUID,
+    clinic_id: uuid.UUID,
+    lesion_id: uuid.UUID | None,
+    site: str,
+    created_by: uuid.UUID,
+) -> uuid.UUID:
+    """The lesion a new case is about (in the submission's writing transaction): the given one, whose
+    due follow-up has now arrived, or a new one at ``site``. `check_followup` has vetted ``lesion_id``."""
+    if lesion_id is None:
+        lesion = Lesion(patient_id=patient_id, clinic_id=clinic_id, site=site, created_by=created_by)
+    else:
+        lesion = session.get(Lesion, lesion_id)
+        if lesion is None or lesion.patient_id != patient_id:  # erased meanwhile
+            raise ValidationFailed(f"lesion_id: {lesion_id} is not one of this patient's lesions")
+        lesion.follow_up_due_at = None
     session.add(lesion)
-    return lesion
+    session.flush()
+    return lesion.id
 
 
 def schedule_follow_up(session: Session, case: Case, weeks: int | None) -> None:

@@ -60,7 +60,7 @@ def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if (REPO / "model_repository" / MODEL / "1" / "model.onnx").exists():
         return REPO / "model_repository"
     standin_allowed(f"model_repository/{MODEL}/1/model.onnx")
-    from backend.bench.standin import build_repository
+    from benchmarks.standin import build_repository
 
     return build_repository(tmp_path_factory.mktemp("models"))
 

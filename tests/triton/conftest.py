@@ -1,7 +1,7 @@
 """Fixtures for the Triton tests: the real Triton server (nvidia-pytriton's binary) on random ports.
 
 The model is the shipped ``model_repository/ham10000_mobilenetv2`` when its ``1/model.onnx`` exists,
-otherwise the stand-in from `backend.bench.standin` (same layout and tensor contract). The CPU
+otherwise the stand-in from `benchmarks.standin` (same layout and tensor contract). The CPU
 repository is derived from it exactly as `dermalink triton repo` does, plus two test-only models:
 ``slow_model`` (answers after 20 s, for deadlines), ``spare_model`` (a copy to unload and reload), ``broken_model`` (fails to load), and copies of the
 model whose config has labels only as ``label_filename`` or not at all (loaded by the tests that use them).
@@ -100,7 +100,7 @@ def exported_repo(tmp_path_factory) -> Path:
     if (SHIPPED / MODEL / "1" / "model.onnx").exists():
         return SHIPPED
     standin_allowed(f"model_repository/{MODEL}/1/model.onnx")
-    from backend.bench.standin import build_repository
+    from benchmarks.standin import build_repository
 
     return build_repository(tmp_path_factory.mktemp("exported"))
 

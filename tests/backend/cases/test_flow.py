@@ -177,6 +177,8 @@ def test_inference_outage_delays_the_case_and_it_completes_later(
 
 def test_a_killed_workers_job_completes_after_restart(app, client, consenting, lesion_jpeg, monkeypatch):
     analyzer = app.state.services.analyzer
+    # The path where analysis runs outside the request (RQ workers, Triton): the job is committed first.
+    monkeypatch.setattr(app.state.dispatcher, "inline", False)
     hold_jobs(app)  # nobody runs it now
     case = submit(client, consenting, [lesion_jpeg]).json()
     (job_id,) = analyzer.claim_due()  # a worker takes the job... and is killed before finishing

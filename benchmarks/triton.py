@@ -279,9 +279,7 @@ def model_description(onnx_path: Path) -> dict:
     meta = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta()
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:16]
     kind = (
-        "stand-in (backend/bench/standin.py)"
-        if meta.producer_name == "dermalink-standin"
-        else "exported model"
+        "stand-in (benchmarks/standin.py)" if meta.producer_name == "dermalink-standin" else "exported model"
     )
     return {
         "path": str(onnx_path),

@@ -6,7 +6,7 @@ uint8 ``image`` ``[-1, 224, 224, 3]`` -> float32 probabilities ``[-1, 7]``. The 
 [-1, 1], pools 4x4 patches (a real computation over every pixel), applies a fixed projection and a
 softmax, so the probabilities differ from image to image and parity checks mean something.
 
-    python -m backend.bench.standin <repository-dir>
+    python -m benchmarks.standin <repository-dir>
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from backend.cli import app as cli
 
 
 def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch, settings_cache):
-    from backend.bench.standin import build_repository
+    from benchmarks.standin import build_repository
 
     repository = build_repository(tmp_path / "models")
     monkeypatch.setenv("DERMALINK_MODEL_REPOSITORY", str(repository))
@@ -34,10 +34,14 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch, settings_cache):
         ],
     )
     assert result.exit_code == 0, result.output
-    with open(tmp_path / "out" / "smoke.csv") as f:
-        rows = list(csv.DictReader(f))
+    with open(tmp_path / "out" / "smoke.csv") as handle:
+        rows = list(csv.DictReader(handle))
     assert [int(r["concurrency"]) for r in rows] == [1, 2]
     assert all(int(r["errors"]) == 0 and float(r["throughput"]) > 0 and float(r["p50_ms"]) > 0 for r in rows)
     report = (tmp_path / "out" / "smoke.md").read_text()
-    assert "Bare model" in report and "| target | reached |" in report and "of which inference" in report
+    assert "Bare model" in report and "| target (bar; stretch) | reached |" in report
+    assert "vector extensions" in report and "Load average" in report
+    # the stage table is read from the server's /metrics: every stage was observed in the sequential run
+    stages = [line for line in report.splitlines() if line.startswith("|   ")]
+    assert len(stages) == 8 and all(float(line.split("|")[3]) >= 2 for line in stages), stages
     assert (tmp_path / "out" / "smoke.png").stat().st_size > 1000

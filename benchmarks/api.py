@@ -1,0 +1,582 @@
+"""`dermalink bench api`: real JPEG uploads through the HTTP API at increasing concurrency.
+
+It starts `dermalink serve` in a subprocess on a fresh data directory (SQLite, local encrypted blobs, the
+embedded analysis runner and in-process ONNX Runtime: the embedded defaults), and with ``--postgres`` also
+``dermalink serve --workers N`` on a fresh PostgreSQL database, registers a clinician, a consenting
+patient and a published consent version, then sends `POST /api/v1/cases` submissions of real HAM10000
+images. Each submission waits for its analysis, so its latency is the clinician's wait from upload to AI
+answer. In the same run it measures the bare model (`OnnxClassifier`) on the same images: batch-1
+latency and the best batched throughput, so the results are ratios on one machine.
+
+The per-stage breakdown reads the server's own Prometheus metrics (``/metrics``, scraped before and
+after a sequential run): the same numbers an operator sees, no wrapping of production functions.
+The server logs at WARNING during the run (no per-request line).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from benchmarks.triton import CpuMeter, machine_description
+
+PASSWORD = "benchmark passphrase 1234"
+METRICS_TOKEN = "benchmark-scrape-token"
+VECTOR_FLAGS = re.compile(r"^(sse4_2|avx|avx2|fma|f16c|avx512\w*|avx_vnni|amx\w*)$")
+# The issue's bars: p50 at concurrency 1 within 4x the bare batch-1 p50 (stretch 2.5x); throughput at the
+# highest concurrency at least 30% of the bare model's best batched throughput (stretch 50%).
+P50_BAR, P50_STRETCH, THROUGHPUT_BAR, THROUGHPUT_STRETCH = 4.0, 2.5, 0.30, 0.50
+
+
+@dataclass(frozen=True)
+class ApiBenchConfig:
+    images_dir: Path
+    out_dir: Path
+    model_repository: Path
+    model_name: str = "ham10000_mobilenetv2"
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+    requests_per_level: int = 48
+    warmup: int = 4
+    max_images: int = 35
+    name: str = "api"
+    breakdown: int = 20  # sequential requests whose stage timings are read from /metrics (0: skip)
+    postgres_url: str | None = None  # a server to create a scratch database on (also measure PostgreSQL)
+    workers: int = 2  # server processes with PostgreSQL
+
+
+@dataclass
+class Level:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    throughput: float  # images (= requests) per second
+    analysed_in_response: float  # share of responses that already carried the AI result
+    other_cores: float = 0.0  # CPU cores other processes kept busy meanwhile (a shared machine)
+    statuses: dict = field(default_factory=dict)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def machine() -> dict:
+    """CPU model, cores, vector extensions and load: numbers from different machines never compare."""
+    description = machine_description()
+    flags: list[str] = []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = sorted(f for f in line.split(":", 1)[1].split() if VECTOR_FLAGS.match(f))
+                break
+    except OSError:
+        pass
+    return {**description, "vector_extensions": " ".join(flags) or "unknown"}
+
+
+def bare_model(config: ApiBenchConfig, images: list[bytes]) -> dict:
+    """Batch-1 latency and the best batched throughput of the bare model on the same images."""
+    from backend.inference.onnx import OnnxClassifier
+    from backend.inference.preprocess import batch, load_image
+
+    classifier = OnnxClassifier(config.model_repository, config.model_name)
+    pixels = batch([load_image(data) for data in images])
+    classifier.predict_batch(pixels[:1])  # warm-up
+    single = []
+    for i in range(min(len(pixels), 30)):
+        start = time.perf_counter()
+        classifier.predict_batch(pixels[i : i + 1])
+        single.append((time.perf_counter() - start) * 1000)
+    best, best_batch = 0.0, 1
+    for size in (1, 4, 8, 16):
+        reps = max(2, 64 // size)
+        chunk = np.concatenate([pixels] * (size // len(pixels) + 1))[:size]
+        start = time.perf_counter()
+        for _ in range(reps):
+            classifier.predict_batch(chunk)
+        rate = reps * size / (time.perf_counter() - start)
+        if rate > best:
+            best, best_batch = rate, size
+    return {
+        "batch1_p50_ms": statistics.median(single),
+        "best_throughput": best,
+        "best_batch": best_batch,
+        "model_version": classifier.info.version,
+    }
+
+
+def _prepare(settings_env: dict[str, str]) -> dict:
+    """Create a clinic, a clinician, a consent version and a consenting patient directly in the database."""
+    from backend import migrate
+    from backend.config import Settings
+    from backend.consent import service as consent
+    from backend.consent.schemas import ConsentCreate, DocumentCreate
+    from backend.core.actor import SYSTEM, Actor
+    from backend.patients.models import Patient
+    from backend.patients.schemas import PatientIdentity
+    from backend.services import build_services
+    from backend.users.models import Role
+    from backend.users.service import create_clinic, create_user
+
+    settings = Settings(**{k.removeprefix("DERMALINK_").lower(): v for k, v in settings_env.items()})
+    services = build_services(settings)
+    migrate.upgrade(services.db.url)
+    with services.db.session() as session:
+        services.vault.current_kek_id(session)
+        clinic = create_clinic(session, SYSTEM, "Benchmark Clinic")
+        clinician = create_user(
+            session,
+            SYSTEM,
+            email="bench.clinician@dermalink.local",
+            full_name="Bench",
+            role=Role.clinician,
+            password=PASSWORD,
+            password_min_length=12,
+            clinic_id=clinic.id,
+        )
+        admin = create_user(
+            session,
+            SYSTEM,
+            email="bench.admin@dermalink.local",
+            full_name="Bench admin",
+            role=Role.admin,
+            password=PASSWORD,
+            password_min_length=12,
+        )
+        actor = Actor(user=clinician, ctx=SYSTEM.as_actor(clinician.id, clinician.role))
+        document = consent.publish(
+            session,
+            Actor(user=admin, ctx=SYSTEM),
+            DocumentCreate(
+                version="bench",
+                language="en",
+                title="Benchmark consent",
+                text="Consent text for the benchmark run.",
+                scopes=["ai_analysis", "specialist_sharing"],
+            ),
+        )
+        patient: Patient = services.patients.create(
+            session,
+            actor,
+            PatientIdentity(
+                full_name="Benchmark Patient", date_of_birth="1970-01-01", medical_record_number="BENCH-1"
+            ),
+        )
+        consent.grant(
+            session,
+            actor,
+            patient,
+            ConsentCreate(
+                document_id=document.id,
+                scopes=["ai_analysis", "specialist_sharing"],
+                method="verbal",
+                witness_name="Benchmark witness",
+            ),
+            None,
+        )
+        session.commit()
+        patient_id = str(patient.id)
+    services.db.dispose()
+    return {"patient_id": patient_id}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _ScratchPostgres:
+    """A fresh database on the given PostgreSQL server for one run, dropped afterwards."""
+
+    def __init__(self, server_url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.server = make_url(server_url).set(drivername="postgresql")
+        self.name = f"dermalink_bench_{uuid.uuid4().hex[:10]}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        admin = self.server.set(database="postgres").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(sql)
+
+    def __enter__(self) -> str:
+        self._admin(f'CREATE DATABASE "{self.name}"')
+        return self.server.set(database=self.name).render_as_string(hide_password=False)
+
+    def __exit__(self, *exc: object) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def run(config: ApiBenchConfig, *, log=print) -> dict:  # type: ignore[no-untyped-def]
+    from contextlib import nullcontext
+
+    images = [p.read_bytes() for p in sorted(config.images_dir.glob("*.jpg"))[: config.max_images]]
+    if not images:
+        raise FileNotFoundError(f"no .jpg images in {config.images_dir}")
+    before = machine()
+    log(f"bare model on {len(images)} images ...")
+    bare = bare_model(config, images)
+    setups = [("SQLite, 1 process", None, 1)]
+    if config.postgres_url:
+        setups.append((f"PostgreSQL, {config.workers} processes", config.postgres_url, config.workers))
+    servers = []
+    for label, postgres, workers in setups:
+        log(f"server: {label}")
+        with _ScratchPostgres(postgres) if postgres else nullcontext() as database_url:
+            servers.append(_measure_server(config, images, label, database_url, workers, log))
+    result = {
+        "machine": before,
+        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "bare": bare,
+        "servers": servers,
+        "levels": servers[0]["levels"],
+        "config": {k: str(v) for k, v in asdict(config).items() if k != "postgres_url"},
+    }
+    result["files"] = [str(p) for p in write_outputs(result, config)]
+    return result
+
+
+def _measure_server(  # type: ignore[no-untyped-def]
+    config: ApiBenchConfig, images: list[bytes], label: str, database_url: str | None, workers: int, log
+) -> dict:
+    from backend.core.keys import KEY_BYTES
+
+    with tempfile.TemporaryDirectory(prefix="dermalink-bench-") as tmp:
+        env = {
+            "DERMALINK_ENVIRONMENT": "test",
+            "DERMALINK_DATA_DIR": tmp,
+            "DERMALINK_MASTER_KEY": base64.b64encode(os.urandom(KEY_BYTES)).decode(),
+            "DERMALINK_MODEL_REPOSITORY": str(config.model_repository),
+            "DERMALINK_MODEL_NAME": config.model_name,
+            "DERMALINK_CREATE_DEMO_USERS": "false",
+            "DERMALINK_ANALYSIS_WAIT_SECONDS": "30",
+            "DERMALINK_METRICS_TOKEN": METRICS_TOKEN,
+            "DERMALINK_LOG_LEVEL": "WARNING",
+        }
+        if database_url:
+            env["DERMALINK_DATABASE_URL"] = database_url
+        prepared = _prepare(env)
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--workers", str(workers)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so its CPU time is told apart from others'
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(base, server)
+            levels, rows = _load(base, prepared["patient_id"], images, config, server.pid, log)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+    return {"label": label, "levels": [asdict(level) for level in levels], "breakdown": rows}
+
+
+def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"dermalink serve exited with {server.returncode}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the API at {base} was not ready within {timeout:.0f} s")
+
+
+def scrape(client: httpx.Client) -> dict[tuple[str, tuple], float]:
+    """The server's metrics as ``{(sample name, sorted labels): value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    response.raise_for_status()
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+STAGE_LABELS = {
+    "intake": "intake: decode, limits, sanitising re-encode",
+    "quality": "image-quality check (downscaled copy)",
+    "preprocess": "model input from the same pixels (224×224)",
+    "encrypt_store": "encrypt (AES-GCM) and write the blob",
+    "queue_wait": "waiting for an inference batch (per batch)",
+    "inference": "inference (per batch)",
+    "triage": "results, triage, routing rows",
+    "commit": "database commit (all of a request's)",
+}
+
+
+def breakdown_rows(before: dict, after: dict, requests: int) -> list[dict]:
+    """Per-request milliseconds of each case-path stage, from the difference of two scrapes."""
+
+    def delta(name: str, labels: tuple) -> float:
+        return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+
+    request_labels = (("method", "POST"), ("route", "/api/v1/cases"), ("status", "201"))
+    rows = [
+        {
+            "step": "whole request, as the server measured it",
+            "ms": delta("dermalink_http_request_duration_seconds_sum", request_labels) / requests * 1000,
+            "count": delta("dermalink_http_request_duration_seconds_count", request_labels),
+        }
+    ]
+    for stage, label in STAGE_LABELS.items():
+        labels = (("stage", stage),)
+        rows.append(
+            {
+                "step": f"  {label}",
+                "ms": delta("dermalink_case_stage_seconds_sum", labels) / requests * 1000,
+                "count": delta("dermalink_case_stage_seconds_count", labels),
+            }
+        )
+    batches = delta("dermalink_inference_batch_size_count", ())
+    if batches:
+        rows.append(
+            {
+                "step": "images per inference batch (mean)",
+                "ms": float("nan"),
+                "count": delta("dermalink_inference_batch_size_sum", ()) / batches,
+            }
+        )
+    return rows
+
+
+def _load(  # type: ignore[no-untyped-def]
+    base: str, patient_id: str, images: list[bytes], config: ApiBenchConfig, server_pgid: int, log
+) -> tuple[list[Level], list[dict]]:
+    token = httpx.post(
+        f"{base}/api/v1/auth/login", json={"email": "bench.clinician@dermalink.local", "password": PASSWORD}
+    ).json()["access_token"]
+    metadata = json.dumps({"patient_id": patient_id, "age": 50, "sex": "female", "site": "back"})
+    client = httpx.Client(
+        base_url=base,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
+        limits=httpx.Limits(max_connections=64),
+    )
+
+    def one(i: int) -> tuple[float, int, bool]:
+        start = time.perf_counter()
+        response = client.post(
+            "/api/v1/cases",
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            data={"metadata": metadata},
+            files=[("images", ("lesion.jpg", images[i % len(images)], "image/jpeg"))],
+        )
+        elapsed = (time.perf_counter() - start) * 1000
+        done = response.status_code == 201 and response.json()["analysis"]["status"] == "done"
+        return elapsed, response.status_code, done
+
+    for i in range(config.warmup):
+        one(i)
+    rows: list[dict] = []
+    if config.breakdown:
+        before = scrape(client)
+        for i in range(config.breakdown):
+            one(i)
+        rows = breakdown_rows(before, scrape(client), config.breakdown)
+    levels = []
+    for concurrency in config.concurrency:
+        count = max(config.requests_per_level, concurrency * 3)
+        with CpuMeter(server_pgid) as meter:
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                results = list(pool.map(one, range(count)))
+            seconds = time.perf_counter() - start
+        ok = [r for r in results if r[1] == 201]
+        latencies = [r[0] for r in ok]
+        statuses: dict[str, int] = {}
+        for r in results:
+            statuses[str(r[1])] = statuses.get(str(r[1]), 0) + 1
+        level = Level(
+            concurrency=concurrency,
+            requests=count,
+            errors=count - len(ok),
+            seconds=round(seconds, 2),
+            p50_ms=_percentile(latencies, 50),
+            p95_ms=_percentile(latencies, 95),
+            p99_ms=_percentile(latencies, 99),
+            throughput=len(ok) / seconds,
+            analysed_in_response=sum(r[2] for r in ok) / max(len(ok), 1),
+            other_cores=round(meter.other_cores, 2),
+            statuses=statuses,
+        )
+        log(
+            f"c={concurrency:<3} p50 {level.p50_ms:7.1f} ms  p95 {level.p95_ms:7.1f} ms  "
+            f"{level.throughput:6.1f} req/s  errors {level.errors}  others {level.other_cores:.2f} cores"
+        )
+        levels.append(level)
+    client.close()
+    return levels, rows
+
+
+def _verdict(value: float, bar: float, stretch: float, *, lower_is_better: bool) -> str:
+    def meets(limit: float) -> bool:
+        return value <= limit if lower_is_better else value >= limit
+
+    return "yes, and the stretch" if meets(stretch) else ("yes" if meets(bar) else "no")
+
+
+def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bare, machine_info = result["bare"], result["machine"]
+    csv_path, md_path, png_path = (out / f"{config.name}.{ext}" for ext in ("csv", "md", "png"))
+    with open(csv_path, "w", newline="") as handle:
+        fields = ["server", *(k for k in result["servers"][0]["levels"][0] if k != "statuses")]
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for server in result["servers"]:
+            for level in server["levels"]:
+                writer.writerow(
+                    {"server": server["label"], **{k: v for k, v in level.items() if k != "statuses"}}
+                )
+    command = (
+        " ".join(["dermalink", "bench", "api", *sys.argv[3:]]) if len(sys.argv) > 2 else "dermalink bench api"
+    )
+    lines = [
+        "# Backend end to end: JPEG uploads through the HTTP API",
+        "",
+        f"- Command: `{command}`",
+        (
+            f"- Machine: {machine_info['cpu']}, {machine_info['cores']} cores, vector extensions: "
+            f"{machine_info['vector_extensions']}; GPU: {machine_info['gpu']}"
+        ),
+        (
+            f"- Load average (1, 5, 15 min) {machine_info['loadavg']} before the run, {result['load_after']} "
+            "after it. The machine may be shared: the `others` column is how many cores other processes "
+            "kept busy during each level (from /proc/stat, minus this benchmark and its server), so a "
+            "disturbed level can be told from a slow one."
+        ),
+        (
+            f"- Model {config.model_name} v{bare['model_version']}; each request is `POST /api/v1/cases` with "
+            "one real HAM10000 image (600×450 JPEG); the response carries the analysis, so latency = upload → "
+            "sanitised → encrypted and stored → analysed → triaged → committed → answered"
+        ),
+        (
+            "- Bare model (in-process ONNX Runtime, same images, same run): "
+            f"batch-1 p50 {bare['batch1_p50_ms']:.1f} ms; best batched throughput "
+            f"{bare['best_throughput']:.1f} images/s (batch {bare['best_batch']})."
+        ),
+    ]
+    for server in result["servers"]:
+        levels = server["levels"]
+        first = min(levels, key=lambda lv: lv["concurrency"])
+        top = max(levels, key=lambda lv: lv["concurrency"])
+        p50_ratio = first["p50_ms"] / bare["batch1_p50_ms"]
+        tput_ratio = top["throughput"] / bare["best_throughput"]
+        tput_verdict = _verdict(tput_ratio, THROUGHPUT_BAR, THROUGHPUT_STRETCH, lower_is_better=False)
+        lines += [
+            "",
+            f"## {server['label']}",
+            "",
+            "| concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s | analysed in response | others (cores) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for level in levels:
+            lines.append(
+                f"| {level['concurrency']} | {level['requests']} | {level['errors']} | {level['p50_ms']:.1f} | "
+                f"{level['p95_ms']:.1f} | {level['p99_ms']:.1f} | {level['throughput']:.1f} | "
+                f"{level['analysed_in_response']:.0%} | {level['other_cores']:.2f} |"
+            )
+        lines += [
+            "",
+            "| target (bar; stretch) | reached |",
+            "|---|---|",
+            (
+                f"| p50 at concurrency {first['concurrency']} ≤ {P50_BAR:g}× bare batch-1 p50 (≤ {P50_STRETCH:g}×) | "
+                f"{_verdict(p50_ratio, P50_BAR, P50_STRETCH, lower_is_better=True)} ({p50_ratio:.2f}×) |"
+            ),
+            (
+                f"| throughput at concurrency {top['concurrency']} ≥ {THROUGHPUT_BAR:.0%} of bare best "
+                f"(≥ {THROUGHPUT_STRETCH:.0%}), errors 0 | "
+                f"{tput_verdict if top['errors'] == 0 else 'no'} "
+                f"({tput_ratio:.0%}, errors {top['errors']}) |"
+            ),
+        ]
+        if server["breakdown"]:
+            lines += [
+                "",
+                (
+                    f"Where one request's time goes ({config.breakdown} sequential requests; read from the "
+                    "server's `/metrics`: the difference of two scrapes, divided by the requests; `count` is "
+                    "observations):"
+                ),
+                "",
+                "| step | ms per request | count |",
+                "|---|---:|---:|",
+            ]
+            for row in server["breakdown"]:
+                ms = "" if row["ms"] != row["ms"] else f"{row['ms']:.2f}"
+                lines.append(f"| {row['step']} | {ms} | {row['count']:g} |")
+    md_path.write_text("\n".join(lines) + "\n")
+    files = [csv_path, md_path]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+        for server in result["servers"]:
+            levels = server["levels"]
+            ax.plot(
+                [lv["throughput"] for lv in levels],
+                [lv["p50_ms"] for lv in levels],
+                marker="o",
+                label=f"{server['label']}: p50",
+            )
+            ax.plot(
+                [lv["throughput"] for lv in levels],
+                [lv["p95_ms"] for lv in levels],
+                marker="s",
+                linestyle="--",
+                label=f"{server['label']}: p95",
+            )
+            for lv in levels:
+                ax.annotate(f"c{lv['concurrency']}", (lv["throughput"], lv["p50_ms"]), fontsize=7)
+        ax.axvline(bare["best_throughput"], color="black", linestyle=":", label="bare model, best batched")
+        ax.axhline(bare["batch1_p50_ms"], color="grey", linestyle=":", label="bare model, batch-1 p50")
+        ax.set_xlabel("throughput (requests = images per second)")
+        ax.set_ylabel("latency per request (ms)")
+        ax.set_yscale("log")
+        ax.set_title("DermaLink API end to end vs the bare model")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(png_path)
+        plt.close(fig)
+        files.append(png_path)
+    except ImportError:
+        pass
+    return files
