@@ -70,6 +70,22 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         connection.exec_driver_sql("BEGIN")
         connection.info[_WRITING] = False
 
+    @event.listens_for(engine, "savepoint")
+    def _savepoint(connection, _name) -> None:  # type: ignore[no-untyped-def]
+        # A savepoint is opened to write inside it: take the write lock before it exists, since upgrading
+        # the transaction later (COMMIT, BEGIN IMMEDIATE) would end the savepoint with it.
+        _upgrade_to_writing(connection)
+
+
+def _upgrade_to_writing(connection) -> None:  # type: ignore[no-untyped-def]
+    """Turn this SQLite connection's read transaction into a writing one (``BEGIN IMMEDIATE``)."""
+    if connection.info.get(_WRITING):
+        return
+    raw = connection.connection.dbapi_connection
+    raw.execute("COMMIT")  # ends a snapshot that has only read
+    raw.execute("BEGIN IMMEDIATE")
+    connection.info[_WRITING] = True
+
 
 def take_write_lock(session: Session) -> None:
     """On SQLite, make the session's transaction a writing one (``BEGIN IMMEDIATE``) unless it is already.
@@ -79,13 +95,7 @@ def take_write_lock(session: Session) -> None:
     bind = session.get_bind()
     if bind.dialect.name != "sqlite":
         return
-    connection = session.connection()
-    if connection.info.get(_WRITING):
-        return
-    raw = connection.connection.dbapi_connection
-    raw.execute("COMMIT")  # ends a snapshot that has only read
-    raw.execute("BEGIN IMMEDIATE")
-    connection.info[_WRITING] = True
+    _upgrade_to_writing(session.connection())
 
 
 @event.listens_for(Session, "do_orm_execute")
