@@ -13,6 +13,7 @@ import pytest
 
 from backend.inference.triton import TritonClassifier
 from backend.inference.triton_server import free_port, live_processes
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.triton
 
@@ -47,7 +48,8 @@ def test_serve_stops_cleanly_on_sigterm_while_starting(triton_install, exported_
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert server_gone(tmp_path)
+    # an orphaned server or stub never goes; one still exiting on a loaded machine does within the ceiling
+    wait_until(lambda: server_gone(tmp_path), timeout=60, message="the server and its stubs to exit")
 
 
 def test_serve_command_serves_and_stops_on_sigterm(triton_install, exported_repo, lesion_images, tmp_path):
