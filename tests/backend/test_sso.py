@@ -337,7 +337,7 @@ def test_admin_needs_a_second_factor(app, client, oidc_provider):
             password=PASSWORD,
             password_min_length=12,
         )
-        auth.begin_totp_enrolment(session, SYSTEM, admin)
+        auth.begin_totp_enrolment(session, SYSTEM, admin, None)  # no password check when set up here
         admin.totp_enabled = True
         session.commit()
     code = sign_in(client, oidc_provider, "tom", amr="pwd")["code"]

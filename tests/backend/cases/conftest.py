@@ -98,6 +98,7 @@ def hold_jobs(app) -> None:  # type: ignore[no-untyped-def]
     runner's thread is stopped (patching ``submit`` alone leaves its 2 s poll racing the test) and a
     submission answers at once instead of waiting for an analysis that will not come."""
     app.state.dispatcher.stop()
+    app.state.dispatcher.inline = False  # no analysis inside the submission either (the default setup's)
     app.state.settings.analysis_wait_seconds = 0
 
 

@@ -164,6 +164,9 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(app, client, consent
             return real().predict_batch(images)
 
     monkeypatch.setattr(analyzer, "classifier", SlowWorkerA)
+    # B runs inside A's model call here, so they must not share the in-process batcher (two real workers
+    # are two threads or processes; this test is about the lease guard, not batching)
+    monkeypatch.setattr(analyzer, "batcher", None)
     (job_id,) = analyzer.claim_due()
     assert analyzer.run(job_id) == "done"  # A reports the job's state, B's result
     with app.state.db.session() as session:

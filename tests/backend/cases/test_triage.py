@@ -174,11 +174,13 @@ def test_overrides_replace_only_what_they_name(tmp_path):
     )
     shipped = TriageRules.from_file(path)
     assert (shipped.malignant_threshold, shipped.low_confidence_threshold) == (0.25, 0.75)
-    assert shipped.malignant_classes == ("mel",) and shipped.source == str(path)
+    # the model folder and file, never a server path (it is shown to clinicians in the triage detail)
+    source = f"{tmp_path.name}/triage.json"
+    assert shipped.malignant_classes == ("mel",) and shipped.source == source
     assert shipped.with_overrides(None, None) is shipped
     stricter = shipped.with_overrides(0.5, None)
     assert (stricter.malignant_threshold, stricter.low_confidence_threshold) == (0.5, 0.75)
-    assert stricter.malignant_classes == ("mel",) and stricter.source == f"{path} with settings overrides"
+    assert stricter.malignant_classes == ("mel",) and stricter.source == f"{source} with settings overrides"
     looser = shipped.with_overrides(None, 0.25)
     assert (looser.malignant_threshold, looser.low_confidence_threshold) == (0.25, 0.25)
     evidence = [image(mel=0.375, nv=0.625)]  # malignant 0.375: over 0.25, under 0.5

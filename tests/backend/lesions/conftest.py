@@ -17,6 +17,7 @@ from tests.backend.cases.conftest import (  # noqa: F401  (fixtures reused here)
     document,
     lesion_jpeg,
     make_clinic,
+    nevus_jpeg,
     patient,
 )
 from tests.backend.conftest import make_settings
