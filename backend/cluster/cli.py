@@ -97,8 +97,8 @@ def bench_cluster(
     import os
     import sys
 
-    from backend.cluster.bench import ClusterBenchConfig, run
     from backend.config import REPO_ROOT
+    from benchmarks.cluster import ClusterBenchConfig, run
 
     shared = Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
     command = " ".join(["dermalink", "bench", "cluster", *sys.argv[3:]]) if len(sys.argv) > 2 else ""
