@@ -235,14 +235,25 @@ class TritonServer:
             return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
-            self.command(),
-            env=self.install.server_env(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # A stop request (SIGTERM or Ctrl-C turned into KeyboardInterrupt) arriving while Popen runs would
+        # leave a started server that nobody holds: hold those signals until `_proc` is set (the child
+        # gets them unblocked), then `stop()` below sees the server and ends it.
+        stopping = {signal.SIGINT, signal.SIGTERM}
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
         try:
+            self._proc = subprocess.Popen(
+                self.command(),
+                env=self.install.server_env(),
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, held),  # noqa: PLW1509
+            )
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            raise
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a stop request that came meanwhile lands here
             self.wait_ready(timeout)
         except BaseException:
             self.stop()
