@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend import bootstrap, health, migrate
+from backend import bootstrap, health, migrate, openapi
 from backend.audit.routes import router as audit_router
 from backend.auth.routes import router as auth_router
 from backend.cases.routes import queue_router
@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    openapi.install(app)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app
