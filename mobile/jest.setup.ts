@@ -1,0 +1,7 @@
+import { clearTokens } from './src/auth/tokenStore';
+import { resetOutboxCache } from './src/offline/outbox';
+
+afterEach(async () => {
+  await clearTokens();
+  resetOutboxCache();
+});

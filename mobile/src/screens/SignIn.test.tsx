@@ -1,0 +1,51 @@
+import { fireEvent, screen, waitFor } from '@testing-library/react-native';
+
+import { mockApi, renderApp, tokens, user } from '../test/api';
+
+describe('SignIn', () => {
+  it('signs a clinician in and opens the patients screen', async () => {
+    const api = mockApi({
+      'POST /auth/login': { body: tokens('clinician') },
+      'GET /users/me': { body: user('clinician') },
+    });
+    await renderApp('/');
+    fireEvent.changeText(await screen.findByTestId('email'), 'clinician@demo.dermalink.local');
+    fireEvent.changeText(screen.getByTestId('password'), 'correct horse battery');
+    fireEvent.press(screen.getByTestId('sign-in-submit'));
+    expect(await screen.findByTestId('patients-screen')).toBeTruthy();
+    expect(api.callsTo('POST', '/auth/login')[0].body).toEqual({
+      email: 'clinician@demo.dermalink.local',
+      password: 'correct horse battery',
+      totp_code: null,
+    });
+  });
+
+  it('asks for the authenticator code when the account has TOTP, then signs the admin in', async () => {
+    const api = mockApi({
+      'POST /auth/login': (call) =>
+        (call.body as { totp_code: string | null }).totp_code
+          ? { body: tokens('admin') }
+          : { status: 401, body: { type: 'totp_required', detail: 'this account needs a TOTP code (field totp_code)' } },
+      'GET /users/me': { body: user('admin') },
+      'GET /audit/verify': { body: { ok: true, events: 12, findings: [] } },
+    });
+    await renderApp('/sign-in');
+    fireEvent.changeText(await screen.findByTestId('email'), 'admin@demo.dermalink.local');
+    fireEvent.changeText(screen.getByTestId('password'), 'admin password');
+    fireEvent.press(screen.getByTestId('sign-in-submit'));
+    fireEvent.changeText(await screen.findByTestId('totp-code'), '123456');
+    fireEvent.press(screen.getByTestId('sign-in-submit'));
+    expect(await screen.findByTestId('admin-home')).toBeTruthy();
+    expect(api.callsTo('POST', '/auth/login')).toHaveLength(2);
+  });
+
+  it('shows a wrong password as a sentence, not as the API body', async () => {
+    mockApi({ 'POST /auth/login': { status: 401, body: { type: 'invalid_credentials', detail: 'e-mail or password is wrong' } } });
+    await renderApp('/sign-in');
+    fireEvent.changeText(await screen.findByTestId('email'), 'x@y.org');
+    fireEvent.changeText(screen.getByTestId('password'), 'nope');
+    fireEvent.press(screen.getByTestId('sign-in-submit'));
+    await waitFor(() => expect(screen.getByTestId('sign-in-error')).toHaveTextContent(/e-mail, password or authenticator code is not right/));
+    expect(screen.queryByText(/invalid_credentials/)).toBeNull();
+  });
+});
