@@ -1,0 +1,53 @@
+/**
+ * Case drafts in progress, per patient, kept in memory while the app runs: leaving the screen, or a
+ * session that ends mid-form, does not lose the photos and the clinical context already entered.
+ */
+import { randomUUID } from 'expo-crypto';
+
+import type { Schemas } from '../api/client-types';
+import type { PreparedImage } from '../images/prepare';
+
+export type Draft = {
+  idempotencyKey: string;
+  images: PreparedImage[];
+  age: string;
+  sex: Schemas['CaseCreate']['sex'];
+  site: NonNullable<Schemas['CaseCreate']['site']>;
+  history: Required<NonNullable<Schemas['CaseCreate']['history']>>;
+  concern: NonNullable<Schemas['CaseCreate']['concern']>;
+  wantsSpecialist: boolean;
+  notes: string;
+};
+
+const drafts = new Map<string, Draft>();
+
+export function newDraft(): Draft {
+  return {
+    idempotencyKey: randomUUID(),
+    images: [],
+    age: '',
+    sex: 'unknown',
+    site: 'unknown',
+    history: { new: false, changed: false, bleeding: false, itching: false },
+    concern: 'low',
+    wantsSpecialist: false,
+    notes: '',
+  };
+}
+
+export function draftFor(patientId: string): Draft {
+  let draft = drafts.get(patientId);
+  if (!draft) {
+    draft = newDraft();
+    drafts.set(patientId, draft);
+  }
+  return draft;
+}
+
+export function saveDraft(patientId: string, draft: Draft): void {
+  drafts.set(patientId, draft);
+}
+
+export function clearDraft(patientId: string): void {
+  drafts.delete(patientId);
+}
