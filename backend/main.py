@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend import bootstrap, health, migrate, openapi
+from backend import bootstrap, health, migrate, openapi, web
 from backend.audit.routes import router as audit_router
 from backend.auth.routes import router as auth_router
 from backend.cases.routes import queue_router
@@ -27,7 +25,6 @@ from backend.services import build_services
 from backend.users.routes import clinics_router
 from backend.users.routes import router as users_router
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/v1"
 
 
@@ -135,6 +132,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     openapi.install(app)
-    if STATIC_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
+    if web.BUILD_DIR.is_dir():
+        app.mount("/", web.WebApp(directory=web.BUILD_DIR, html=True), name="web")
     return app

@@ -14,6 +14,9 @@ test fails when they drift, so the document must say what the API really accepts
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -70,3 +73,26 @@ def _if_match_required(document: dict[str, Any]) -> None:
                     parameter["required"] = True
                     parameter["schema"] = {"type": "string", "maxLength": 40}
                     parameter["description"] = "The case's ETag (its version); without it: 412"
+
+
+def document_for_clients() -> dict[str, Any]:
+    """The document as clients see it, from an app on a throwaway data directory (nothing is started).
+
+    ``python -m backend.openapi > openapi.json`` prints it: the input of the mobile app's type generator
+    (``npm run gen:api -- openapi.json`` in ``mobile/``).
+    """
+    import tempfile
+
+    from backend.config import Settings
+    from backend.main import create_app
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = create_app(Settings(data_dir=Path(data_dir), auto_migrate=False, create_demo_users=False))
+        document = app.openapi()
+        app.state.db.dispose()
+        return document
+
+
+if __name__ == "__main__":
+    json.dump(document_for_clients(), sys.stdout, indent=1)
+    sys.stdout.write("\n")

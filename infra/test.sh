@@ -13,5 +13,10 @@ if command -v redis-cli >/dev/null && ! redis-cli -h 127.0.0.1 ping >/dev/null 2
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
 fi
 
+# The app's checks and its end-to-end tests: Debian's Chromium (driven by playwright-core) and the
+# mobile packages from the committed lockfile (npm ci only when the lockfile changed).
+apt_install chromium
+ensure_node_modules mobile
+
 export DERMALINK_SHARED="${DERMALINK_SHARED:-$ROOT/../shared}"
 exec .venv/bin/python -m pytest "$@"
