@@ -17,6 +17,7 @@ fi
 # mobile packages from the committed lockfile (npm ci only when the lockfile changed).
 apt_install chromium
 ensure_node_modules mobile
+ensure_node_modules tests/e2e
 
 export DERMALINK_SHARED="${DERMALINK_SHARED:-$ROOT/../shared}"
 exec .venv/bin/python -m pytest "$@"
