@@ -1,4 +1,4 @@
-import { useMemo, useRef, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { PanResponder, Platform, StyleSheet, Text, View } from 'react-native';
 import Svg, { Path } from 'react-native-svg';
 
@@ -43,7 +43,10 @@ export async function strokesToPng(strokes: Point[][], svg: { toDataURL?: (cb: (
 /** Draw a signature with a finger (or the mouse on the web build). */
 export function SignaturePad({ onChange, svgRef }: { onChange: (strokes: Point[][]) => void; svgRef: React.RefObject<unknown> }) {
   const [strokes, setStrokes] = useState<Point[][]>([]);
-  const current = useRef<Point[][]>([]);
+
+  useEffect(() => {
+    onChange(strokes);
+  }, [strokes, onChange]);
 
   const responder = useMemo(
     () =>
@@ -51,26 +54,18 @@ export function SignaturePad({ onChange, svgRef }: { onChange: (strokes: Point[]
         onStartShouldSetPanResponder: () => true,
         onMoveShouldSetPanResponder: () => true,
         onPanResponderGrant: (e) => {
-          current.current = [...current.current, [[e.nativeEvent.locationX, e.nativeEvent.locationY]]];
-          setStrokes(current.current);
+          const point: Point = [e.nativeEvent.locationX, e.nativeEvent.locationY];
+          setStrokes((all) => [...all, [point]]);
         },
         onPanResponderMove: (e) => {
-          const all = current.current;
-          const last = all[all.length - 1] ?? [];
-          current.current = [...all.slice(0, -1), [...last, [e.nativeEvent.locationX, e.nativeEvent.locationY]]];
-          setStrokes(current.current);
+          const point: Point = [e.nativeEvent.locationX, e.nativeEvent.locationY];
+          setStrokes((all) => [...all.slice(0, -1), [...(all[all.length - 1] ?? []), point]]);
         },
-        onPanResponderRelease: () => onChange(current.current),
-        onPanResponderTerminate: () => onChange(current.current),
       }),
-    [onChange],
+    [],
   );
 
-  const clear = () => {
-    current.current = [];
-    setStrokes([]);
-    onChange([]);
-  };
+  const clear = () => setStrokes([]);
 
   return (
     <View style={styles.wrap}>

@@ -1,4 +1,5 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useFocusEffect } from 'expo-router';
+import { useCallback, useState } from 'react';
 import { StyleSheet, Text, View } from 'react-native';
 
 import { type AuditEvent, type AuditFilters, exportAuditCsv, searchAudit } from '../../api/admin';
@@ -44,11 +45,11 @@ export default function Audit() {
   );
 
   const load = useCallback(
-    async (cursor: string | null, stack: (string | null)[]) => {
+    async (applied: AuditFilters, cursor: string | null, stack: (string | null)[]) => {
       setBusy(true);
       setError(null);
       try {
-        const page = await searchAudit(filters(), cursor, PAGE);
+        const page = await searchAudit(applied, cursor, PAGE);
         setEvents(page.items);
         setNext(page.next_cursor ?? null);
         setCursors(stack);
@@ -58,14 +59,14 @@ export default function Audit() {
         setBusy(false);
       }
     },
-    [filters],
+    [],
   );
 
-  useEffect(() => {
-    load(null, [null]);
-    // first page once; later searches are explicit
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
+  useFocusEffect(
+    useCallback(() => {
+      load({}, null, [null]);
+    }, [load]),
+  );
 
   const exportCsv = async () => {
     setNotice(null);
@@ -114,7 +115,7 @@ export default function Audit() {
           testID="audit-outcome"
         />
         <View style={styles.row}>
-          <Button title="Search" onPress={() => load(null, [null])} busy={busy} testID="audit-search" />
+          <Button title="Search" onPress={() => load(filters(), null, [null])} busy={busy} testID="audit-search" />
           <Button variant="secondary" title="Export CSV" onPress={exportCsv} testID="audit-export" />
         </View>
       </Card>
@@ -137,8 +138,8 @@ export default function Audit() {
           </View>
         ))}
         <View style={styles.row}>
-          <Button compact variant="secondary" title="Previous page" disabled={page <= 1 || busy} onPress={() => load(cursors[page - 2], cursors.slice(0, -1))} testID="audit-prev" />
-          <Button compact variant="secondary" title="Next page" disabled={!next || busy} onPress={() => load(next, [...cursors, next])} testID="audit-next" />
+          <Button compact variant="secondary" title="Previous page" disabled={page <= 1 || busy} onPress={() => load(filters(), cursors[page - 2], cursors.slice(0, -1))} testID="audit-prev" />
+          <Button compact variant="secondary" title="Next page" disabled={!next || busy} onPress={() => load(filters(), next, [...cursors, next])} testID="audit-next" />
         </View>
       </Card>
     </Screen>

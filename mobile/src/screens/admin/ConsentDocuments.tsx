@@ -1,4 +1,5 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useFocusEffect } from 'expo-router';
+import { useCallback, useState } from 'react';
 import { StyleSheet, Text, View } from 'react-native';
 
 import { type ConsentDocument, listConsentDocuments, publishConsentDocument, SCOPE_LABELS, type Scope } from '../../api/consent';
@@ -33,9 +34,11 @@ export default function ConsentDocuments() {
     }
   }, []);
 
-  useEffect(() => {
-    load();
-  }, [load]);
+  useFocusEffect(
+    useCallback(() => {
+      load();
+    }, [load]),
+  );
 
   const publish = async () => {
     setBusy(true);

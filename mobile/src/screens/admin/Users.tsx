@@ -1,4 +1,5 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useFocusEffect } from 'expo-router';
+import { useCallback, useState } from 'react';
 import { StyleSheet, Text, View } from 'react-native';
 
 import { type Clinic, createUser, listClinics, listUsers, unlockUser, updateUser, type User } from '../../api/admin';
@@ -12,6 +13,7 @@ const ROLE_LABELS: Record<Role, string> = { clinician: 'Clinician', dermatologis
 /** Accounts: create, disable or re-enable, and reset a lock-out after failed sign-ins. */
 export default function Users() {
   const [users, setUsers] = useState<User[] | null>(null);
+  const [loadedAt, setLoadedAt] = useState(0);
   const [clinics, setClinics] = useState<Clinic[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -27,15 +29,18 @@ export default function Users() {
     try {
       const [page, cl] = await Promise.all([listUsers(), listClinics()]);
       setUsers(page.items);
+      setLoadedAt(Date.now());
       setClinics(cl);
     } catch (e) {
       setError(describeError(e));
     }
   }, []);
 
-  useEffect(() => {
-    load();
-  }, [load]);
+  useFocusEffect(
+    useCallback(() => {
+      load();
+    }, [load]),
+  );
 
   const act = async (key: string, work: () => Promise<unknown>, done: string) => {
     setBusy(key);
@@ -90,7 +95,7 @@ export default function Users() {
       </Card>
       <Card title="Accounts">
         {users?.map((u) => {
-          const locked = !!u.locked_until && Date.parse(u.locked_until) > Date.now();
+          const locked = !!u.locked_until && Date.parse(u.locked_until) > loadedAt;
           return (
             <View key={u.id} style={styles.row} testID={`user-${u.email}`}>
               <View style={styles.info}>

@@ -1,4 +1,4 @@
-import { useLocalSearchParams } from 'expo-router';
+import { useFocusEffect, useLocalSearchParams } from 'expo-router';
 import { useCallback, useEffect, useState } from 'react';
 
 import { type Case, getCase } from '../../api/cases';
@@ -24,9 +24,11 @@ export default function CaseResult() {
     }
   }, [id]);
 
-  useEffect(() => {
-    load();
-  }, [load]);
+  useFocusEffect(
+    useCallback(() => {
+      load();
+    }, [load]),
+  );
 
   const analysing = kase && (kase.analysis.status === 'pending' || kase.analysis.status === 'running');
   const waiting = kase?.state === 'awaiting_specialist';
