@@ -1,7 +1,8 @@
 import { clearTokens } from './src/auth/tokenStore';
-import { resetOutboxCache } from './src/offline/outbox';
+import { platformStorage, resetOutboxCache } from './src/offline/outbox';
 
 afterEach(async () => {
   await clearTokens();
+  await platformStorage.write('[]');
   resetOutboxCache();
 });

@@ -21,9 +21,21 @@ export type Draft = {
 
 const drafts = new Map<string, Draft>();
 
+/** A fresh Idempotency-Key: one per draft, reused by every retry of that draft. */
+export function newIdempotencyKey(): string {
+  let key: unknown;
+  try {
+    key = randomUUID();
+  } catch {
+    key = undefined;
+  }
+  if (typeof key === 'string' && key.length >= 8) return key;
+  return globalThis.crypto.randomUUID();
+}
+
 export function newDraft(): Draft {
   return {
-    idempotencyKey: randomUUID(),
+    idempotencyKey: newIdempotencyKey(),
     images: [],
     age: '',
     sex: 'unknown',

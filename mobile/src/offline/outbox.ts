@@ -29,24 +29,46 @@ function fileUri(): string | null {
   return Platform.OS !== 'web' && FileSystem.documentDirectory ? `${FileSystem.documentDirectory}outbox.json` : null;
 }
 
+/** Where the outbox's JSON lives; replaceable so tests can simulate an app restart. */
+export type OutboxStorage = { read: () => Promise<string | null>; write: (text: string) => Promise<void> };
+
+const memoryText = { value: null as string | null };
+
+export const platformStorage: OutboxStorage = {
+  async read() {
+    if (Platform.OS === 'web' && typeof localStorage !== 'undefined') return localStorage.getItem(KEY);
+    const uri = fileUri();
+    if (!uri) return memoryText.value;
+    try {
+      return await FileSystem.readAsStringAsync(uri);
+    } catch {
+      return null; // nothing stored yet
+    }
+  },
+  async write(text) {
+    if (Platform.OS === 'web' && typeof localStorage !== 'undefined') localStorage.setItem(KEY, text);
+    else if (fileUri()) await FileSystem.writeAsStringAsync(fileUri()!, text);
+    else memoryText.value = text;
+  },
+};
+
+let storage: OutboxStorage = platformStorage;
+
+export function setOutboxStorage(next: OutboxStorage): void {
+  storage = next;
+  memory = null;
+}
+
 async function read(): Promise<OutboxItem[]> {
   if (memory) return memory;
-  let text: string | null = null;
-  try {
-    if (Platform.OS === 'web' && typeof localStorage !== 'undefined') text = localStorage.getItem(KEY);
-    else if (fileUri()) text = await FileSystem.readAsStringAsync(fileUri()!);
-  } catch {
-    text = null; // nothing stored yet
-  }
+  const text = await storage.read();
   memory = text ? (JSON.parse(text) as OutboxItem[]) : [];
   return memory;
 }
 
 async function write(items: OutboxItem[]): Promise<void> {
   memory = items;
-  const text = JSON.stringify(items);
-  if (Platform.OS === 'web' && typeof localStorage !== 'undefined') localStorage.setItem(KEY, text);
-  else if (fileUri()) await FileSystem.writeAsStringAsync(fileUri()!, text);
+  await storage.write(JSON.stringify(items));
   listeners.forEach((l) => l(items));
 }
 
@@ -70,7 +92,7 @@ export async function discard(idempotencyKey: string): Promise<void> {
   await write((await read()).filter((i) => i.idempotencyKey !== idempotencyKey));
 }
 
-/** Test hook: forget the in-memory copy so the next read comes from storage (as after a restart). */
+/** Forget the in-memory copy so the next read comes from storage (as after a restart). */
 export function resetOutboxCache(): void {
   memory = null;
 }
