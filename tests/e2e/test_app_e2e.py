@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import run_scenario
+from tests.e2e.conftest import run_scenario, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -48,3 +48,41 @@ def test_the_whole_walk_from_bedside_photo_to_audit_export(server, screenshots, 
     assert "action" in header
     answered = [row for row in rows if "case.answer" in row]
     assert answered and result["patientId"] in answered[0]
+
+
+def _cases_of(server, patient_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    with server.api("clinician") as clinician:
+        items = clinician.get("/cases", params={"limit": 100}).json()["items"]
+    return [c for c in items if c["patient_id"] == patient_id]
+
+
+def test_a_case_submitted_offline_is_kept_and_sent_exactly_once(server, screenshots, lesion_image):
+    result = run_scenario("offline", server, screenshots, mrn="E2E-OFFLINE-1", image=str(lesion_image))
+    assert result["lost"] == 1  # the second submission's first answer was really lost
+    keys = result["posts"]
+    assert len(set(keys)) == 2, keys  # two submissions, each with its own Idempotency-Key...
+    assert len(keys) >= 3, keys  # ...and the second one sent again with the same key after the lost answer
+    assert len(_cases_of(server, result["patientId"])) == 2  # one case per submission, no duplicate
+
+
+@pytest.fixture(scope="module")
+def short_token_server(e2e_tools, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A server whose access tokens live one minute, so the scenario can outlive one."""
+    running = start_server(tmp_path_factory.mktemp("e2e-short"), DERMALINK_ACCESS_TOKEN_MINUTES="1")
+    yield running
+    stop_server(running.process)
+
+
+def test_an_expired_session_refreshes_or_returns_to_sign_in_keeping_the_case(
+    short_token_server, screenshots, lesion_image
+):
+    result = run_scenario(
+        "session",
+        short_token_server,
+        screenshots,
+        mrn="E2E-SESSION-1",
+        image=str(lesion_image),
+        accessTokenSeconds=60,
+    )
+    assert result["refreshedWhileWorking"] >= 1
+    assert len(_cases_of(short_token_server, result["patientId"])) == 1  # the kept case, sent once

@@ -6,37 +6,7 @@
 import { readFileSync } from 'node:fs';
 
 import { DESKTOP, PHONE, WAIT, assertNoPageErrors, config, newPage, scenario, shot, signIn } from '../lib.mjs';
-
-async function drawSignature(page) {
-  const pad = page.getByTestId('signature-pad');
-  await pad.scrollIntoViewIfNeeded();
-  const box = await pad.boundingBox();
-  const y = box.y + box.height / 2;
-  await page.mouse.move(box.x + box.width * 0.15, y);
-  await page.mouse.down();
-  for (let i = 1; i <= 12; i += 1) {
-    await page.mouse.move(box.x + box.width * (0.15 + i * 0.06), y + Math.sin(i) * box.height * 0.25, { steps: 3 });
-  }
-  await page.mouse.up();
-}
-
-async function registerPatient(page, name, mrn) {
-  await page.getByTestId('patients-screen').waitFor();
-  await page.getByTestId('register-name').fill(name);
-  await page.getByTestId('register-dob').fill('1956-12-09');
-  await page.getByTestId('register-mrn').fill(mrn);
-  await page.getByTestId('register-submit').click();
-  await page.getByTestId('patient-screen').waitFor();
-  await page.getByTestId('patient-name').getByText(name).waitFor();
-  return new URL(page.url()).pathname.split('/').filter(Boolean).at(-1);
-}
-
-async function attachPhoto(page, path) {
-  const chooser = page.waitForEvent('filechooser');
-  await page.getByTestId('case-pick-library').click();
-  await (await chooser).setFiles(path);
-  await page.getByTestId('case-image-0').waitFor();
-}
+import { drawSignature, prepareCase, registerPatient } from '../steps.mjs';
 
 await scenario(async (browser) => {
   // -- clinician: patient, consent, case ---------------------------------------------------------
@@ -58,12 +28,7 @@ await scenario(async (browser) => {
   await page.getByRole('button', { name: 'Back to patient' }).click();
   await page.getByTestId('patient-screen').waitFor();
 
-  await page.getByTestId('nav-new-case').click();
-  await page.getByTestId('new-case-screen').waitFor();
-  await attachPhoto(page, config.image);
-  await page.getByTestId('case-age').fill('61');
-  await page.getByTestId('case-sex-female').click();
-  await page.getByTestId('case-site-back').click();
+  await prepareCase(page, config.image);
   await page.getByTestId('case-specialist-yes').click();
   await shot(page, 'new-case');
   await page.getByTestId('case-submit').click();
