@@ -74,14 +74,16 @@ export function releaseCase(id: string): Promise<Case> {
   return requestJson(`/queue/${id}/release`, { method: 'POST' });
 }
 
+export function bytesToBase64(bytes: Uint8Array): string {
+  let binary = '';
+  const CHUNK = 0x8000;
+  for (let i = 0; i < bytes.length; i += CHUNK) binary += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
+  return btoa(binary);
+}
+
 /** An image of a case as a data: URI (the endpoint needs the bearer token, which <Image> cannot send on web). */
 export async function imageDataUri(caseId: string, imageId: string): Promise<string> {
   const response = await request(`/cases/${caseId}/images/${imageId}`, { headers: { Accept: 'image/*' } });
-  const blob = await response.blob();
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result));
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(blob);
-  });
+  const type = response.headers.get('Content-Type') ?? 'image/jpeg';
+  return `data:${type};base64,${bytesToBase64(new Uint8Array(await response.arrayBuffer()))}`;
 }

@@ -3,7 +3,7 @@ import { useCallback, useState } from 'react';
 import { StyleSheet, Text, View } from 'react-native';
 
 import { type CaseSummary, claimCase, listCases, listQueue, type QueueItem } from '../../api/cases';
-import { describeError } from '../../api/errors';
+import { describeError, isConflict } from '../../api/errors';
 import { formatDate, LESION_LABELS, percent, RULE_LABELS, TRIAGE_LABELS, triageTone } from '../../components/format';
 import { Badge, Banner, Button, Card, colors, font, Muted, Screen, space } from '../../ui';
 
@@ -51,8 +51,8 @@ export default function Queue() {
       await claimCase(caseId);
       router.push(`/dermatologist/cases/${caseId}`);
     } catch (e) {
-      setError(describeError(e));
-      load();
+      await load();
+      setError(isConflict(e) ? 'Another dermatologist has just claimed this case. The queue has been refreshed.' : describeError(e));
     } finally {
       setClaiming(null);
     }
