@@ -49,3 +49,19 @@ describe('SignIn', () => {
     expect(screen.queryByText(/invalid_credentials/)).toBeNull();
   });
 });
+
+describe('lost session', () => {
+  it('returns to sign-in with an explanation when the refresh token is refused', async () => {
+    mockApi({
+      'GET /users/me': (call) =>
+        call.headers.Authorization ? { body: user('clinician') } : { status: 401, body: { type: 'not_authenticated', detail: '' } },
+      'GET /patients': { status: 401, body: { type: 'invalid_token', detail: 'session revoked' } },
+      'POST /auth/refresh': { status: 401, body: { type: 'invalid_token', detail: 'refresh token is expired or revoked' } },
+    });
+    await renderApp('/clinician', 'clinician');
+    fireEvent.changeText(await screen.findByTestId('patient-search-mrn'), 'MRN-1');
+    fireEvent.press(screen.getByTestId('patient-search-submit'));
+    expect(await screen.findByTestId('session-ended')).toHaveTextContent(/Cases you had not sent are kept/);
+    expect(screen.queryByTestId('patients-screen')).toBeNull();
+  });
+});
