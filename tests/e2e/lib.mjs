@@ -68,7 +68,7 @@ export function totp(secret, at = Date.now()) {
 }
 
 /** Sign in through the sign-in screen as a demo account of `role`; waits for that role's home. */
-export async function signIn(page, role, { shots } = {}) {
+export async function signIn(page, role, { shots, codeShot } = {}) {
   const account = config.accounts[role];
   await page.goto('/');
   await page.getByTestId('email').waitFor();
@@ -78,6 +78,7 @@ export async function signIn(page, role, { shots } = {}) {
   await page.getByTestId('sign-in-submit').click();
   if (account.totp_secret) {
     await page.getByTestId('totp-code').waitFor();
+    if (codeShot) await shot(page, codeShot);
     // A code can be used once (replay protection): take the next one if this step's was used already.
     for (let attempt = 0; attempt < 3; attempt += 1) {
       await page.getByTestId('totp-code').fill(totp(account.totp_secret));
@@ -93,14 +94,24 @@ export async function signIn(page, role, { shots } = {}) {
   await page.getByTestId('sign-in-screen').waitFor({ state: 'detached' });
 }
 
-/** A screenshot into the configured folder (the pytest side shrinks them to small palette PNGs). */
+/** Screenshots of the current screen at phone and desktop sizes (`<name>-phone.png`, `<name>-desktop.png`)
+ * into the configured folder; the pytest side shrinks them to small palette PNGs. */
 export async function shot(page, name) {
   if (!config.screenshots) return;
   mkdirSync(config.screenshots, { recursive: true });
-  const size = page.viewportSize();
-  const suffix = size && size.width < 600 ? 'phone' : 'desktop';
-  await page.waitForLoadState('networkidle').catch(() => {});
-  await page.screenshot({ path: join(config.screenshots, `${name}-${suffix}.png`) });
+  const original = page.viewportSize();
+  // Each screen scrolls inside its own container: show every screen from its top.
+  await page.evaluate(() => {
+    for (const element of document.querySelectorAll('*')) if (element.scrollTop > 0) element.scrollTop = 0;
+  });
+  for (const [suffix, size] of [['phone', PHONE], ['desktop', DESKTOP]]) {
+    await page.setViewportSize(size);
+    await page.waitForLoadState('networkidle').catch(() => {});
+    // Two animation frames: the layout has settled at the new size before the capture.
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+    await page.screenshot({ path: join(config.screenshots, `${name}-${suffix}.png`) });
+  }
+  await page.setViewportSize(original);
 }
 
 /** Run `body(browser)`, print its result as the last line of JSON for the pytest side, always close. */

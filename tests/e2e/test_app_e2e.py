@@ -26,6 +26,10 @@ def test_every_role_signs_in_to_its_own_home(server, screenshots):
     assert result["homes"]["clinician"].startswith("/clinician")
     assert result["homes"]["dermatologist"].startswith("/dermatologist")
     assert result["homes"]["admin"].startswith("/admin")
+    # Signed out, a clinical route shows sign-in, and asks the API for nothing but (at most) who is here.
+    assert result["guarded"] == "/sign-in", result["guarded"]
+    assert "My cases" not in result["visible"]
+    assert all("/api/v1/auth/" in url or url.endswith("/users/me") for url in result["apiCalls"])
 
 
 def test_the_whole_walk_from_bedside_photo_to_audit_export(server, screenshots, lesion_image):

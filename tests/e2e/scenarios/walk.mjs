@@ -80,7 +80,7 @@ await scenario(async (browser) => {
   // -- admin: the audit trail of this patient, exported --------------------------------------------
   const admin = await newPage(browser, DESKTOP);
   page = admin.page;
-  await signIn(page, 'admin');
+  await signIn(page, 'admin', { codeShot: 'sign-in-code' });
   await page.getByTestId('admin-home').waitFor();
   await page.getByTestId('verify-badge').waitFor();
   await shot(page, 'admin-home');
