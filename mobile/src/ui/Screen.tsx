@@ -4,7 +4,10 @@ import { ActivityIndicator, RefreshControl, ScrollView, StyleSheet, Text, View }
 
 import { colors, font, space } from './theme';
 
-/** Every screen's frame: a scrolling column, centred and width-limited on desktop browsers. */
+/**
+ * Every screen's frame: a scrolling column, centred and width-limited on desktop browsers. The title goes
+ * to the navigation header (one heading per screen, not two).
+ */
 export function Screen({
   title,
   subtitle,
@@ -33,11 +36,6 @@ export function Screen({
       refreshControl={onRefresh ? <RefreshControl refreshing={false} onRefresh={onRefresh} /> : undefined}
     >
       <View style={[styles.column, wide && styles.wide]}>
-        {title ? (
-          <Text style={styles.title} accessibilityRole="header">
-            {title}
-          </Text>
-        ) : null}
         {subtitle ? <Text style={styles.subtitle}>{subtitle}</Text> : null}
         {loading ? <ActivityIndicator style={styles.spinner} color={colors.primary} accessibilityLabel="Loading" /> : null}
         {children}
@@ -52,7 +50,6 @@ const styles = StyleSheet.create({
   content: { padding: space.lg, paddingBottom: space.xxl * 2, alignItems: 'center' },
   column: { width: '100%', maxWidth: 760 },
   wide: { maxWidth: 1100 },
-  title: { fontSize: font.title, fontWeight: '700', color: colors.text, marginBottom: space.xs },
   subtitle: { fontSize: font.body, color: colors.muted, marginBottom: space.lg, lineHeight: 21 },
   spinner: { marginVertical: space.xl },
 });

@@ -93,7 +93,7 @@ export default function Audit() {
             <TextField label="Person (user ID)" value={actor} onChangeText={setActor} autoCapitalize="none" testID="audit-actor" />
           </View>
           <View style={styles.cell}>
-            <TextField label="Action" hint="e.g. case.submit, patient.read" value={action} onChangeText={setAction} autoCapitalize="none" testID="audit-action" />
+            <TextField label="Action" hint="e.g. case.create, patient.read" value={action} onChangeText={setAction} autoCapitalize="none" testID="audit-action" />
           </View>
           <View style={styles.cell}>
             <TextField label="From (YYYY-MM-DD)" value={since} onChangeText={setSince} testID="audit-since" />
@@ -148,7 +148,7 @@ export default function Audit() {
 
 const styles = StyleSheet.create({
   grid: { flexDirection: 'row', flexWrap: 'wrap', columnGap: space.md },
-  cell: { flexGrow: 1, flexBasis: 220 },
+  cell: { flexGrow: 1, flexBasis: 300 },
   row: { flexDirection: 'row', flexWrap: 'wrap', gap: space.sm },
   event: { borderTopWidth: 1, borderTopColor: colors.border, paddingVertical: space.sm, gap: 2 },
   eventHead: { flexDirection: 'row', justifyContent: 'space-between', alignItems: 'center', gap: space.sm },

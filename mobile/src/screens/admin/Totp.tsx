@@ -1,12 +1,27 @@
 import { useRouter } from 'expo-router';
 import { useEffect, useState } from 'react';
-import { Image, StyleSheet, Text } from 'react-native';
+import { Image, Platform, StyleSheet, Text, View } from 'react-native';
+import { SvgXml } from 'react-native-svg';
 
 import { beginTotpEnrolment, confirmTotpEnrolment } from '../../api/auth';
 import type { Schemas } from '../../api/client-types';
 import { describeError } from '../../api/errors';
 import { useSession } from '../../auth/session';
 import { Banner, Button, Card, colors, font, Muted, Screen, space, TextField } from '../../ui';
+
+/** The enrolment QR code: an SVG data URI, drawn by the browser on web and by react-native-svg on phones. */
+function QrCode({ dataUri }: { dataUri: string }) {
+  if (Platform.OS === 'web') {
+    return <Image source={{ uri: dataUri }} style={styles.qr} accessibilityLabel="QR code for the authenticator app" />;
+  }
+  const [header, payload = ''] = dataUri.split(',', 2);
+  const xml = header.endsWith(';base64') ? atob(payload) : decodeURIComponent(payload);
+  return (
+    <View style={styles.qr} accessibilityLabel="QR code for the authenticator app">
+      <SvgXml xml={xml} width="100%" height="100%" />
+    </View>
+  );
+}
 
 /** Administrators must turn on two-step verification before they can act as administrators. */
 export default function Totp() {
@@ -42,7 +57,7 @@ export default function Totp() {
       {user?.totp_enabled ? <Banner tone="success" message="Two-step verification is on for your account." /> : null}
       {enrolment ? (
         <Card title="1. Scan this code with your authenticator app">
-          <Image source={{ uri: enrolment.qr_svg_data_uri }} style={styles.qr} accessibilityLabel="QR code for the authenticator app" />
+          <QrCode dataUri={enrolment.qr_svg_data_uri} />
           <Muted>Or type this key into the app:</Muted>
           <Text style={styles.secret} selectable testID="totp-secret">
             {enrolment.secret}

@@ -12,7 +12,7 @@ function event(seq: number, extra: Partial<Schemas['AuditEventOut']> = {}): Sche
     occurred_at: '2026-11-20T10:10:00Z',
     actor_id: user('clinician').id,
     actor_role: 'clinician',
-    action: 'case.submit',
+    action: 'case.create',
     resource_type: 'case',
     resource_id: 'c1',
     patient_id: PATIENT_ID,
@@ -57,10 +57,10 @@ describe('Audit', () => {
         call.query.get('cursor')
           ? { body: { items: [event(1, { action: 'patient.read' })], next_cursor: null } }
           : { body: { items: [event(3), event(2, { outcome: 'denied', action: 'auth.forbidden' })], next_cursor: 'c-2' } },
-      'GET /audit/events.csv': { text: 'seq,occurred_at,action\n3,2026-11-20T10:10:00Z,case.submit\n2,2026-11-20T10:09:00Z,auth.forbidden\n' },
+      'GET /audit/events.csv': { text: 'seq,occurred_at,action\n3,2026-11-20T10:10:00Z,case.create\n2,2026-11-20T10:09:00Z,auth.forbidden\n' },
     });
     await renderApp('/admin/audit', 'admin');
-    expect(await screen.findByTestId('audit-event-3')).toHaveTextContent(/case.submit/);
+    expect(await screen.findByTestId('audit-event-3')).toHaveTextContent(/case.create/);
     fireEvent.changeText(screen.getByTestId('audit-patient'), PATIENT_ID);
     fireEvent.press(screen.getByTestId('audit-outcome-denied'));
     fireEvent.changeText(screen.getByTestId('audit-since'), '2026-11-01');
