@@ -3,6 +3,8 @@ import { StyleSheet, Text, View } from 'react-native';
 
 import { useSession } from '../auth/session';
 import { Button, colors, font, space } from '../ui';
+import { clearAllDrafts } from './drafts';
+import { forgetPatients } from './recentPatients';
 
 /** The header's right side: who is signed in, and sign out. */
 export function HeaderActions() {
@@ -21,6 +23,8 @@ export function HeaderActions() {
         testID="sign-out"
         onPress={async () => {
           await signOut();
+          clearAllDrafts();
+          forgetPatients();
           router.replace('/sign-in');
         }}
       />

@@ -63,3 +63,8 @@ export function saveDraft(patientId: string, draft: Draft): void {
 export function clearDraft(patientId: string): void {
   drafts.delete(patientId);
 }
+
+/** On an explicit sign-out the next person must not find this one's photos (a lost session keeps them). */
+export function clearAllDrafts(): void {
+  drafts.clear();
+}

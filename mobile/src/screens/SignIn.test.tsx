@@ -65,3 +65,19 @@ describe('lost session', () => {
     expect(screen.queryByTestId('patients-screen')).toBeNull();
   });
 });
+
+describe('sign out', () => {
+  it('ends the session on the server and returns to sign-in', async () => {
+    const api = mockApi({
+      'GET /users/me': { body: user('dermatologist') },
+      'GET /queue': { body: { items: [], next_cursor: null } },
+      'GET /cases': { body: { items: [], next_cursor: null } },
+      'POST /auth/logout': { status: 204 },
+    });
+    await renderApp('/dermatologist', 'dermatologist');
+    fireEvent.press(await screen.findByTestId('sign-out'));
+    expect(await screen.findByTestId('sign-in-screen')).toBeTruthy();
+    expect(api.callsTo('POST', '/auth/logout')).toHaveLength(1);
+    expect(screen.queryByTestId('session-ended')).toBeNull();
+  });
+});
