@@ -40,10 +40,10 @@ export const TRIAGE_LABELS: Record<string, string> = { urgent: 'Urgent', review:
 
 export const RULE_LABELS: Record<string, string> = {
   malignant_probability: 'The AI rates a malignant lesion as likely enough to act on',
-  clinician_concern_high: 'You marked your concern as high',
+  clinician_concern_high: "The clinician's level of concern is high",
   low_confidence: 'The AI is not confident about this lesion',
   poor_image_quality: 'A photo did not pass the quality check',
-  clinician_requests_specialist: 'You asked for a specialist opinion',
+  clinician_requests_specialist: 'The clinician asked for a specialist opinion',
   no_rule_fired: 'No warning sign found by the rules',
 };
 

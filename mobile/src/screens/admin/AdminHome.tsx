@@ -54,6 +54,6 @@ export default function AdminHome() {
 
 const styles = StyleSheet.create({
   grid: { flexDirection: 'row', flexWrap: 'wrap', gap: space.lg },
-  tile: { flexGrow: 1, flexBasis: 300, marginBottom: 0 },
+  tile: { flexGrow: 1, flexBasis: 300, marginBottom: 0, justifyContent: 'space-between' },
   text: { fontSize: font.body, color: colors.muted, lineHeight: 21 },
 });
