@@ -32,7 +32,7 @@ STAMP_FILE = STATIC_DIR / "web-build.json"
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 HASHED_PREFIXES = ("_expo/", "assets/")
-NEVER_FALL_BACK = ("api/", "api", "docs", "redoc", "openapi.json", "healthz", "readyz", "metrics")
+NEVER_FALL_BACK = {"api", "docs", "redoc", "openapi.json", "healthz", "readyz", "metrics"}  # first segments
 
 # What the web build is made from: everything under mobile/ except what cannot change the bundle.
 NOT_SOURCES_DIRS = {"node_modules", "dist", ".expo", "web-build", "coverage", "__tests__", "scripts"}
@@ -63,7 +63,7 @@ def _client_route(scope: Scope) -> bool:
     if scope["method"] not in ("GET", "HEAD"):
         return False
     path = scope["path"].lstrip("/")
-    if path.startswith(NEVER_FALL_BACK) or path.startswith(HASHED_PREFIXES):
+    if path.split("/", 1)[0] in NEVER_FALL_BACK or path.startswith(HASHED_PREFIXES):
         return False
     accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
     return "text/html" in accept

@@ -30,7 +30,8 @@ def web_client(settings, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def test_root_and_client_routes_serve_index_html_revalidated(web_client):
-    for path in ("/", "/patients/0b6f3c1e-8c1a-4a57-9a0e-3f1c2a9b7d10", "/queue", "/admin/audit?page=2"):
+    client_routes = ("/", "/patients/0b6f3c1e-8c1a-4a57-9a0e-3f1c2a9b7d10", "/admin/audit?page=2", "/apiary")
+    for path in client_routes:
         response = web_client.get(path, headers=HTML)
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/html")
