@@ -35,8 +35,16 @@ HASHED_PREFIXES = ("_expo/", "assets/")
 NEVER_FALL_BACK = {"api", "docs", "redoc", "openapi.json", "healthz", "readyz", "metrics"}  # first segments
 
 # What the web build is made from: everything under mobile/ except what cannot change the bundle.
-NOT_SOURCES_DIRS = {"node_modules", "dist", ".expo", "web-build", "coverage", "__tests__", "scripts"}
-NOT_SOURCES_FILES = {"README.md", "eslint.config.js", "jest.config.js", "jest.setup.js", ".gitignore"}
+# (mobile/README.md lists the same: tests and test support, lint, jest and the generator script.)
+NOT_SOURCES_DIRS = {"node_modules", "dist", ".expo", "web-build", "coverage", "__tests__", "test", "scripts"}
+NOT_SOURCES_FILES = {
+    "README.md",
+    "eslint.config.js",
+    "jest.config.js",
+    "jest.setup.ts",
+    "jest.setup.js",
+    ".gitignore",
+}
 
 
 class WebApp(StaticFiles):

@@ -39,9 +39,12 @@ def test_digest_changes_with_a_source_and_not_with_a_test_or_the_readme(tmp_path
     (tmp_path / "src" / "__tests__").mkdir(parents=True)
     (tmp_path / "src" / "screen.tsx").write_text("export const a = 1;\n")
     (tmp_path / "src" / "__tests__" / "screen.test.tsx").write_text("test('a', () => {});\n")
+    (tmp_path / "src" / "test").mkdir()
+    (tmp_path / "src" / "test" / "api.ts").write_text("export const mock = 1;\n")
     (tmp_path / "README.md").write_text("notes\n")
     before = web.source_digest(tmp_path)
     (tmp_path / "README.md").write_text("more notes\n")
+    (tmp_path / "src" / "test" / "api.ts").write_text("export const mock = 2;\n")
     (tmp_path / "src" / "__tests__" / "screen.test.tsx").write_text("test('b', () => {});\n")
     assert web.source_digest(tmp_path) == before
     (tmp_path / "src" / "screen.tsx").write_text("export const a = 2;\n")
