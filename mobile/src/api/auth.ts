@@ -1,0 +1,34 @@
+import { saveTokens, clearTokens } from '../auth/tokenStore';
+import { requestJson } from './client';
+import type { Schemas } from './client-types';
+
+export type User = Schemas['UserOut'];
+
+/** Sign in; throws ApiError `totp_required` when the account needs the authenticator code too. */
+export async function login(email: string, password: string, totpCode?: string): Promise<Schemas['TokenPair']> {
+  const body: Schemas['LoginRequest'] = { email, password, totp_code: totpCode || null };
+  const tokens = await requestJson<Schemas['TokenPair']>('/auth/login', { method: 'POST', json: body, auth: false });
+  await saveTokens(tokens);
+  return tokens;
+}
+
+export async function logout(): Promise<void> {
+  try {
+    await requestJson<void>('/auth/logout', { method: 'POST' });
+  } finally {
+    await clearTokens();
+  }
+}
+
+export function me(): Promise<User> {
+  return requestJson<User>('/users/me');
+}
+
+export function beginTotpEnrolment(): Promise<Schemas['TotpEnrolment']> {
+  return requestJson('/auth/totp/enrol', { method: 'POST' });
+}
+
+export function confirmTotpEnrolment(code: string): Promise<void> {
+  const body: Schemas['TotpConfirm'] = { code };
+  return requestJson('/auth/totp/confirm', { method: 'POST', json: body });
+}
