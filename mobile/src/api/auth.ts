@@ -24,8 +24,10 @@ export function me(): Promise<User> {
   return requestJson<User>('/users/me');
 }
 
-export function beginTotpEnrolment(): Promise<Schemas['TotpEnrolment']> {
-  return requestJson('/auth/totp/enrol', { method: 'POST' });
+/** Start enrolment: the password again (throttled like a sign-in); replacing an enrolled authenticator also needs its current code. */
+export function beginTotpEnrolment(password: string, totpCode?: string): Promise<Schemas['TotpEnrolment']> {
+  const body: Schemas['TotpEnrol'] = { password, totp_code: totpCode || null };
+  return requestJson('/auth/totp/enrol', { method: 'POST', json: body });
 }
 
 export function confirmTotpEnrolment(code: string): Promise<void> {

@@ -4,6 +4,19 @@ import { ApiError, NetworkError, onSessionLost, requestJson } from './client';
 import { describeError, fieldErrors, isConflict } from './errors';
 
 describe('client', () => {
+  it('says how long to wait when throttled (Retry-After) and names an erased patient', async () => {
+    await saveTokens(tokens('clinician'));
+    mockApi({
+      'POST /auth/login': { status: 429, body: { type: 'too_many_requests', detail: 'slow down' }, headers: { 'Retry-After': '300' } },
+      'GET /cases/{id}': { status: 410, body: { type: 'erased', detail: 'the patient was erased' } },
+    });
+    const throttled = await requestJson('/auth/login', { method: 'POST', json: {}, auth: false }).catch((e) => e);
+    expect(throttled).toBeInstanceOf(ApiError);
+    expect((throttled as ApiError).retryAfter).toBe(300);
+    expect(describeError(throttled)).toBe('Too many attempts. Wait a moment and try again. You can try again in 5 minutes.');
+    expect(describeError(await requestJson('/cases/x').catch((e) => e))).toBe("This patient's data has been erased.");
+  });
+
   it('refreshes an expired access token transparently and retries once', async () => {
     await saveTokens({ ...tokens('clinician'), access_token: 'old', access_expires_at: new Date(Date.now() + 3_600_000).toISOString() });
     const api = mockApi({

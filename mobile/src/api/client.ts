@@ -16,6 +16,8 @@ export class ApiError extends Error {
     public status: number,
     public type: string,
     public detail: unknown,
+    /** Seconds from a `Retry-After` header (throttling 429, lock-out 423, a busy server 503), if any. */
+    public retryAfter: number | null = null,
   ) {
     super(typeof detail === 'string' ? detail : type);
     this.name = 'ApiError';
@@ -83,7 +85,8 @@ async function errorFrom(response: Response): Promise<ApiError> {
   } catch {
     // not JSON (a proxy's error page): keep the status
   }
-  return new ApiError(response.status, type, detail);
+  const retry = Number(response.headers.get('Retry-After'));
+  return new ApiError(response.status, type, detail, Number.isFinite(retry) && retry > 0 ? Math.round(retry) : null);
 }
 
 let refreshing: Promise<Tokens | null> | null = null;
@@ -123,6 +126,16 @@ function expired(tokens: Tokens): boolean {
   return Date.parse(tokens.access_expires_at) - EXPIRY_MARGIN_MS < Date.now();
 }
 
+/** A 401 about what was typed (a password or code asked again, e.g. for TOTP enrolment), not about the token: no refresh. */
+async function isCredentialRefusal(response: Response): Promise<boolean> {
+  try {
+    const body = (await response.clone().json()) as { type?: string };
+    return body?.type === 'invalid_credentials' || body?.type === 'totp_required';
+  } catch {
+    return false;
+  }
+}
+
 /** Send a request; refresh the access token first when it is about to expire, or once after a 401. */
 export async function request(path: string, options: RequestOptions = {}): Promise<Response> {
   let tokens = options.auth === false ? null : currentTokens();
@@ -132,7 +145,7 @@ export async function request(path: string, options: RequestOptions = {}): Promi
     throw new ApiError(401, 'session_expired', 'signed out');
   }
   let response = await send(path, options, tokens);
-  if (response.status === 401 && tokens) {
+  if (response.status === 401 && tokens && !(await isCredentialRefusal(response))) {
     const fresh = await refreshTokens();
     if (!fresh) throw new ApiError(401, 'session_expired', 'the session has ended');
     response = await send(path, options, fresh);

@@ -36,16 +36,30 @@ const SENTENCES: Record<string, string> = {
   storage_error: 'The image could not be stored. Try again.',
   blob_not_found: 'This image is no longer available.',
   erased: "This patient's data has been erased.",
+  gone: "This patient's data has been erased.",
+  header_too_large: 'The request was too large for the server. Sign out, sign in again and retry.',
+  sso_refused: 'Your hospital account could not sign you in to DermaLink. Ask your administrator to check your account, then try again.',
+  audit_chain_broken: 'The audit log failed its integrity check, so nothing more can be recorded. Contact your administrator.',
   decryption_failed: 'This record could not be opened. Contact your administrator.',
   internal_error: 'Something went wrong on our side. Try again; if it keeps happening, contact support.',
 };
 
 export const OFFLINE_SENTENCE = 'No connection to DermaLink. Check the network and try again.';
 
+function waitWords(seconds: number): string {
+  if (seconds < 90) return `${seconds} second${seconds === 1 ? '' : 's'}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minutes`;
+}
+
 /** One plain sentence for any error thrown by an API call. */
 export function describeError(error: unknown): string {
   if (error instanceof NetworkError) return OFFLINE_SENTENCE;
   if (error instanceof ApiError) {
+    const wait = error.retryAfter;
+    if (wait && (error.type === 'too_many_requests' || error.type === 'account_locked')) {
+      return `${SENTENCES[error.type]} You can try again in ${waitWords(wait)}.`;
+    }
     const sentence = SENTENCES[error.type];
     if (sentence) return sentence;
     if (error.status >= 500) return SENTENCES.internal_error;

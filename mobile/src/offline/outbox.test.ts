@@ -7,7 +7,7 @@ function item(key: string): OutboxItem {
     idempotencyKey: key,
     ownerId: 'u1',
     patientLabel: 'Maria Santos',
-    metadata: { patient_id: PATIENT_ID, age: 54, sex: 'male', site: 'back', concern: 'low', wants_specialist: false, notes: null },
+    metadata: { patient_id: PATIENT_ID, lesion_id: null, age: 54, sex: 'male', site: 'back', concern: 'low', wants_specialist: false, notes: null },
     images: [{ base64: '/9j/4AAQ', width: 1600, height: 1200 }],
     queuedAt: '2026-11-30T10:00:00Z',
     attempts: 0,

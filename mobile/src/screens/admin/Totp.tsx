@@ -1,5 +1,5 @@
 import { useRouter } from 'expo-router';
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import { Image, Platform, StyleSheet, Text, View } from 'react-native';
 import { SvgXml } from 'react-native-svg';
 
@@ -28,14 +28,24 @@ export default function Totp() {
   const router = useRouter();
   const { reloadUser, user } = useSession();
   const [enrolment, setEnrolment] = useState<Schemas['TotpEnrolment'] | null>(null);
+  const [password, setPassword] = useState('');
   const [code, setCode] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
-  useEffect(() => {
-    if (user?.totp_enabled) return;
-    beginTotpEnrolment().then(setEnrolment, (e) => setError(describeError(e)));
-  }, [user?.totp_enabled]);
+  /** The API asks for the password again before it hands out a new secret (a stolen session alone cannot). */
+  const begin = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      setEnrolment(await beginTotpEnrolment(password));
+      setPassword('');
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
 
   const confirm = async () => {
     setBusy(true);
@@ -55,6 +65,13 @@ export default function Totp() {
     <Screen title="Set up two-step verification" subtitle="Administrators sign in with a password and a code from an authenticator app." testID="totp-screen">
       {error ? <Banner tone="danger" message={error} /> : null}
       {user?.totp_enabled ? <Banner tone="success" message="Two-step verification is on for your account." /> : null}
+      {!enrolment && !user?.totp_enabled ? (
+        <Card title="Confirm it is you">
+          <Muted>Enter your password again to set up the authenticator app.</Muted>
+          <TextField label="Password" value={password} onChangeText={setPassword} secureTextEntry autoComplete="current-password" testID="totp-password" />
+          <Button title="Continue" onPress={begin} busy={busy} disabled={!password} testID="totp-begin" />
+        </Card>
+      ) : null}
       {enrolment ? (
         <Card title="1. Scan this code with your authenticator app">
           <QrCode dataUri={enrolment.qr_svg_data_uri} />

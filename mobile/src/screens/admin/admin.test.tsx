@@ -33,15 +33,22 @@ describe('AdminHome', () => {
     expect(screen.getByTestId('verify-summary')).toHaveTextContent(/All 42 events check out/);
   });
 
-  it('sends an admin without two-step verification to enrol first', async () => {
+  it('sends an admin without two-step verification to enrol first, with the password again', async () => {
     const api = mockApi({
       'GET /users/me': { body: user('admin', { totp_enabled: false }) },
-      'POST /auth/totp/enrol': {
-        body: { secret: 'JBSWY3DPEHPK3PXP', otpauth_uri: 'otpauth://totp/DermaLink:admin?secret=JBSWY3DPEHPK3PXP', qr_svg_data_uri: 'data:image/svg+xml;base64,PHN2Zy8+' },
-      },
+      'POST /auth/totp/enrol': (call) =>
+        (call.body as { password?: string }).password === 'correct horse battery staple'
+          ? { body: { secret: 'JBSWY3DPEHPK3PXP', otpauth_uri: 'otpauth://totp/DermaLink:admin?secret=JBSWY3DPEHPK3PXP', qr_svg_data_uri: 'data:image/svg+xml;base64,PHN2Zy8+' } }
+          : { status: 401, body: { type: 'invalid_credentials', detail: 'wrong password' } },
       'POST /auth/totp/confirm': { status: 204 },
     });
     await renderApp('/', 'admin');
+    fireEvent.changeText(await screen.findByTestId('totp-password'), 'wrong');
+    fireEvent.press(screen.getByTestId('totp-begin'));
+    expect(await screen.findByText(/password or authenticator code is not right/)).toBeTruthy();
+    expect(screen.queryByTestId('totp-secret')).toBeNull();
+    fireEvent.changeText(screen.getByTestId('totp-password'), 'correct horse battery staple');
+    fireEvent.press(screen.getByTestId('totp-begin'));
     expect(await screen.findByTestId('totp-secret')).toHaveTextContent('JBSWY3DPEHPK3PXP');
     fireEvent.changeText(screen.getByTestId('totp-confirm-code'), '492039');
     fireEvent.press(screen.getByTestId('totp-confirm'));

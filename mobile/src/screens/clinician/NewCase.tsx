@@ -79,6 +79,7 @@ export default function NewCase() {
     const age = draft.age.trim() ? Number(draft.age) : null;
     const metadata: Schemas['CaseCreate'] = {
       patient_id: id,
+      lesion_id: null,
       age: age !== null && Number.isFinite(age) ? age : null,
       sex: draft.sex,
       site: draft.site,
