@@ -17,6 +17,8 @@ export type Draft = {
   concern: NonNullable<Schemas['CaseCreate']['concern']>;
   wantsSpecialist: boolean;
   notes: string;
+  /** A follow-up photo of this tracked lesion; null for a new lesion. */
+  lesionId: string | null;
 };
 
 const drafts = new Map<string, Draft>();
@@ -44,6 +46,7 @@ export function newDraft(): Draft {
     concern: 'low',
     wantsSpecialist: false,
     notes: '',
+    lesionId: null,
   };
 }
 

@@ -173,6 +173,50 @@ export function analysedCase(extra: Partial<Schemas['CaseOut']> = {}): Schemas['
   };
 }
 
+export const LESION_ID = 'a1e51000-2222-4333-8444-555566667777';
+export const BASELINE_CASE_ID = 'c0ffee00-1111-4222-8333-444455556666';
+
+export function lesion(extra: Partial<Schemas['LesionOut']> = {}): Schemas['LesionOut'] {
+  return {
+    id: LESION_ID,
+    patient_id: PATIENT_ID,
+    site: 'back',
+    label: 'left shoulder, upper',
+    body_view: 'back',
+    body_x: 0.38,
+    body_y: 0.22,
+    follow_up_due_at: '2026-12-04T10:00:00Z',
+    created_at: '2026-08-14T09:30:00Z',
+    ...extra,
+  };
+}
+
+/** A measured change as the backend stores it (`Change.as_dict()` plus the API's disclaimer). */
+export function measuredChange(extra: Partial<Schemas['LesionChangeOut']> = {}): Schemas['LesionChangeOut'] {
+  return {
+    lesion_id: LESION_ID,
+    baseline_case_id: BASELINE_CASE_ID,
+    followup_case_id: CASE_ID,
+    status: 'measured',
+    reason: null,
+    measurements: {
+      area_ratio: 1.4412,
+      diameter_change: 0.2013,
+      irregularity_change: 0.041,
+      asymmetry_change: 0.012,
+      colour_delta_e: 4.36,
+      colour_count_change: 0,
+      change_score: 1.64,
+      significant: ['area_ratio', 'diameter_change'],
+    },
+    probability_change: { mel: 0.12 },
+    created_at: '2026-11-20T10:10:04Z',
+    disclaimer:
+      'Measured from two photos; other light, angle or distance can move every number. A change worth a specialist\'s look, not a diagnosis.',
+    ...extra,
+  };
+}
+
 /** Render the real app (its routes under src/app) at `url`, signed in as `role` when given. */
 export async function renderApp(url: string, role?: Schemas['Role']) {
   if (role) await saveTokens(tokens(role));

@@ -4,6 +4,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { type Case, getCase } from '../../api/cases';
 import { describeError } from '../../api/errors';
 import { AiResult, AnswerCard, CaseImage, ContextCard, QualityCard, TriageCard } from '../../components/CaseParts';
+import { LesionChangeCard } from '../../components/LesionParts';
 import { Banner, Card, Screen } from '../../ui';
 
 const ANALYSIS_POLL_MS = 2_000;
@@ -45,6 +46,7 @@ export default function CaseResult() {
         <>
           <AiResult kase={kase} />
           <TriageCard kase={kase} />
+          <LesionChangeCard kase={kase} />
           <AnswerCard kase={kase} />
           <Card title="Photos">
             {kase.images.map((img) => (

@@ -5,8 +5,10 @@ import { Image, StyleSheet, Text, View } from 'react-native';
 
 import type { Schemas } from '../../api/client-types';
 import { describeError, fieldErrors } from '../../api/errors';
+import { type Lesion, listLesions } from '../../api/lesions';
 import { getPatient, type Patient } from '../../api/patients';
 import { useSession } from '../../auth/session';
+import { formatDay } from '../../components/format';
 import { clearDraft, type Draft, draftFor, saveDraft } from '../../components/drafts';
 import { prepareImage } from '../../images/prepare';
 import { RETAKE_GUIDANCE } from '../../images/quality';
@@ -26,6 +28,12 @@ const HISTORY: { value: keyof Draft['history']; label: string }[] = [
 ];
 const MAX_IMAGES = 4;
 
+/** A tracked lesion in words: where it is, and when it was first photographed. */
+function lesionName(lesion: Lesion): string {
+  const where = [lesion.site === 'unknown' ? '' : `on the ${lesion.site}`, lesion.label].filter(Boolean).join(', ');
+  return `the lesion ${where || 'at an unrecorded site'} (since ${formatDay(lesion.created_at)})`;
+}
+
 /** A new case: photos checked on the device, the clinical context, and a submission that survives a lost connection. */
 export default function NewCase() {
   const { id } = useLocalSearchParams<{ id: string }>();
@@ -38,8 +46,12 @@ export default function NewCase() {
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
 
+  const [lesions, setLesions] = useState<Lesion[]>([]);
+
   useEffect(() => {
     getPatient(id).then(setPatient, (e) => setError(describeError(e)));
+    // Without the list the case is simply a new lesion: no error for the clinician to act on.
+    listLesions(id).then(setLesions, () => setLesions([]));
   }, [id]);
 
   const update = (change: Partial<Draft>) => {
@@ -79,7 +91,7 @@ export default function NewCase() {
     const age = draft.age.trim() ? Number(draft.age) : null;
     const metadata: Schemas['CaseCreate'] = {
       patient_id: id,
-      lesion_id: null,
+      lesion_id: draft.lesionId,
       age: age !== null && Number.isFinite(age) ? age : null,
       sex: draft.sex,
       site: draft.site,
@@ -117,6 +129,22 @@ export default function NewCase() {
   return (
     <Screen title="New case" subtitle={patient ? `For ${patient.identity.full_name}` : undefined} testID="new-case-screen">
       {error ? <Banner tone="danger" message={error} testID="new-case-error" /> : null}
+      <Card title="Which lesion?">
+        <Choice
+          label="This case is"
+          options={[
+            { value: 'new', label: 'A new lesion' },
+            ...lesions.map((l) => ({ value: l.id, label: `A follow-up photo of ${lesionName(l)}` })),
+          ]}
+          value={draft.lesionId ?? 'new'}
+          onChange={(v) => {
+            const lesion = lesions.find((l) => l.id === v);
+            update(lesion ? { lesionId: lesion.id, site: lesion.site as Site } : { lesionId: null });
+          }}
+          testID="case-lesion"
+        />
+        {draft.lesionId ? <Muted>{"The new photo is compared with this lesion's last photo. Take it the same way: same distance, light and angle."}</Muted> : null}
+      </Card>
       <Card title="Photos of the lesion">
         <Muted>Fill the frame with the lesion, in good light, without flash. Up to 4 photos.</Muted>
         <View style={styles.thumbs}>

@@ -1,10 +1,12 @@
-import { useRouter } from 'expo-router';
-import { useState } from 'react';
+import { useFocusEffect, useRouter } from 'expo-router';
+import { useCallback, useState } from 'react';
 import { Pressable, StyleSheet, Text, View } from 'react-native';
 
 import { describeError, fieldErrors } from '../../api/errors';
+import { type DueLesion, listDueLesions } from '../../api/lesions';
 import { type Patient, registerPatient, searchPatients } from '../../api/patients';
 import { formatDay } from '../../components/format';
+import { FollowUpsDue } from '../../components/LesionParts';
 import { OutboxBanner } from '../../components/OutboxBanner';
 import { recentPatients, rememberPatient } from '../../components/recentPatients';
 import { Banner, Button, Card, colors, font, Muted, Screen, space, TextField } from '../../ui';
@@ -41,6 +43,21 @@ export default function Patients() {
   const [registering, setRegistering] = useState(false);
   const [registerError, setRegisterError] = useState<string | null>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
+
+  const [due, setDue] = useState<DueLesion[] | null>(null);
+  const [dueError, setDueError] = useState<string | null>(null);
+  useFocusEffect(
+    useCallback(() => {
+      let alive = true;
+      listDueLesions(14).then(
+        (rows) => alive && (setDue(rows), setDueError(null)),
+        (e) => alive && setDueError(describeError(e)),
+      );
+      return () => {
+        alive = false;
+      };
+    }, []),
+  );
 
   const open = (patient: Patient) => {
     rememberPatient(patient);
@@ -86,6 +103,8 @@ export default function Patients() {
       <View style={styles.nav}>
         <Button variant="secondary" compact title="My cases" onPress={() => router.push('/clinician/cases')} testID="nav-cases" />
       </View>
+      {dueError ? <Banner tone="danger" message={dueError} /> : null}
+      {due ? <FollowUpsDue lesions={due} onOpen={(lesion) => router.push(`/clinician/patients/${lesion.patient_id}`)} /> : null}
       <Card title="Find a patient">
         <TextField label="Medical record number" value={mrn} onChangeText={setMrn} autoCapitalize="characters" testID="patient-search-mrn" onSubmitEditing={search} />
         <Button title="Search" onPress={search} busy={searching} disabled={!mrn.trim()} testID="patient-search-submit" />

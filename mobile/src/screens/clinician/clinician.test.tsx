@@ -8,6 +8,9 @@ import {
   CASE_ID,
   consentDocument,
   consentStatus,
+  lesion,
+  LESION_ID,
+  measuredChange,
   mockApi,
   patient,
   PATIENT_ID,
@@ -91,6 +94,25 @@ describe('Patients', () => {
   });
 });
 
+describe('Follow-ups due', () => {
+  it('lists the lesions due within 14 days on the home screen and opens the patient', async () => {
+    const api = mockApi({
+      'GET /users/me': { body: clinician },
+      'GET /lesions/due': { body: [{ ...lesion(), overdue_days: 3 }, { ...lesion({ id: 'b2', site: 'face', label: '' }), overdue_days: -5 }] },
+      'GET /patients/{id}': { body: patient },
+      'GET /patients/{id}/consents': { body: consentStatus(['ai_analysis']) },
+    });
+    await renderApp('/clinician', 'clinician');
+    const row = await screen.findByTestId(`due-${LESION_ID}`);
+    expect(row).toHaveTextContent(/Back, left shoulder, upper/);
+    expect(row).toHaveTextContent(/3 days overdue/);
+    expect(screen.getByTestId('due-b2')).toHaveTextContent(/Face.*due in 5 days/);
+    expect(api.callsTo('GET', '/lesions/due')[0].query.get('within_days')).toBe('14');
+    fireEvent.press(row);
+    expect(await screen.findByTestId('patient-name')).toHaveTextContent('Maria Santos');
+  });
+});
+
 describe('PatientDetail', () => {
   it('shows identity and consent, and allows a new case only with AI consent', async () => {
     mockApi({
@@ -166,6 +188,7 @@ describe('NewCase', () => {
     expect(post.headers['Idempotency-Key']).toBe(draft.idempotencyKey);
     expect(JSON.parse(String(formField(post.body, 'metadata')))).toEqual({
       patient_id: PATIENT_ID,
+      lesion_id: null,
       age: 63,
       sex: 'female',
       site: 'back',
@@ -175,6 +198,20 @@ describe('NewCase', () => {
       notes: null,
     });
     expect(formField(post.body, 'images')).toBeTruthy();
+  });
+
+  it('sends a follow-up photo of a tracked lesion with its lesion_id', async () => {
+    seedDraft();
+    const api = mockApi({ ...routes, 'GET /patients/{id}/lesions': { body: [lesion()] }, 'POST /cases': { status: 201, body: analysedCase({ lesion_id: LESION_ID }) } });
+    await renderApp(`/clinician/patients/${PATIENT_ID}/new-case`, 'clinician');
+    expect(await screen.findByTestId('case-lesion-new')).toBeTruthy();
+    const followUp = await screen.findByTestId(`case-lesion-${LESION_ID}`);
+    expect(followUp).toHaveTextContent(/A follow-up photo of the lesion on the back, left shoulder, upper/);
+    fireEvent.press(followUp);
+    fireEvent.press(screen.getByTestId('case-submit'));
+    expect(await screen.findByTestId('case-result-screen')).toBeTruthy();
+    const [post] = api.callsTo('POST', '/cases');
+    expect(JSON.parse(String(formField(post.body, 'metadata')))).toMatchObject({ lesion_id: LESION_ID, site: 'back' });
   });
 
   it('explains a blurred photo in plain words', async () => {
@@ -260,5 +297,52 @@ describe('CaseResult', () => {
     expect(screen.getByTestId('ai-disclaimer')).toHaveTextContent(/does not replace, a clinician's diagnosis/);
     expect(screen.getByTestId('answer-management')).toHaveTextContent('Urgent referral');
     expect(screen.getByTestId('answer-note')).toHaveTextContent(/pigmented lesion clinic/);
+  });
+});
+
+describe('Change since the last photo', () => {
+  const base = {
+    'GET /users/me': { body: clinician },
+    'GET /cases/{id}/images/{image}': { text: 'jpeg-bytes', headers: { 'Content-Type': 'image/jpeg' } },
+    'GET /lesions/{id}/changes/{case}/image': { text: 'png-bytes', headers: { 'Content-Type': 'image/png' } },
+  };
+
+  it('gives the measurements in plain words, the significant measures, the aligned pair and the disclaimer', async () => {
+    const api = mockApi({ ...base, 'GET /cases/{id}': { body: analysedCase({ lesion_id: LESION_ID, lesion_change: measuredChange() }), headers: { ETag: '"3"' } } });
+    await renderApp(`/clinician/cases/${CASE_ID}`, 'clinician');
+    const card = await screen.findByTestId('lesion-change');
+    expect(screen.getByTestId('lesion-change-status')).toHaveTextContent('Significant change');
+    const lines = screen.getAllByTestId('lesion-change-measure').map((n) => n.props.children);
+    expect(lines).toEqual([
+      'Area: 144% of the last photo (+44%, larger).',
+      'Largest diameter: +20%.',
+      'Colour difference: ΔE 4.4 (a visible but small difference).',
+    ]);
+    expect(screen.getByTestId('lesion-change-significant')).toHaveTextContent('Changed by more than the set amount: size (area), largest diameter.');
+    expect(screen.getByTestId('lesion-change-disclaimer')).toHaveTextContent(/not a diagnosis/);
+    expect(card).toBeTruthy();
+    const image = await screen.findByTestId('change-image');
+    expect(image.props.source).toEqual({ uri: `data:image/png;base64,${btoa('png-bytes')}` });
+    const [call] = api.callsTo('GET', `/lesions/${LESION_ID}/changes/${CASE_ID}/image`);
+    expect(call.headers.Authorization).toBe('Bearer access-clinician');
+  });
+
+  it('gives the reason and no number when the photos could not be compared', async () => {
+    const change = measuredChange({ status: 'not_comparable', reason: 'the photos differ too much in distance (scale 0.41)', measurements: {} });
+    const api = mockApi({ ...base, 'GET /cases/{id}': { body: analysedCase({ lesion_id: LESION_ID, lesion_change: change }), headers: { ETag: '"3"' } } });
+    await renderApp(`/clinician/cases/${CASE_ID}`, 'clinician');
+    expect(await screen.findByTestId('lesion-change-reason')).toHaveTextContent(
+      'The two photos could not be compared: the photos differ too much in distance. Compare them by eye, or retake the photo in the same way as the last one.',
+    );
+    expect(screen.getByTestId('lesion-change')).not.toHaveTextContent(/\d/);
+    expect(screen.queryByTestId('change-image')).toBeNull();
+    expect(api.callsTo('GET', `/lesions/${LESION_ID}/changes/${CASE_ID}/image`)).toHaveLength(0);
+  });
+
+  it('is absent for a case that is not a follow-up', async () => {
+    mockApi({ ...base, 'GET /cases/{id}': { body: analysedCase(), headers: { ETag: '"3"' } } });
+    await renderApp(`/clinician/cases/${CASE_ID}`, 'clinician');
+    expect(await screen.findByTestId('ai-top-label')).toBeTruthy();
+    expect(screen.queryByTestId('lesion-change')).toBeNull();
   });
 });

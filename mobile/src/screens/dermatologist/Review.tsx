@@ -5,6 +5,7 @@ import { StyleSheet, View } from 'react-native';
 import { type Answer, answerCase, type Case, getCase, releaseCase } from '../../api/cases';
 import { describeError, fieldErrors, isConflict } from '../../api/errors';
 import { AiResult, AnswerCard, CaseImage, ContextCard, QualityCard, TriageCard } from '../../components/CaseParts';
+import { LesionChangeCard } from '../../components/LesionParts';
 import { LESION_LABELS, MANAGEMENT_LABELS } from '../../components/format';
 import { Banner, Button, Card, Choice, Screen, space, TextField } from '../../ui';
 
@@ -108,6 +109,7 @@ export default function Review() {
           </View>
           <View style={styles.column}>
             <TriageCard kase={kase} />
+            <LesionChangeCard kase={kase} />
             <AiResult kase={kase} />
             {open ? (
               <Card title="Your answer" testID="answer-form">

@@ -1,7 +1,7 @@
 import { fireEvent, screen, waitFor, within } from '@testing-library/react-native';
 
 import type { Schemas } from '../../api/client-types';
-import { analysedCase, CASE_ID, mockApi, renderApp, user } from '../../test/api';
+import { analysedCase, CASE_ID, LESION_ID, measuredChange, mockApi, renderApp, user } from '../../test/api';
 
 const dermatologist = user('dermatologist');
 const OTHER_CASE = '3a9c1b7e-2d4f-4e6a-8b1c-9d0e1f2a3b4c';
@@ -152,5 +152,22 @@ describe('Review', () => {
     fireEvent.press(await screen.findByTestId('release'));
     expect(await screen.findByTestId('queue-screen')).toBeTruthy();
     expect(api.callsTo('POST', `/queue/${CASE_ID}/release`)).toHaveLength(1);
+  });
+});
+
+describe('Review of a follow-up', () => {
+  it('shows the change since the last photo beside the answer form', async () => {
+    mockApi({
+      'GET /users/me': { body: dermatologist },
+      'GET /cases/{id}': { body: { ...claimed, lesion_id: LESION_ID, lesion_change: measuredChange({ measurements: { area_ratio: 0.97, diameter_change: -0.01, colour_delta_e: 1.2, significant: [] } }) }, headers: { ETag: '"3"' } },
+      'GET /cases/{id}/images/{image}': image,
+      'GET /lesions/{id}/changes/{case}/image': { text: 'png-bytes', headers: { 'Content-Type': 'image/png' } },
+    });
+    await renderApp(`/dermatologist/cases/${CASE_ID}`, 'dermatologist');
+    expect(await screen.findByTestId('answer-form')).toBeTruthy();
+    expect(screen.getByTestId('lesion-change-status')).toHaveTextContent('No significant change');
+    expect(screen.getByTestId('lesion-change')).toHaveTextContent(/Area: 97% of the last photo \(-3%, smaller\)/);
+    expect(screen.getByTestId('lesion-change-significant')).toHaveTextContent('No measure changed by more than the set amount.');
+    expect(await screen.findByTestId('change-image')).toBeTruthy();
   });
 });
