@@ -12,6 +12,19 @@ export async function login(email: string, password: string, totpCode?: string):
   return tokens;
 }
 
+/** Whether single sign-on is on, and whether password sign-in still is (public). */
+export function ssoConfig(): Promise<Schemas['SsoConfig']> {
+  return requestJson('/auth/oidc/config', { auth: false });
+}
+
+/** Trade the one-time code from the SSO return for the same token pair a password sign-in gives. */
+export async function exchangeSsoCode(code: string, totpCode?: string): Promise<Schemas['TokenPair']> {
+  const body: Schemas['ExchangeRequest'] = { code, totp_code: totpCode || null };
+  const tokens = await requestJson<Schemas['TokenPair']>('/auth/oidc/exchange', { method: 'POST', json: body, auth: false });
+  await saveTokens(tokens);
+  return tokens;
+}
+
 export async function logout(): Promise<void> {
   try {
     await requestJson<void>('/auth/logout', { method: 'POST' });

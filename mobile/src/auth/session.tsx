@@ -4,7 +4,7 @@
  */
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 
-import { login, logout, me, type User } from '../api/auth';
+import { exchangeSsoCode, login, logout, me, type User } from '../api/auth';
 import { onSessionLost } from '../api/client';
 import { loadTokens } from './tokenStore';
 
@@ -16,6 +16,8 @@ type SessionValue = {
   /** True after the API ended the session (expired or revoked), until the next sign-in. */
   lost: boolean;
   signIn: (email: string, password: string, totpCode?: string) => Promise<User>;
+  /** Finish a single sign-on: exchange the one-time code (plus the TOTP code when asked). */
+  signInWithSso: (code: string, totpCode?: string) => Promise<User>;
   signOut: () => Promise<void>;
   reloadUser: () => Promise<void>;
 };
@@ -61,14 +63,29 @@ export function SessionProvider({ children, initialUser = null }: { children: Re
     [],
   );
 
-  const signIn = useCallback(async (email: string, password: string, totpCode?: string) => {
-    await login(email, password, totpCode);
+  const signedIn = useCallback(async () => {
     const who = await me();
     setUser(who);
     setLost(false);
     setStatus('signedIn');
     return who;
   }, []);
+
+  const signIn = useCallback(
+    async (email: string, password: string, totpCode?: string) => {
+      await login(email, password, totpCode);
+      return signedIn();
+    },
+    [signedIn],
+  );
+
+  const signInWithSso = useCallback(
+    async (code: string, totpCode?: string) => {
+      await exchangeSsoCode(code, totpCode);
+      return signedIn();
+    },
+    [signedIn],
+  );
 
   const signOut = useCallback(async () => {
     try {
@@ -85,7 +102,10 @@ export function SessionProvider({ children, initialUser = null }: { children: Re
     setUser(await me());
   }, []);
 
-  const value = useMemo(() => ({ status, user, lost, signIn, signOut, reloadUser }), [status, user, lost, signIn, signOut, reloadUser]);
+  const value = useMemo(
+    () => ({ status, user, lost, signIn, signInWithSso, signOut, reloadUser }),
+    [status, user, lost, signIn, signInWithSso, signOut, reloadUser],
+  );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }
 

@@ -1,5 +1,6 @@
 import { fireEvent, screen, waitFor } from '@testing-library/react-native';
 
+import * as sso from '../auth/sso';
 import { mockApi, renderApp, tokens, user } from '../test/api';
 
 describe('SignIn', () => {
@@ -79,5 +80,66 @@ describe('sign out', () => {
     expect(await screen.findByTestId('sign-in-screen')).toBeTruthy();
     expect(api.callsTo('POST', '/auth/logout')).toHaveLength(1);
     expect(screen.queryByTestId('session-ended')).toBeNull();
+  });
+});
+
+describe('SignIn with the hospital account (SSO, web build)', () => {
+  // The browser's part (address bar, page navigation) is the only thing replaced besides fetch.
+  const config = { enabled: true, password_login_enabled: true, display_name: 'your hospital account', login_url: '/api/v1/auth/oidc/login' };
+  const CODE = 'one-time-code-0123456789abcdef';
+  let go: jest.SpyInstance;
+  beforeEach(() => {
+    jest.spyOn(sso, 'ssoInThisApp').mockReturnValue(true);
+    go = jest.spyOn(sso, 'goToSsoLogin').mockImplementation(() => undefined);
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  it('offers the hospital sign-in beside the password form and leaves for the login URL', async () => {
+    jest.spyOn(sso, 'peekSsoReturn').mockReturnValue(null);
+    mockApi({ 'GET /auth/oidc/config': { body: config } });
+    await renderApp('/');
+    fireEvent.press(await screen.findByTestId('sso-sign-in'));
+    expect(screen.getByTestId('sso-sign-in')).toHaveTextContent('Sign in with your hospital account');
+    expect(go).toHaveBeenCalledWith('/api/v1/auth/oidc/login');
+    expect(screen.getByTestId('password')).toBeTruthy();
+  });
+
+  it('hides the password form when password sign-in is off', async () => {
+    jest.spyOn(sso, 'peekSsoReturn').mockReturnValue(null);
+    mockApi({ 'GET /auth/oidc/config': { body: { ...config, password_login_enabled: false } } });
+    await renderApp('/');
+    expect(await screen.findByTestId('sso-sign-in')).toBeTruthy();
+    expect(screen.queryByTestId('password')).toBeNull();
+    expect(screen.queryByTestId('sign-in-submit')).toBeNull();
+  });
+
+  it('exchanges the returned code, asks an admin for the TOTP code, and signs in', async () => {
+    jest.spyOn(sso, 'peekSsoReturn').mockReturnValue({ code: CODE, error: null, errorDescription: null });
+    const api = mockApi({
+      'GET /auth/oidc/config': { body: config },
+      'POST /auth/oidc/exchange': (call) =>
+        (call.body as { totp_code: string | null }).totp_code
+          ? { body: tokens('admin') }
+          : { status: 401, body: { type: 'totp_required', detail: 'this account needs a TOTP code (field totp_code)' } },
+      'GET /users/me': { body: user('admin') },
+      'GET /audit/verify': { body: { ok: true, events: 12, findings: [] } },
+    });
+    await renderApp('/');
+    fireEvent.changeText(await screen.findByTestId('totp-code'), '492039');
+    fireEvent.press(screen.getByTestId('sign-in-submit'));
+    expect(await screen.findByTestId('admin-home')).toBeTruthy();
+    expect(api.callsTo('POST', '/auth/oidc/exchange').map((c) => c.body)).toEqual([
+      { code: CODE, totp_code: null },
+      { code: CODE, totp_code: '492039' },
+    ]);
+  });
+
+  it('explains a refusal from the provider in plain words and offers to start again', async () => {
+    jest.spyOn(sso, 'peekSsoReturn').mockReturnValue({ code: null, error: 'sso_refused', errorDescription: 'no role for this account' });
+    const api = mockApi({ 'GET /auth/oidc/config': { body: config } });
+    await renderApp('/');
+    expect(await screen.findByTestId('sign-in-error')).toHaveTextContent(/Your hospital account could not sign you in to DermaLink/);
+    expect(await screen.findByTestId('sso-sign-in')).toBeTruthy();
+    expect(api.callsTo('POST', '/auth/oidc/exchange')).toHaveLength(0);
   });
 });
