@@ -54,6 +54,26 @@ def test_the_whole_walk_from_bedside_photo_to_audit_export(server, screenshots, 
     assert answered and result["patientId"] in answered[0]
 
 
+def test_a_follow_up_photo_shows_the_change_since_the_last_photo(server, screenshots, lesion_image):
+    result = run_scenario("follow_up", server, screenshots, mrn="E2E-FOLLOW-1", image=str(lesion_image))
+    with server.api("clinician") as clinician:
+        first = clinician.get(f"/cases/{result['firstCaseId']}").json()
+        follow_up = clinician.get(f"/cases/{result['caseId']}").json()
+    assert (
+        first["lesion_id"] == result["lesionId"] == follow_up["lesion_id"]
+    )  # the same lesion, chosen on screen
+    change = follow_up["lesion_change"]
+    assert change["baseline_case_id"] == first["id"] and change["followup_case_id"] == follow_up["id"]
+    if change["status"] == "measured":
+        significant = bool(change["measurements"]["significant"])
+        assert result["status"] == ("Significant change" if significant else "No significant change")
+        assert f"{round(change['measurements']['area_ratio'] * 100)}% of the last photo" in result["text"]
+        assert change["disclaimer"] in result["text"]
+    else:
+        assert result["status"] == "Not compared"
+        assert "could not be compared" in result["text"]
+
+
 def _cases_of(server, patient_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
     with server.api("clinician") as clinician:
         items = clinician.get("/cases", params={"limit": 100}).json()["items"]

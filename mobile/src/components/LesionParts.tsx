@@ -32,11 +32,17 @@ export function changeSentences(change: LesionChange): string[] {
   const lines: string[] = [];
   const area = num(m, 'area_ratio');
   if (area !== null) {
-    const word = area >= 1 ? 'larger' : 'smaller';
-    lines.push(`Area: ${Math.round(area * 100)}% of the last photo (${signedPercent(area - 1)}, ${word}).`);
+    const moved = Math.round((area - 1) * 100);
+    lines.push(
+      moved === 0
+        ? `Area: about the same as the last photo (${Math.round(area * 100)}%).`
+        : `Area: ${Math.round(area * 100)}% of the last photo (${signedPercent(area - 1)}, ${moved > 0 ? 'larger' : 'smaller'}).`,
+    );
   }
   const diameter = num(m, 'diameter_change');
-  if (diameter !== null) lines.push(`Largest diameter: ${signedPercent(diameter)}.`);
+  if (diameter !== null) {
+    lines.push(Math.round(diameter * 100) === 0 ? 'Largest diameter: unchanged.' : `Largest diameter: ${signedPercent(diameter)}.`);
+  }
   const delta = num(m, 'colour_delta_e');
   if (delta !== null) {
     const seen = delta < 3 ? 'hardly visible' : delta < 8 ? 'a visible but small difference' : 'a marked difference';
@@ -52,11 +58,20 @@ function significantList(change: LesionChange): string[] {
 
 function SideBySide({ lesionId, caseId }: { lesionId: string; caseId: string }) {
   const [uri, setUri] = useState<string | null>(null);
+  const [ratio, setRatio] = useState(3); // three panels side by side, until the image says otherwise
   const [failed, setFailed] = useState(false);
   useEffect(() => {
     let alive = true;
     changeImageDataUri(lesionId, caseId).then(
-      (u) => alive && setUri(u),
+      (u) => {
+        if (!alive) return;
+        setUri(u);
+        try {
+          Image.getSize(u, (w, h) => alive && h > 0 && setRatio(w / h), () => undefined);
+        } catch {
+          // no image loader (tests): keep the three-panel ratio
+        }
+      },
       () => alive && setFailed(true),
     );
     return () => {
@@ -67,8 +82,16 @@ function SideBySide({ lesionId, caseId }: { lesionId: string; caseId: string }) 
   if (!uri) return <ActivityIndicator color={colors.primary} accessibilityLabel="Loading the aligned photos" />;
   return (
     <View>
-      <Image source={{ uri }} style={styles.pair} resizeMode="contain" accessibilityLabel="Last photo and this photo, aligned, side by side" testID="change-image" />
-      <Text style={styles.caption}>Left: the last photo. Right: this photo, aligned to it.</Text>
+      <Image
+        source={{ uri }}
+        style={[styles.pair, { aspectRatio: ratio }]}
+        resizeMode="contain"
+        accessibilityLabel="The last photo, this photo aligned to it, and their difference, side by side"
+        testID="change-image"
+      />
+      <Text style={styles.caption}>
+        Left: the last photo. Middle: this photo, aligned to it. Right: the difference (growth in orange, shrinking in blue, the last outline in white).
+      </Text>
     </View>
   );
 }
@@ -150,7 +173,7 @@ export function FollowUpsDue({ lesions, onOpen }: { lesions: DueLesion[]; onOpen
 const styles = StyleSheet.create({
   body: { fontSize: font.body, color: colors.text, lineHeight: 21 },
   bold: { fontWeight: '700', marginTop: space.xs },
-  pair: { width: '100%', height: 220, borderRadius: radius.md, backgroundColor: colors.border, marginTop: space.sm },
+  pair: { width: '100%', borderRadius: radius.md, backgroundColor: colors.border, marginTop: space.sm },
   caption: { fontSize: font.small, color: colors.muted, marginTop: space.xs },
   disclaimer: { backgroundColor: colors.infoSoft, borderRadius: radius.sm, padding: space.md, marginTop: space.sm },
   disclaimerText: { fontSize: font.small, color: colors.text, lineHeight: 19 },
