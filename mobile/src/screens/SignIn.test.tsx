@@ -83,6 +83,25 @@ describe('sign out', () => {
   });
 });
 
+describe('SignIn, wrong authenticator code', () => {
+  it('keeps the code step after a wrong code so the next code can be tried', async () => {
+    mockApi({
+      'POST /auth/login': (call) =>
+        (call.body as { totp_code: string | null }).totp_code
+          ? { status: 401, body: { type: 'invalid_credentials', detail: 'wrong code' } }
+          : { status: 401, body: { type: 'totp_required', detail: 'this account needs a TOTP code (field totp_code)' } },
+    });
+    await renderApp('/');
+    fireEvent.changeText(await screen.findByTestId('email'), 'admin@demo.dermalink.local');
+    fireEvent.changeText(screen.getByTestId('password'), 'correct horse battery');
+    fireEvent.press(screen.getByTestId('sign-in-submit'));
+    fireEvent.changeText(await screen.findByTestId('totp-code'), '000000');
+    fireEvent.press(screen.getByTestId('sign-in-submit'));
+    expect(await screen.findByTestId('sign-in-error')).toHaveTextContent(/authenticator code is not right/);
+    expect(screen.getByTestId('totp-code')).toBeTruthy();
+  });
+});
+
 describe('SignIn with the hospital account (SSO, web build)', () => {
   // The browser's part (address bar, page navigation) is the only thing replaced besides fetch.
   const config = { enabled: true, password_login_enabled: true, display_name: 'your hospital account', login_url: '/api/v1/auth/oidc/login' };

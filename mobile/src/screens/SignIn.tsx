@@ -39,8 +39,12 @@ export default function SignIn() {
         setNeedsCode(true);
       } else {
         setError(describeError(e));
-        setSsoCode(null);
-        setNeedsCode(false);
+        // A wrong authenticator code keeps the code step (try the next code); any other refusal of an SSO
+        // exchange (expired or used one-time code) means starting the hospital sign-in again.
+        if (ssoCode && !(e instanceof ApiError && e.type === 'invalid_credentials')) {
+          setSsoCode(null);
+          setNeedsCode(false);
+        }
       }
     } finally {
       setBusy(false);
