@@ -67,7 +67,9 @@ def test_a_follow_up_photo_shows_the_change_since_the_last_photo(server, screens
     if change["status"] == "measured":
         significant = bool(change["measurements"]["significant"])
         assert result["status"] == ("Significant change" if significant else "No significant change")
-        assert f"{round(change['measurements']['area_ratio'] * 100)}% of the last photo" in result["text"]
+        area = round(change["measurements"]["area_ratio"] * 100)
+        worded = (f"Area: {area}% of the last photo", f"Area: about the same as the last photo ({area}%)")
+        assert any(words in result["text"] for words in worded), result["text"]
         assert change["disclaimer"] in result["text"]
     else:
         assert result["status"] == "Not compared"

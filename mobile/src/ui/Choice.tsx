@@ -53,6 +53,7 @@ const styles = StyleSheet.create({
     borderRadius: radius.lg * 2,
     paddingHorizontal: space.md,
     paddingVertical: space.xs + 2,
+    maxWidth: '100%', // a long label (a follow-up of a described lesion) wraps inside the pill on a phone
   },
   on: { backgroundColor: colors.primary, borderColor: colors.primary },
   pillText: { fontSize: font.small, color: colors.text },

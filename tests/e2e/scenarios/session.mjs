@@ -32,13 +32,13 @@ await scenario(async (browser) => {
   await shot(page, 'session-ended');
   await page.unrouteAll({ behavior: 'wait' });
 
-  // Signing in again sends the case that was kept on the device.
-  await signIn(page, 'clinician');
-  await page.getByTestId('patients-screen').waitFor();
+  // Signing in again sends the case that was kept on the device (at once: listen before signing in).
   const sent = page.waitForResponse(
     (r) => new URL(r.url()).pathname === '/api/v1/cases' && r.request().method() === 'POST' && r.status() < 300,
     { timeout: 3 * WAIT },
   );
+  await signIn(page, 'clinician');
+  await page.getByTestId('patients-screen').waitFor();
   await sent;
   assertNoPageErrors(page);
   await context.close();
