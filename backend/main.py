@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from backend import apidocs, bootstrap, health, migrate
+from backend import apidocs, bootstrap, health, migrate, openapi, web
 from backend.audit.routes import router as audit_router
 from backend.auth.routes import router as auth_router
 from backend.cases.routes import queue_router
@@ -45,7 +43,6 @@ from backend.sso.service import SsoService
 from backend.users.routes import clinics_router
 from backend.users.routes import router as users_router
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 API_PREFIX = "/api/v1"
 # The web app (an Expo export, served at /) and /docs run their own scripts and styles from this origin
 # only; images may be data: or blob: URLs (previews of photos being uploaded); nobody may frame them.
@@ -206,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     apidocs.install(app)
-    if STATIC_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
+    openapi.install(app)
+    if web.BUILD_DIR.is_dir():
+        app.mount("/", web.WebApp(directory=web.BUILD_DIR, html=True), name="web")
     return app

@@ -35,3 +35,16 @@ apt_install() {
   echo "==> apt-get install ${missing[*]}"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+# ensure_node_modules DIR: `npm ci` in DIR from its committed package-lock.json, skipped when the lockfile
+# is unchanged since the last install (npm ci always starts from an empty node_modules, which is slow).
+ensure_node_modules() {
+  local dir="$1" want
+  command -v npm >/dev/null || { echo "the app's checks need Node 20 and npm on PATH" >&2; exit 1; }
+  want="$(sha256sum "$dir/package-lock.json" | cut -c1-16)"
+  if [ "$(cat "$dir/node_modules/.dermalink-lock" 2>/dev/null)" != "$want" ]; then
+    echo "==> npm ci in $dir (first run downloads packages)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$dir/node_modules/.dermalink-lock"
+  fi
+}

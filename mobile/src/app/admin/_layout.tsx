@@ -1,0 +1,5 @@
+import { RoleStack } from '../../components/roleStack';
+
+export default function Layout() {
+  return <RoleStack role="admin" />;
+}
