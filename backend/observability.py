@@ -20,11 +20,12 @@ from sqlmodel import select
 from backend.cases.models import AnalysisJob
 from backend.core import metrics
 from backend.core.clock import utcnow
+from backend.core.openapi import error_responses
 from backend.db import Database
 from backend.deps import AuditContextDep, AuthServiceDep, SessionDep, current_actor, require_role
 from backend.users.models import Role
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=error_responses())
 _bearer = HTTPBearer(auto_error=False, description="DERMALINK_METRICS_TOKEN, or an admin's access token")
 _admin = require_role(Role.admin)
 

@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from backend.auth.schemas import TokenPair
-from backend.core.errors import InvalidCredentials, InvalidToken, PermissionDenied, TotpRequired
+from backend.core.errors import InvalidCredentials, InvalidToken, NotFound, PermissionDenied, TotpRequired
 from backend.core.openapi import AUTH_ERRORS, error_responses
 from backend.core.schemas import RequestBody
 from backend.deps import AuditContextDep, SessionDep, SettingsDep, audit_denial, commit_refusals
@@ -25,7 +25,7 @@ from backend.sso.service import ATTEMPT_LIFETIME, SsoService
 
 PREFIX = "/api/v1/auth/oidc"
 BROWSER_COOKIE = "dermalink_sso"
-router = APIRouter(prefix=PREFIX, tags=["auth"], responses=error_responses(*AUTH_ERRORS))
+router = APIRouter(prefix=PREFIX, tags=["auth"], responses=error_responses(*AUTH_ERRORS, NotFound))
 
 
 def get_sso(request: Request) -> SsoService:
