@@ -251,7 +251,8 @@ def export(
         from training.triage import choose_thresholds
 
         with np.load(preds) as v:
-            triage = choose_thresholds(v["probs"], v["y"], version=version)
+            groups = v["lesions"] if "lesions" in v.files else None  # runs before the referral model: none
+            triage = choose_thresholds(v["probs"], v["y"], version=version, groups=groups)
         triage.update(model=name)
         triage["temperature_baked_into_model"] = run_info.get("temperature")
         (model_dir / "triage.json").write_text(json.dumps(triage, indent=2) + "\n")

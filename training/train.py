@@ -450,11 +450,13 @@ def train(
     np.savez(
         run_dir / "val_predictions.npz",
         image_ids=np.array(parts["val"].image_ids),
+        lesions=np.array([r.lesion_id for r in parts["val"].records]),
         y=y["val"],
         probs=val_probs,
         probs_uncalibrated=val_probs_raw,
     )
-    triage = choose_thresholds(val_probs, y["val"])
+    lesions = np.array([r.lesion_id for r in parts["val"].records])
+    triage = choose_thresholds(val_probs, y["val"], groups=lesions)
     (run_dir / "triage.json").write_text(json.dumps(triage, indent=2))
     timings["total_s"] = time.time() - started
     info = {

@@ -41,6 +41,7 @@ def choose_thresholds(
     target_sensitivity: float = 0.95,
     max_flagged_accuracy: float = 0.5,
     version: str = "1",
+    groups: np.ndarray | None = None,
 ) -> dict:
     """Thresholds for the case workflow, from validation predictions only.
 
@@ -50,6 +51,9 @@ def choose_thresholds(
       cases below ``t`` are, as a group, correct at most ``max_flagged_accuracy`` of the time: the cases
       flagged for review are those the model gets wrong more often than right. A coverage/accuracy
       table for other thresholds is included so the workflow can choose differently.
+    * With ``groups`` (the validation images' lesion ids): also the learned referral rule
+      (``referral_model``), which the case workflow prefers to the summed threshold; see
+      :func:`referral_model`.
     """
     score = malignant_score(probs)
     positive = is_malignant(y)
@@ -75,7 +79,7 @@ def choose_thresholds(
                 "accuracy_not_flagged": float(correct[k].mean()) if k.any() else None,
             }
         )
-    return {
+    result = {
         "model": MODEL_NAME,
         "version": version,
         "malignant_classes": list(MALIGNANT),
@@ -98,4 +102,42 @@ def choose_thresholds(
                 "trade_off": trade_off,
             },
         },
+    }
+    if groups is not None:
+        try:
+            result["referral_model"] = referral_model(probs, y, groups, target_sensitivity)
+        except ValueError as exc:  # tiny validation sets (tests, smoke runs): the summed rule only
+            result["referral_model_skipped"] = str(exc)
+    return result
+
+
+REFERRAL_FOLDS = 5
+
+
+def referral_model(probs: np.ndarray, y: np.ndarray, groups: np.ndarray, target_sensitivity: float) -> dict:
+    """The learned referral rule as `backend.cases.triage.ReferralModel` reads it.
+
+    A logistic regression on the 7 log-probabilities (balanced class weights) fitted on all validation
+    images; its threshold is the highest whose *out-of-fold* malignant sensitivity (5 lesion-grouped
+    folds) reaches ``target_sensitivity``, so the threshold is not chosen on scores of the data the
+    weights saw. The out-of-fold operating point is the honest validation estimate."""
+    from training.decision import fit_referral
+    from training.decision import operating_point as referral_point
+
+    positive = is_malignant(y)
+    for kind, lesions in (("malignant", groups[positive]), ("benign", groups[~positive])):
+        if len(set(lesions.tolist())) < REFERRAL_FOLDS:
+            raise ValueError(
+                f"the learned referral rule needs at least {REFERRAL_FOLDS} {kind} lesions in validation"
+            )
+    model, oof = fit_referral(probs, y, groups, target_sensitivity, k=REFERRAL_FOLDS)
+    return {
+        "kind": "logistic regression on the log-probabilities",
+        "labels": list(LABELS),
+        "coefficients": [round(float(c), 6) for c in model.coef],
+        "intercept": round(float(model.intercept), 6),
+        "threshold": round(float(model.threshold), 6),
+        "target_sensitivity": target_sensitivity,
+        "rule": "refer (urgent) when sigmoid(intercept + sum coefficients * log p) >= threshold on any image",
+        "validation_out_of_fold": referral_point(oof >= model.threshold, y),
     }

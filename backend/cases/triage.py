@@ -3,7 +3,9 @@
 Rules are checked in this order and the first that fires decides (its name is stored with the case):
 
 urgent
-  ``malignant_probability``   P(mel) + P(bcc) + P(akiec) >= malignant_threshold on any image
+  ``malignancy_score``        the model's learned referral score >= its threshold on any image (when the
+                              model ships a ``referral_model``; see below)
+  ``malignant_probability``   otherwise: P(mel) + P(bcc) + P(akiec) >= malignant_threshold on any image
   ``clinician_concern_high``  the clinician's level of concern is high
 review
   ``lesion_changed``          a follow-up photo shows the lesion changed by a significant amount
@@ -16,11 +18,19 @@ routine
 
 The thresholds ship with the model (``model_repository/<model>/triage.json``, chosen on validation data
 by the training pipeline) and can be overridden by settings.
+
+The referral model is a logistic regression on the 7 log-probabilities, fitted on validation with its
+threshold chosen for the target malignant sensitivity on lesion-grouped out-of-fold scores
+(`training.decision.fit_referral`). It uses the whole distribution instead of the summed malignant
+probability: a lesion the model confidently calls a nevus is not referred for a little melanoma mass,
+which cut the referrals of benign lesions at the same sensitivity (docs/model/V2_GROUNDWORK.md,
+section 3). A settings override of the malignant threshold switches back to the summed rule.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +40,40 @@ MALIGNANT = ("mel", "bcc", "akiec")
 
 
 @dataclass(frozen=True)
+class ReferralModel:
+    """P(malignant) = sigmoid(intercept + sum_c coefficient_c * log p_c); refer at ``threshold`` or above."""
+
+    coefficients: dict[str, float]
+    intercept: float
+    threshold: float
+
+    @classmethod
+    def from_json(cls, data: dict) -> ReferralModel:
+        labels, coefficients = data["labels"], data["coefficients"]
+        if len(labels) != len(coefficients):
+            raise ValueError("referral_model: one coefficient per label")
+        return cls(
+            coefficients={str(k): float(c) for k, c in zip(labels, coefficients, strict=True)},
+            intercept=float(data["intercept"]),
+            threshold=float(data["threshold"]),
+        )
+
+    def score(self, probabilities: dict[str, float]) -> float:
+        z = self.intercept + sum(
+            c * math.log(min(max(probabilities.get(label, 0.0), 1e-12), 1.0))
+            for label, c in self.coefficients.items()
+        )
+        # numerically stable logistic function
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+@dataclass(frozen=True)
 class TriageRules:
     malignant_threshold: float = 0.3
     low_confidence_threshold: float = 0.5
     malignant_classes: tuple[str, ...] = MALIGNANT
     source: str = "built-in defaults"
+    referral: ReferralModel | None = None  # the learned referral rule; None: the summed-probability rule
 
     @classmethod
     def from_file(cls, path: Path) -> TriageRules:
@@ -45,6 +84,7 @@ class TriageRules:
             malignant_threshold=float(data["malignant_threshold"]),
             low_confidence_threshold=float(data["low_confidence_threshold"]),
             malignant_classes=tuple(data.get("malignant_classes", MALIGNANT)),
+            referral=ReferralModel.from_json(data["referral_model"]) if "referral_model" in data else None,
             # Named relative to the model repository: the clinician sees which model's rules applied,
             # never where the server keeps its files.
             source=f"{path.parent.name}/{path.name}",
@@ -60,6 +100,8 @@ class TriageRules:
             else low_confidence,
             malignant_classes=self.malignant_classes,
             source=f"{self.source} with settings overrides",
+            # an operator who sets the malignant threshold chooses the summed rule it applies to
+            referral=self.referral if malignant is None else None,
         )
 
 
@@ -103,11 +145,18 @@ def decide(
         "poor_quality_images": sum(not i.quality_ok for i in images),
         "rules_source": rules.source,
     }
+    if rules.referral is not None:
+        score = max(rules.referral.score(i.probabilities) for i in images)
+        detail["malignancy_score"] = round(score, 4)
+        detail["malignancy_score_threshold"] = rules.referral.threshold
+        referral = (score >= rules.referral.threshold, TriageLevel.urgent, "malignancy_score")
+    else:
+        referral = (malignant >= rules.malignant_threshold, TriageLevel.urgent, "malignant_probability")
     if lesion_change is not None:
         detail["lesion_change_score"] = lesion_change["change_score"]
         detail["lesion_change_significant"] = lesion_change["significant"]
     checks = [
-        (malignant >= rules.malignant_threshold, TriageLevel.urgent, "malignant_probability"),
+        referral,
         (concern == "high", TriageLevel.urgent, "clinician_concern_high"),
         (bool(lesion_change and lesion_change["significant"]), TriageLevel.review, "lesion_changed"),
         (confidence < rules.low_confidence_threshold, TriageLevel.review, "low_confidence"),

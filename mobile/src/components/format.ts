@@ -39,7 +39,9 @@ export const STATE_LABELS: Record<string, string> = {
 export const TRIAGE_LABELS: Record<string, string> = { urgent: 'Urgent', review: 'Review', routine: 'Routine' };
 
 export const RULE_LABELS: Record<string, string> = {
+  malignancy_score: "The AI's malignancy score (from all seven class probabilities) is high enough to act on",
   malignant_probability: 'The AI rates a malignant lesion as likely enough to act on',
+  lesion_changed: 'The lesion changed since its last photo',
   clinician_concern_high: "The clinician's level of concern is high",
   low_confidence: 'The AI is not confident about this lesion',
   poor_image_quality: 'A photo did not pass the quality check',

@@ -1,12 +1,14 @@
 """The triage decision table (`backend.cases.triage.decide`), rule by rule, and once per rule through the
 API with real HAM10000 images and the shipped model.
 
-Rules fire in order and the first decides: malignant_probability, clinician_concern_high (urgent);
+Rules fire in order and the first decides: malignancy_score (the learned referral rule, when the model
+ships one) or malignant_probability, clinician_concern_high (urgent);
 low_confidence, poor_image_quality, clinician_requests_specialist (review); else no_rule_fired (routine).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -14,7 +16,7 @@ import pytest
 from PIL import Image
 
 from backend.cases.models import TriageLevel
-from backend.cases.triage import ImageEvidence, TriageRules, decide
+from backend.cases.triage import ImageEvidence, ReferralModel, TriageRules, decide
 from tests.backend.cases.conftest import KERATOSIS, MELANOMA, NEVUS, submit
 from tests.backend.conftest import audit_rows
 
@@ -193,6 +195,69 @@ def test_overrides_replace_only_what_they_name(tmp_path):
     assert TriageRules.from_file(tmp_path / "missing.json") == TriageRules()  # built-in defaults
 
 
+# -- the learned referral rule -------------------------------------------------------------------------
+# score = sigmoid(log p(mel) - log p(nv)) >= 0.5, i.e. refer exactly when p(mel) >= p(nv): easy to reason
+# about, and the boundary (p(mel) == p(nv): score exactly 0.5) is exact in floating point.
+LEARNED = dataclasses.replace(
+    RULES, referral=ReferralModel(coefficients={"mel": 1.0, "nv": -1.0}, intercept=0.0, threshold=0.5)
+)
+
+
+@pytest.mark.parametrize(
+    ("evidence", "rule"),
+    [
+        # the summed rule would refer this confident nevus (malignant 0.25 + 0.125 + 0.03125 >= 0.375)
+        ([image(nv=0.5, bcc=0.25, akiec=0.125)], "no_rule_fired"),
+        # the summed rule would not refer this (0.2 + 2 x 0.025 < 0.375): more melanoma than nevus mass
+        ([image(mel=0.2, nv=0.1, bkl=0.6)], "malignancy_score"),
+        ([image(mel=0.25, nv=0.25, bkl=0.5)], "malignancy_score"),  # exactly at the threshold
+        ([CONFIDENT_BENIGN, image(mel=0.5, nv=0.25)], "malignancy_score"),  # any image decides
+    ],
+    ids=["benign mass elsewhere", "melanoma over nevus", "at threshold", "one of two images"],
+)
+def test_the_learned_referral_rule_replaces_the_summed_one(evidence, rule):
+    decision = decide(LEARNED, evidence, concern="low", wants_specialist=False)
+    assert decision.rule == rule
+    assert decision.level == (TriageLevel.urgent if rule == "malignancy_score" else TriageLevel.routine)
+    scores = [LEARNED.referral.score(i.probabilities) for i in evidence]
+    assert decision.detail["malignancy_score"] == round(max(scores), 4)
+    assert decision.detail["malignancy_score_threshold"] == 0.5
+    assert "malignant_probability" in decision.detail  # still recorded for the clinician
+
+
+def test_referral_model_from_triage_json_and_the_override_that_turns_it_off(tmp_path):
+    path = tmp_path / "triage.json"
+    block = {"labels": ["mel", "nv"], "coefficients": [1.0, -1.0], "intercept": 0.0, "threshold": 0.5}
+    path.write_text(
+        json.dumps({"malignant_threshold": 0.375, "low_confidence_threshold": 0.5, "referral_model": block})
+    )
+    rules = TriageRules.from_file(path)
+    assert rules.referral == LEARNED.referral
+    assert rules.with_overrides(None, 0.25).referral == LEARNED.referral  # only the named threshold changes
+    summed = rules.with_overrides(0.5, None)  # an operator's malignant threshold means the summed rule
+    assert summed.referral is None and summed.malignant_threshold == 0.5
+    evidence = [image(mel=0.2, nv=0.1, bkl=0.6)]
+    assert decide(rules, evidence, concern="low", wants_specialist=False).rule == "malignancy_score"
+    assert decide(summed, evidence, concern="low", wants_specialist=False).rule == "no_rule_fired"
+    path.write_text(
+        json.dumps(
+            {
+                "malignant_threshold": 0.3,
+                "low_confidence_threshold": 0.5,
+                "referral_model": {**block, "coefficients": [1.0]},
+            }
+        )
+    )
+    with pytest.raises(ValueError, match="one coefficient per label"):
+        TriageRules.from_file(path)
+
+
+def test_referral_score_is_finite_at_the_extremes():
+    model = ReferralModel(coefficients={"mel": 50.0, "nv": -50.0}, intercept=0.0, threshold=0.5)
+    assert model.score({"mel": 1.0, "nv": 0.0}) == pytest.approx(1.0)
+    assert model.score({"mel": 0.0, "nv": 1.0}) == pytest.approx(0.0)
+
+
 # -- through the API, with the shipped model and real images -------------------------------------------
 
 
@@ -202,6 +267,12 @@ def shipped_rules(app) -> TriageRules:  # type: ignore[no-untyped-def]
     if "triage.json" not in rules.source:
         pytest.fail(f"these tests need the shipped model's triage.json, got {rules.source}", pytrace=False)
     return rules
+
+
+def referral_score(rules: TriageRules, result: dict) -> float:
+    """The shipped model's learned referral score of one analysed image."""
+    assert rules.referral is not None, "the shipped triage.json carries the learned referral rule"
+    return rules.referral.score(result["probabilities"])
 
 
 def small(jpeg: bytes) -> bytes:
@@ -230,21 +301,23 @@ def test_a_melanoma_is_urgent_by_the_model(
     case = _case(client, consenting, [melanoma_jpeg])
     (result,) = case["analysis"]["results"]
     assert result["top_label"] == "mel"
-    assert result["malignant_probability"] >= shipped_rules.malignant_threshold
-    assert (case["triage"]["level"], case["triage"]["rule"]) == ("urgent", "malignant_probability")
+    score = referral_score(shipped_rules, result)
+    assert score >= shipped_rules.referral.threshold
+    assert (case["triage"]["level"], case["triage"]["rule"]) == ("urgent", "malignancy_score")
+    assert case["triage"]["detail"]["malignancy_score"] == round(score, 4)
     assert case["triage"]["detail"]["malignant_probability"] == round(result["malignant_probability"], 4)
     assert case["state"] == "awaiting_specialist" and _queue(client, dermatologist) == [case["id"]]
     (analysed,) = audit_rows(app, action="case.analyse", resource_id=case["id"])
     assert (analysed.actor_id, analysed.outcome, analysed.patient_id) == (None, "allowed", consenting["id"])
     assert json.loads(analysed.detail)["level"] == "urgent"
-    assert json.loads(analysed.detail)["rule"] == "malignant_probability"
+    assert json.loads(analysed.detail)["rule"] == "malignancy_score"
 
 
 def test_a_nevus_is_routine_and_not_queued(app, client, consenting, dermatologist, nevus_jpeg, shipped_rules):
     case = _case(client, consenting, [nevus_jpeg])
     (result,) = case["analysis"]["results"]
     assert result["top_label"] == "nv" and result["top_probability"] >= shipped_rules.low_confidence_threshold
-    assert result["malignant_probability"] < shipped_rules.malignant_threshold
+    assert referral_score(shipped_rules, result) < shipped_rules.referral.threshold
     assert (case["triage"]["level"], case["triage"]["rule"]) == ("routine", "no_rule_fired")
     assert case["state"] == "analysed" and case["triage"]["sharing_consent_missing"] is False
     assert _queue(client, dermatologist) == []
@@ -263,7 +336,7 @@ def test_an_unsure_model_sends_the_case_for_review(
     case = _case(client, consenting, [keratosis_jpeg])
     (result,) = case["analysis"]["results"]
     assert result["top_probability"] < shipped_rules.low_confidence_threshold, KERATOSIS
-    assert result["malignant_probability"] < shipped_rules.malignant_threshold, KERATOSIS
+    assert referral_score(shipped_rules, result) < shipped_rules.referral.threshold, KERATOSIS
     assert (case["triage"]["level"], case["triage"]["rule"]) == ("review", "low_confidence")
     assert _queue(client, dermatologist) == [case["id"]]
 
@@ -293,7 +366,7 @@ def test_one_melanoma_among_nevi_makes_the_case_urgent(
 ):
     case = _case(client, consenting, [nevus_jpeg, melanoma_jpeg, nevus_jpeg])
     assert [r["top_label"] for r in case["analysis"]["results"]] == ["nv", "mel", "nv"], MELANOMA
-    assert (case["triage"]["level"], case["triage"]["rule"]) == ("urgent", "malignant_probability")
+    assert (case["triage"]["level"], case["triage"]["rule"]) == ("urgent", "malignancy_score")
 
 
 def test_settings_override_the_shipped_thresholds(
