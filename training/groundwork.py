@@ -168,6 +168,28 @@ def latency(model: Path, images: Path, repeats: int = 30, batch: int = 16, threa
     }
 
 
+def write_triage(predictions: Path, model_dir: Path, version: str) -> dict:
+    """``<model_dir>/triage.json`` from the cached *served-path* validation predictions of ``version``:
+    the thresholds and the learned referral rule (:func:`training.triage.choose_thresholds` with lesion
+    groups), so the rules are chosen on the pixels the platform classifies. Keeps the temperature note
+    that ``dermalink export`` wrote. Test predictions are never read."""
+    from training.triage import choose_thresholds
+
+    d = load_predictions(predictions)
+    triage = choose_thresholds(d["val_views"][0], d["val_y"], version=version, groups=d["val_lesions"])
+    triage["chosen_on"] = (
+        "validation split (lesion-grouped) through the served path (JPEG q95 re-encode); never the test split"
+    )
+    path = Path(model_dir) / "triage.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        triage["model"] = old.get("model", triage["model"])
+        if "temperature_baked_into_model" in old:
+            triage["temperature_baked_into_model"] = old["temperature_baked_into_model"]
+    path.write_text(json.dumps(triage, indent=2) + "\n")
+    return triage
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m training.groundwork", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -187,8 +209,15 @@ def main(argv: list[str] | None = None) -> None:
     la.add_argument("--images", type=Path, default=default_images())
     la.add_argument("--out", type=Path, default=DEFAULT_OUT)
     la.add_argument("--batch", type=int, default=16, help="images per call in the batched setting")
+    tr = sub.add_parser("triage", help="write triage.json from cached served-path validation predictions")
+    tr.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the cached predictions")
+    tr.add_argument("--model-dir", type=Path, default=model_repository() / MODEL_NAME)
+    tr.add_argument("--version", required=True, help="the model version the predictions are of")
     args = p.parse_args(argv)
-    if args.cmd == "predict":
+    if args.cmd == "triage":
+        triage = write_triage(args.out, args.model_dir, args.version)
+        print(json.dumps({k: triage[k] for k in ("malignant_threshold", "low_confidence_threshold")}))
+    elif args.cmd == "predict":
         parts = tuple(args.part or ("val", "test"))
         print(predict(args.model, args.metadata, args.images, args.out, parts, args.threads))
     elif args.cmd == "latency":

@@ -77,3 +77,21 @@ def test_predictions_of_different_images_are_refused(two_models, tmp_path):
     )
     with pytest.raises(ValueError, match="not on the same"):
         compare(two_models / "a", tmp_path / "c", n_boot=5)
+
+
+def test_triage_json_from_served_path_validation_predictions(two_models, tmp_path):
+    """`python -m training.groundwork triage`: thresholds and the learned rule from validation only."""
+    import json
+
+    from backend.cases.triage import TriageRules
+    from training.groundwork import main as groundwork
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "triage.json").write_text(json.dumps({"model": "m", "temperature_baked_into_model": 1.1}))
+    groundwork(["triage", "--out", str(two_models / "b"), "--model-dir", str(model_dir), "--version", "2"])
+    triage = json.loads((model_dir / "triage.json").read_text())
+    assert triage["version"] == "2" and triage["temperature_baked_into_model"] == 1.1
+    assert "served path" in triage["chosen_on"] and "never the test" in triage["chosen_on"]
+    rules = TriageRules.from_file(model_dir / "triage.json")
+    assert rules.referral is not None and rules.malignant_threshold == triage["malignant_threshold"]
