@@ -13,7 +13,7 @@ from backend.audit.service import record
 from backend.audit.verify import verify_chain
 from backend.core.openapi import error_responses
 from backend.core.schemas import Page, cursor_int, decode_cursor, page_of
-from backend.deps import AdminActor, DatabaseDep, SessionDep
+from backend.deps import AdminActor, DatabaseDep, UnitOfWork
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=error_responses())
 FilterDep = Annotated[AuditFilter, Depends()]
@@ -23,7 +23,7 @@ MAX_EXPORT_ROWS = 100_000
 @router.get("/events", response_model=Page[AuditEventOut])
 def search_events(
     actor: AdminActor,
-    session: SessionDep,
+    session: UnitOfWork,
     filters: FilterDep,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -39,13 +39,12 @@ def search_events(
         resource_type="audit_event",
         detail=filters.model_dump(mode="json", exclude_none=True),
     )
-    session.commit()
     return page_of(rows, limit, item=AuditEventOut.model_validate, cursor=lambda r: [r.seq])
 
 
 @router.get("/events.csv", response_class=StreamingResponse)
 def export_events(
-    actor: AdminActor, session: SessionDep, db: DatabaseDep, filters: FilterDep
+    actor: AdminActor, session: UnitOfWork, db: DatabaseDep, filters: FilterDep
 ) -> StreamingResponse:
     """The same filters as the search, as CSV (oldest first, at most 100,000 rows)."""
     record(
@@ -55,7 +54,6 @@ def export_events(
         resource_type="audit_event",
         detail=filters.model_dump(mode="json", exclude_none=True),
     )
-    session.commit()
 
     def rows():  # type: ignore[no-untyped-def]
         with db.session() as export_session:
@@ -69,7 +67,7 @@ def export_events(
 
 
 @router.get("/verify", response_model=VerifyOut)
-def verify(request: Request, actor: AdminActor, session: SessionDep, db: DatabaseDep) -> VerifyOut:
+def verify(request: Request, actor: AdminActor, session: UnitOfWork, db: DatabaseDep) -> VerifyOut:
     """Check the hash chain, its authenticated head and the checkpoints kept outside the database: lists
     modified, inserted, deleted, reordered and truncated events, and reports the newest checkpoint."""
     result = verify_chain(session, db.audit_key, request.app.state.services.checkpoints.scan())
@@ -80,7 +78,6 @@ def verify(request: Request, actor: AdminActor, session: SessionDep, db: Databas
         outcome="allowed" if result.ok else "failed",
         detail={"events": result.events, "findings": len(result.findings)},
     )
-    session.commit()
     return VerifyOut(
         ok=result.ok,
         events=result.events,

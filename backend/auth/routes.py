@@ -25,7 +25,7 @@ from backend.deps import (
     AuditContextDep,
     AuthServiceDep,
     CurrentActor,
-    SessionDep,
+    UnitOfWork,
     commit_refusals,
 )
 from backend.sso.routes import require_password_login
@@ -44,35 +44,32 @@ def _pair(issued: IssuedTokens) -> TokenPair:
 
 
 @router.post("/login", response_model=TokenPair, dependencies=[Depends(require_password_login)])
-def login(body: LoginRequest, session: SessionDep, auth: AuthServiceDep, ctx: AuditContextDep) -> TokenPair:
+def login(body: LoginRequest, session: UnitOfWork, auth: AuthServiceDep, ctx: AuditContextDep) -> TokenPair:
     """Exchange e-mail, password (and a TOTP code when enrolled) for an access and a refresh token."""
     with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests):
         issued = auth.login(session, ctx, body.email, body.password, body.totp_code)
-    session.commit()
     return _pair(issued)
 
 
 @router.post("/refresh", response_model=TokenPair)
 def refresh(
-    body: RefreshRequest, session: SessionDep, auth: AuthServiceDep, ctx: AuditContextDep
+    body: RefreshRequest, session: UnitOfWork, auth: AuthServiceDep, ctx: AuditContextDep
 ) -> TokenPair:
     """Rotate a refresh token. Presenting an already-rotated token revokes the whole login."""
     with commit_refusals(session, NotAuthenticated):
         issued = auth.refresh(session, ctx, body.refresh_token)
-    session.commit()
     return _pair(issued)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(request: Request, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep) -> None:
+def logout(request: Request, actor: CurrentActor, session: UnitOfWork, auth: AuthServiceDep) -> None:
     """Revoke this login: its refresh tokens and (at once) its access tokens."""
     auth.logout(session, actor.ctx, request.state.session_id)
-    session.commit()
 
 
 @router.post("/totp/enrol", response_model=TotpEnrolment)
 def totp_enrol(
-    body: TotpEnrol, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep
+    body: TotpEnrol, actor: CurrentActor, session: UnitOfWork, auth: AuthServiceDep
 ) -> TotpEnrolment:
     """Start TOTP enrolment (the password again, throttled like a login; to replace an enrolled
     authenticator, a current code from it too): scan the QR code (or the otpauth URI) with an
@@ -80,22 +77,20 @@ def totp_enrol(
     user = session.merge(actor.user)
     with commit_refusals(session, NotAuthenticated, AccountLocked, TooManyRequests, BadRequest):
         data = auth.begin_totp_enrolment(session, actor.ctx, user, body.password, body.totp_code)
-    session.commit()
     return TotpEnrolment(**data)
 
 
 @router.post("/totp/confirm", status_code=status.HTTP_204_NO_CONTENT)
-def totp_confirm(body: TotpConfirm, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep) -> None:
+def totp_confirm(body: TotpConfirm, actor: CurrentActor, session: UnitOfWork, auth: AuthServiceDep) -> None:
     """Finish enrolment with the first code from the authenticator app."""
     user = session.merge(actor.user)
     with commit_refusals(session, BadRequest):
         auth.confirm_totp_enrolment(session, actor.ctx, user, body.code)
-    session.commit()
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
 def change_password(
-    body: PasswordChange, request: Request, actor: CurrentActor, session: SessionDep, auth: AuthServiceDep
+    body: PasswordChange, request: Request, actor: CurrentActor, session: UnitOfWork, auth: AuthServiceDep
 ) -> None:
     """Change your password. Wrong current passwords are throttled like logins; every other login of
     yours ends (this one stays)."""
@@ -109,4 +104,3 @@ def change_password(
             body.new_password,
             keep_session=request.state.session_id,
         )
-    session.commit()

@@ -14,7 +14,7 @@ from backend.consent.schemas import DocumentCreate, DocumentOut
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, NotFound
 from backend.core.openapi import error_responses
-from backend.deps import AdminActor, CurrentActor, SessionDep
+from backend.deps import AdminActor, CurrentActor, UnitOfWork
 
 router = APIRouter(
     prefix="/api/v1/consent-documents",
@@ -24,26 +24,25 @@ router = APIRouter(
 
 
 @router.post("", response_model=DocumentOut, status_code=status.HTTP_201_CREATED)
-def publish(body: DocumentCreate, actor: AdminActor, session: SessionDep) -> ConsentDocument:
+def publish(body: DocumentCreate, actor: AdminActor, session: UnitOfWork) -> ConsentDocument:
     """Publish a consent version. Published versions are immutable: publish a new version to change one."""
     document = service.publish(session, actor, body)
-    session.commit()
     return document
 
 
 @router.get("", response_model=list[DocumentOut])
-def list_documents(actor: CurrentActor, session: SessionDep) -> list[ConsentDocument]:
+def list_documents(actor: CurrentActor, session: UnitOfWork) -> list[ConsentDocument]:
     query = select(ConsentDocument).order_by(ConsentDocument.published_at.desc())  # type: ignore[attr-defined]
     return list(session.exec(query))
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
-def get_document(document_id: uuid.UUID, actor: CurrentActor, session: SessionDep) -> ConsentDocument:
+def get_document(document_id: uuid.UUID, actor: CurrentActor, session: UnitOfWork) -> ConsentDocument:
     return service.get_document(session, document_id)
 
 
 @router.post("/{document_id}/withdraw", response_model=DocumentOut)
-def withdraw_document(document_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> ConsentDocument:
+def withdraw_document(document_id: uuid.UUID, actor: AdminActor, session: UnitOfWork) -> ConsentDocument:
     """Stop a version from being used for new consents (existing consents keep their history)."""
     document = service.get_document(session, document_id)
     if document.withdrawn_at is None:
@@ -56,5 +55,4 @@ def withdraw_document(document_id: uuid.UUID, actor: AdminActor, session: Sessio
             resource_type="consent_document",
             resource_id=document.id,
         )
-        session.commit()
     return document

@@ -16,7 +16,7 @@ from backend.audit.service import record
 from backend.core.errors import Gone, NotFound
 from backend.core.openapi import error_responses
 from backend.core.schemas import cursor_int, decode_cursor, encode_cursor
-from backend.deps import AdminActor, ClinicalActor, SessionDep, SettingsDep, commit_refusals
+from backend.deps import AdminActor, ClinicalActor, SettingsDep, UnitOfWork, commit_refusals
 from backend.fhir.audit_export import audit_bundle
 from backend.fhir.case_export import CaseExporter
 
@@ -42,14 +42,13 @@ def case_bundle(
     case_id: uuid.UUID,
     request: Request,
     actor: ClinicalActor,
-    session: SessionDep,
+    session: UnitOfWork,
     exporter: Annotated[CaseExporter, Depends(get_exporter)],
 ) -> Response:
     """The case as a FHIR R4 Bundle (collection): Patient, Consent, Media (by URL), Observation per AI
     result, DiagnosticReport for the answer, Provenance. See docs/fhir.md."""
     with commit_refusals(session, NotFound):
         bundle = exporter.export(session, actor, case_id, str(request.base_url))
-    session.commit()
     return _fhir(bundle)
 
 
@@ -57,7 +56,7 @@ def case_bundle(
 def audit_events(
     request: Request,
     actor: AdminActor,
-    session: SessionDep,
+    session: UnitOfWork,
     settings: SettingsDep,
     filters: Annotated[AuditFilter, Depends()],
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -78,5 +77,4 @@ def audit_events(
         resource_type="audit_event",
         detail={**filters.model_dump(mode="json", exclude_none=True), "format": "fhir"},
     )
-    session.commit()
     return _fhir(audit_bundle(rows, settings.fhir_system_base, next_url))

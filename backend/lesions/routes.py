@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from backend.core.errors import NotFound, ValidationFailed
 from backend.core.openapi import error_responses
-from backend.deps import ClinicalActor, ClinicianActor, SessionDep, commit_refusals
+from backend.deps import ClinicalActor, ClinicianActor, UnitOfWork, commit_refusals
 from backend.lesions.schemas import DueLesion, LesionCreate, LesionDetail, LesionOut
 from backend.lesions.service import ComparisonView, LesionService
 
@@ -34,51 +34,47 @@ def create_lesion(
     patient_id: uuid.UUID,
     body: LesionCreate,
     actor: ClinicianActor,
-    session: SessionDep,
+    session: UnitOfWork,
     lesions: LesionServiceDep,
 ) -> LesionOut:
     """Record a lesion to follow (site, a short label, optionally its place on the body map)."""
     with commit_refusals(session, NotFound):
         lesion = lesions.create(session, actor, patient_id, body)
     out = LesionOut.model_validate(lesion)
-    session.commit()
     return out
 
 
 @patient_lesions_router.get("/{patient_id}/lesions", response_model=list[LesionOut])
 def list_lesions(
-    patient_id: uuid.UUID, actor: ClinicalActor, session: SessionDep, lesions: LesionServiceDep
+    patient_id: uuid.UUID, actor: ClinicalActor, session: UnitOfWork, lesions: LesionServiceDep
 ) -> list[LesionOut]:
     """The patient's lesions, oldest first."""
     with commit_refusals(session, NotFound):
         rows = lesions.for_patient(session, actor, patient_id)
     out = [LesionOut.model_validate(r) for r in rows]
-    session.commit()
     return out
 
 
 @router.get("/due", response_model=list[DueLesion])
 def due_lesions(
     actor: ClinicianActor,
-    session: SessionDep,
+    session: UnitOfWork,
     lesions: LesionServiceDep,
     within_days: Annotated[int, Query(ge=0, le=365, description="0: due today or overdue")] = 0,
 ) -> list[DueLesion]:
     """Your clinic's lesions whose follow-up photo is due (or overdue), most overdue first."""
     out = lesions.due(session, actor, within_days)
-    session.commit()
     return out
 
 
 @router.get("/{lesion_id}", response_model=LesionDetail)
 def read_lesion(
-    lesion_id: uuid.UUID, actor: ClinicalActor, session: SessionDep, lesions: LesionServiceDep
+    lesion_id: uuid.UUID, actor: ClinicalActor, session: UnitOfWork, lesions: LesionServiceDep
 ) -> LesionDetail:
     """The lesion, its visits (cases) and the change measured at each follow-up."""
     with commit_refusals(session, NotFound):
         lesion = lesions.get(session, actor, lesion_id)
     out = lesions.detail(session, actor, lesion)
-    session.commit()
     return out
 
 
@@ -91,7 +87,7 @@ def comparison_image(
     lesion_id: uuid.UUID,
     case_id: uuid.UUID,
     actor: ClinicalActor,
-    session: SessionDep,
+    session: UnitOfWork,
     lesions: LesionServiceDep,
     view: Annotated[ComparisonView, Query()] = "side_by_side",
 ) -> Response:
@@ -99,5 +95,4 @@ def comparison_image(
     (growth orange, regression blue, the previous outline white), or one panel."""
     with commit_refusals(session, NotFound, ValidationFailed):
         data = lesions.comparison_png(session, actor, lesion_id, case_id, view)
-    session.commit()
     return Response(content=data, media_type="image/png", headers={"Cache-Control": "no-store"})

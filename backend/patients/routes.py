@@ -19,7 +19,7 @@ from backend.consent.schemas import (
 from backend.consent.service import ConsentRequired
 from backend.core.errors import Conflict, NotFound, PreconditionFailed
 from backend.core.openapi import error_responses
-from backend.deps import AdminActor, ClinicalActor, ClinicianActor, SessionDep, commit_refusals
+from backend.deps import AdminActor, ClinicalActor, ClinicianActor, UnitOfWork, commit_refusals
 from backend.patients.erasure import ErasureService
 from backend.patients.models import Patient
 from backend.patients.schemas import (
@@ -64,37 +64,34 @@ def _visible_or_404(session, actor, patient_id: uuid.UUID) -> Patient:  # type: 
 
 @router.post("", response_model=PatientOut, status_code=status.HTTP_201_CREATED)
 def register_patient(
-    body: PatientIdentity, actor: ClinicianActor, session: SessionDep, patients: PatientServiceDep
+    body: PatientIdentity, actor: ClinicianActor, session: UnitOfWork, patients: PatientServiceDep
 ) -> PatientOut:
     """Register a patient of your clinic. Identifying fields are stored encrypted."""
     patient = patients.create(session, actor, body)
-    session.commit()
     return _out(patient, body)
 
 
 @router.get("", response_model=list[PatientOut])
 def find_patients(
     actor: ClinicianActor,
-    session: SessionDep,
+    session: UnitOfWork,
     patients: PatientServiceDep,
     mrn: Annotated[str, Query(min_length=1, max_length=64, description="Medical record number")],
 ) -> list[PatientOut]:
     """Find a patient of your clinic by medical record number (through a keyed hash, not decryption)."""
     found = patients.find_by_mrn(session, actor, mrn)
     result = [_out(p, patients.identity(session, p)) for p in found]
-    session.commit()
     return result
 
 
 @router.get("/{patient_id}", response_model=PatientOut)
 def read_patient(
-    patient_id: uuid.UUID, actor: ClinicalActor, session: SessionDep, patients: PatientServiceDep
+    patient_id: uuid.UUID, actor: ClinicalActor, session: UnitOfWork, patients: PatientServiceDep
 ) -> PatientOut:
     """Clinicians read patients of their clinic; dermatologists those of cases routed to them.
     Admins cannot (they use break-glass)."""
     patient = _visible_or_404(session, actor, patient_id)
     patient, identity = patients.read(session, actor, patient.id)
-    session.commit()
     return _out(patient, identity)
 
 
@@ -103,12 +100,11 @@ def update_patient(
     patient_id: uuid.UUID,
     body: PatientUpdate,
     actor: ClinicianActor,
-    session: SessionDep,
+    session: UnitOfWork,
     patients: PatientServiceDep,
 ) -> PatientOut:
     _visible_or_404(session, actor, patient_id)
     patient, identity = patients.update(session, actor, patient_id, body)
-    session.commit()
     return _out(patient, identity)
 
 
@@ -117,12 +113,11 @@ def break_glass(
     patient_id: uuid.UUID,
     body: ReasonBody,
     actor: AdminActor,
-    session: SessionDep,
+    session: UnitOfWork,
     patients: PatientServiceDep,
 ) -> PatientOut:
     """Emergency access for an admin: states a reason, returns the identity, and is always audited."""
     patient, identity = patients.break_glass(session, actor, patient_id, body.reason)
-    session.commit()
     return _out(patient, identity)
 
 
@@ -131,7 +126,7 @@ def erase_patient(
     patient_id: uuid.UUID,
     body: ErasureBody,
     actor: AdminActor,
-    session: SessionDep,
+    session: UnitOfWork,
     erasure: ErasureServiceDep,
 ) -> ErasureOut:
     """Crypto-shred a patient: destroy their data key and blobs. Audit events (no identifying data) remain.
@@ -160,7 +155,7 @@ def _status(session, patient: Patient) -> ConsentStatus:  # type: ignore[no-unty
 
 
 @router.get("/{patient_id}/consents", response_model=ConsentStatus)
-def consent_status(patient_id: uuid.UUID, actor: ClinicalActor, session: SessionDep) -> ConsentStatus:
+def consent_status(patient_id: uuid.UUID, actor: ClinicalActor, session: UnitOfWork) -> ConsentStatus:
     """Which scopes are active now, and the full, never-rewritten history."""
     patient = _visible_or_404(session, actor, patient_id)
     result = _status(session, patient)
@@ -172,7 +167,6 @@ def consent_status(patient_id: uuid.UUID, actor: ClinicalActor, session: Session
         resource_id=patient.id,
         patient_id=patient.id,
     )
-    session.commit()
     return result
 
 
@@ -182,7 +176,7 @@ def record_consent(
     body: ConsentCreate,
     request: Request,
     actor: ClinicianActor,
-    session: SessionDep,
+    session: UnitOfWork,
     patients: PatientServiceDep,
 ) -> ConsentStatus:
     """Record the patient's consent to one or more scopes of a published consent version."""
@@ -194,16 +188,14 @@ def record_consent(
         ciphertext = patients.vault.encrypt(session, patient.id, f"blob:{blob_key}", image)
         request.app.state.blobs.put(blob_key, ciphertext)  # stored before the consent that names it commits
     consent.grant(session, actor, patient, body, blob_key)
-    session.commit()
     return _status(session, patient)
 
 
 @router.post("/{patient_id}/consents/withdraw", response_model=ConsentStatus)
 def withdraw_consent(
-    patient_id: uuid.UUID, body: ConsentWithdraw, actor: ClinicianActor, session: SessionDep
+    patient_id: uuid.UUID, body: ConsentWithdraw, actor: ClinicianActor, session: UnitOfWork
 ) -> ConsentStatus:
     """Withdraw one or more scopes. Takes effect at once; the history keeps the earlier grant."""
     patient = _visible_or_404(session, actor, patient_id)
     consent.withdraw(session, actor, patient, body.scopes, body.reason)
-    session.commit()
     return _status(session, patient)

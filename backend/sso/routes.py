@@ -19,7 +19,7 @@ from backend.auth.schemas import TokenPair
 from backend.core.errors import InvalidCredentials, InvalidToken, NotFound, PermissionDenied, TotpRequired
 from backend.core.openapi import AUTH_ERRORS, error_responses
 from backend.core.schemas import RequestBody
-from backend.deps import AuditContextDep, SessionDep, SettingsDep, audit_denial, commit_refusals
+from backend.deps import AuditContextDep, SessionDep, SettingsDep, UnitOfWork, audit_denial, commit_refusals
 from backend.sso.oidc import SsoRefused
 from backend.sso.service import ATTEMPT_LIFETIME, SsoService
 
@@ -76,14 +76,13 @@ def sso_config(settings: SettingsDep, sso: SsoDep) -> SsoConfig:
 
 
 @router.get("/login", response_class=RedirectResponse, status_code=302)
-def sso_login(request: Request, session: SessionDep, settings: SettingsDep, sso: SsoDep) -> RedirectResponse:
+def sso_login(request: Request, session: UnitOfWork, settings: SettingsDep, sso: SsoDep) -> RedirectResponse:
     """Start single sign-on: redirects the browser to the identity provider (authorization code + PKCE)."""
     redirect_uri = settings.oidc_redirect_uri or str(request.url_for("sso_callback"))
     try:
         url, browser = sso.begin(session, redirect_uri)
     except SsoRefused as exc:  # the provider is unreachable: tell the app, not a bare JSON page
         return _to_app(settings.oidc_app_redirect, {"error": exc.type, "error_description": str(exc.detail)})
-    session.commit()
     response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
     response.set_cookie(
         BROWSER_COOKIE,
@@ -100,7 +99,7 @@ def sso_login(request: Request, session: SessionDep, settings: SettingsDep, sso:
 @router.get("/callback", response_class=RedirectResponse, status_code=302, name="sso_callback")
 def sso_callback(
     request: Request,
-    session: SessionDep,
+    session: UnitOfWork,
     settings: SettingsDep,
     sso: SsoDep,
     ctx: AuditContextDep,
@@ -122,7 +121,6 @@ def sso_callback(
                 issuer=iss,
                 error=error,
             )
-        session.commit()
         query = {"code": handoff}
     except SsoRefused as exc:
         query = {"error": exc.type, "error_description": str(exc.detail)}
@@ -132,12 +130,11 @@ def sso_callback(
 
 
 @router.post("/exchange", response_model=TokenPair)
-def sso_exchange(body: ExchangeRequest, session: SessionDep, sso: SsoDep, ctx: AuditContextDep) -> TokenPair:
+def sso_exchange(body: ExchangeRequest, session: UnitOfWork, sso: SsoDep, ctx: AuditContextDep) -> TokenPair:
     """Trade the one-time code from the callback (with a TOTP code when asked) for DermaLink's access
     and refresh tokens, the same pair ``POST /auth/login`` returns."""
     with commit_refusals(session, SsoRefused, InvalidToken, InvalidCredentials, TotpRequired):
         issued = sso.exchange(session, ctx, body.code, body.totp_code)
-    session.commit()
     return TokenPair(
         access_token=issued.access_token,
         access_expires_at=issued.access_expires_at,

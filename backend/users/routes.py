@@ -11,7 +11,7 @@ from sqlmodel import select
 from backend.core.errors import Conflict, NotFound
 from backend.core.openapi import error_responses
 from backend.core.schemas import Page, cursor_text, decode_cursor, page_of
-from backend.deps import AdminActor, AuthServiceDep, CurrentActor, SessionDep, SettingsDep
+from backend.deps import AdminActor, AuthServiceDep, CurrentActor, SettingsDep, UnitOfWork
 from backend.users import service
 from backend.users.models import Clinic, User
 from backend.users.schemas import ClinicCreate, ClinicOut, UserCreate, UserOut, UserUpdate
@@ -27,7 +27,7 @@ def me(actor: CurrentActor) -> User:
 @router.get("", response_model=Page[UserOut])
 def list_users(
     actor: AdminActor,
-    session: SessionDep,
+    session: UnitOfWork,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[UserOut]:
@@ -40,7 +40,7 @@ def list_users(
 
 
 @router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED)
-def create_user(body: UserCreate, actor: AdminActor, session: SessionDep, settings: SettingsDep) -> User:
+def create_user(body: UserCreate, actor: AdminActor, session: UnitOfWork, settings: SettingsDep) -> User:
     user = service.create_user(
         session,
         actor.ctx,
@@ -51,17 +51,16 @@ def create_user(body: UserCreate, actor: AdminActor, session: SessionDep, settin
         password_min_length=settings.password_min_length,
         clinic_id=body.clinic_id,
     )
-    session.commit()
     return user
 
 
 @router.get("/{user_id}", response_model=UserOut)
-def get_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> User:
+def get_user(user_id: uuid.UUID, actor: AdminActor, session: UnitOfWork) -> User:
     return service.get_user(session, user_id)
 
 
 @router.patch("/{user_id}", response_model=UserOut)
-def update_user(user_id: uuid.UUID, body: UserUpdate, actor: AdminActor, session: SessionDep) -> User:
+def update_user(user_id: uuid.UUID, body: UserUpdate, actor: AdminActor, session: UnitOfWork) -> User:
     user = service.update_user(
         session,
         actor.ctx,
@@ -71,15 +70,14 @@ def update_user(user_id: uuid.UUID, body: UserUpdate, actor: AdminActor, session
         is_active=body.is_active,
         clinic_id=body.clinic_id,
     )
-    session.commit()
     return user
 
 
 @router.post("/{user_id}/unlock", response_model=UserOut)
-def unlock_user(user_id: uuid.UUID, actor: AdminActor, session: SessionDep, auth: AuthServiceDep) -> User:
+def unlock_user(user_id: uuid.UUID, actor: AdminActor, session: UnitOfWork, auth: AuthServiceDep) -> User:
     """Lift an account-wide lock (the per-address windows of a guesser stay)."""
     user = service.unlock_user(session, actor.ctx, service.get_user(session, user_id))
-    session.commit()
+    session.commit()  # early, like case submission: Redis is cleared only once the unlock is durable
     auth.throttle.clear_account(user.email)
     return user
 
@@ -90,12 +88,11 @@ clinics_router = APIRouter(
 
 
 @clinics_router.post("", response_model=ClinicOut, status_code=status.HTTP_201_CREATED)
-def create_clinic(body: ClinicCreate, actor: AdminActor, session: SessionDep) -> Clinic:
+def create_clinic(body: ClinicCreate, actor: AdminActor, session: UnitOfWork) -> Clinic:
     clinic = service.create_clinic(session, actor.ctx, body.name)
-    session.commit()
     return clinic
 
 
 @clinics_router.get("", response_model=list[ClinicOut])
-def list_clinics(actor: AdminActor, session: SessionDep) -> list[Clinic]:
+def list_clinics(actor: AdminActor, session: UnitOfWork) -> list[Clinic]:
     return list(session.exec(select(Clinic).order_by(Clinic.name)))
