@@ -170,7 +170,10 @@ def register(app: typer.Typer) -> None:
             "runs/default"
         ),
         preset: Annotated[
-            str, typer.Option(help="hyperparameter preset: default | paper | default-full | v2-block8")
+            str,
+            typer.Option(
+                help="hyperparameter preset: default | paper | default-full | v2-block8 | v2-block8-cpu"
+            ),
         ] = "default",
         config: Annotated[
             Path | None,

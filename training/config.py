@@ -145,6 +145,18 @@ PRESETS: dict[str, TrainConfig] = {
         early_stopping_patience=8,
         cached_views=8,
     ),
+    # The same cut on a CPU budget (one working sitting of a shared 2-core machine, no GPU): 4 cached views,
+    # 8 fine-tuning epochs at v1's learning rate. A measurement of the lever, not the full recipe.
+    "v2-block8-cpu": TrainConfig(
+        preset="v2-block8-cpu",
+        finetune_after="block_8",
+        head_epochs=30,
+        finetune_epochs=8,
+        finetune_lr=1e-4,
+        warmup_epochs=1,
+        early_stopping_patience=4,
+        cached_views=4,
+    ),
 }
 
 
