@@ -218,6 +218,18 @@ def write_model_card(
                 "the trade-off for other thresholds."
             ),
         ]
+        learned = triage.get("referral_model")
+        if learned:
+            oof = learned.get("validation_out_of_fold", {})
+            L.append(
+                "- Learned referral rule (used by the case workflow instead of the summed threshold, "
+                "`docs/triage.md`): a logistic regression on the 7 log-probabilities, refer when its score >= "
+                f"**{learned['threshold']:.4f}**, chosen for >= {learned['target_sensitivity']:.0%} malignant "
+                "sensitivity on lesion-grouped out-of-fold validation scores (out of fold: sensitivity "
+                f"{oof.get('malignant_sensitivity', float('nan')):.3f}, benign specificity "
+                f"{oof.get('benign_specificity', float('nan')):.3f}, "
+                f"{oof.get('fraction_referred', float('nan')):.1%} of cases referred)."
+            )
     if export:
         L += [
             "",
