@@ -68,6 +68,8 @@ def add_cam_output(model_path: Path, out_path: Path) -> Path:
     if any(o.name == CAM_OUTPUT for o in g.output):
         raise ValueError(f"{model_path} already has an output {CAM_OUTPUT!r}")
     inits = {i.name: i for i in g.initializer}
+    if any(n.name.startswith("tta/") or "tta/" in "".join(n.input) for n in g.node):
+        raise ValueError(f"{model_path} has in-graph test-time augmentation: its feature maps are per view")
     gaps = [n for n in g.node if n.op_type == "GlobalAveragePool"]
     if len(gaps) != 1:
         raise ValueError(f"expected one GlobalAveragePool in {model_path}, found {len(gaps)}")
