@@ -197,9 +197,14 @@ class CaseService:
         with batcher.expect() if batcher else nullcontext():
             prepared = self.prepare(uploads)
         # The model runs (in a batch with concurrent submissions) while this thread writes the blobs.
-        heatmaps = HeatmapTarget(seal, patient_id, case_id)  # the model input is what they are drawn on
-        pixels = np.stack([p.model_input for p in prepared])
-        inference = self.analyzer.start(pixels, heatmaps) if batcher else None
+        # ... and, once it has answered, stores each image's heatmap (drawn on the model input).
+        inference = (
+            self.analyzer.start(
+                np.stack([p.model_input for p in prepared]), HeatmapTarget(seal, patient_id, case_id)
+            )
+            if batcher
+            else None
+        )
         stored: list[tuple[PreparedImage, str]] = []
         with metrics.stage("encrypt_store"):
             for position, image in enumerate(prepared):
