@@ -1,11 +1,11 @@
 """Sweeping orphan blobs: encrypted blobs whose database commit never happened.
 
-Intake stores each encrypted image (and a consent's signature image) *before* the commit that names it,
-so a crash, a lost connection or a refused commit in between leaves a blob that no row references. It
-is unreadable without its patient's data key, but it is still patient data and takes space. The
-sweeper deletes blobs under ``patients/`` that are older than a grace period and that no row names
-(``case_image.blob_key``, ``consent_event.signature_blob``). The grace period (``orphan_blob_grace_hours``,
-24 h by default) must exceed the longest request: a blob of a submission still in flight is always
+Intake stores each encrypted image (and its heatmap, and a consent's signature image) *before* the commit
+that names it, so a crash, a lost connection or a refused commit in between leaves a blob that no row
+references. It is unreadable without its patient's data key, but it is still patient data and takes
+space. The sweeper deletes blobs under ``patients/`` that are older than a grace period and that no row
+names (``case_image.blob_key``, ``analysis_result.heatmap_blob_key``, ``consent_event.signature_blob``).
+The grace period (``orphan_blob_grace_hours``, 24 h by default) must exceed the longest request: a blob of a submission still in flight is always
 younger than that, so it is never swept. Each sweep that deletes anything is audited.
 """
 
@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from backend.audit.anchor import TRANSIENT
 from backend.audit.service import record
-from backend.cases.models import CaseImage
+from backend.cases.models import AnalysisResult, CaseImage
 from backend.consent.models import ConsentEvent
 from backend.core.actor import SYSTEM
 from backend.core.clock import utcnow
@@ -43,6 +43,8 @@ def _referenced(session: Session, keys: list[str]) -> set[str]:
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start : start + CHUNK]
         found.update(session.exec(select(CaseImage.blob_key).where(CaseImage.blob_key.in_(chunk))))  # type: ignore[attr-defined]
+        heatmaps = AnalysisResult.heatmap_blob_key
+        found.update(k for k in session.exec(select(heatmaps).where(heatmaps.in_(chunk))) if k)  # type: ignore[union-attr]
         found.update(
             k
             for k in session.exec(

@@ -381,6 +381,9 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="also write TFLite float16 and int8 models to this folder")
         ] = None,
         max_batch_size: Annotated[int, typer.Option(help="Triton max_batch_size")] = 32,
+        cam: Annotated[
+            bool, typer.Option(help="add the class-activation maps output `class_maps` (heatmaps)")
+        ] = True,
         report_dir: Annotated[
             Path | None, typer.Option(help="write export.json (parity, sizes, TFLite numbers) to this folder")
         ] = None,
@@ -400,6 +403,7 @@ def register(app: typer.Typer) -> None:
                 tolerance=tolerance,
                 tflite_dir=tflite,
                 max_batch_size=max_batch_size,
+                cam=cam,
             )
         except DatasetError as exc:
             raise _fail(exc) from None

@@ -88,11 +88,33 @@ def onnx_predict(session, images: np.ndarray, batch: int = 32) -> np.ndarray:
     )
 
 
-def config_pbtxt(name: str, input_name: str, output_name: str, size: int, max_batch_size: int) -> str:
+def config_pbtxt(
+    name: str,
+    input_name: str,
+    output_name: str,
+    size: int,
+    max_batch_size: int,
+    cam_dims: tuple[int, int] | None = None,
+) -> str:
+    """The GPU Triton config; ``cam_dims`` ``(h, w)`` adds the ``class_maps`` output ``[h, w, classes]``."""
     preferred = [b for b in (4, 8, 16, 32, 64) if b <= max_batch_size]
+    cam_comment, cam_output = "", ""
+    if cam_dims is not None:
+        from training.cam_export import CAM_OUTPUT
+
+        cam_comment = (
+            f"\n# Output: float32 {CAM_OUTPUT} [{cam_dims[0]}, {cam_dims[1]}, {len(LABELS)}], the class-activation"
+            " maps (their spatial\n# mean is the logits): where the model looked, not a diagnosis."
+        )
+        cam_output = f""",
+  {{
+    name: "{CAM_OUTPUT}"
+    data_type: TYPE_FP32
+    dims: [ {cam_dims[0]}, {cam_dims[1]}, {len(LABELS)} ]
+  }}"""
     return f"""# DermaLink: MobileNetV2 on HAM10000 for GPU Triton (NGC tritonserver container).
 # Input: uint8 RGB, the whole image resized to {size}x{size} (antialiased bilinear, no crop).
-# Output: float32 probabilities in labels.txt order (temperature-calibrated on validation).
+# Output: float32 probabilities in labels.txt order (temperature-calibrated on validation).{cam_comment}
 name: "{name}"
 platform: "onnxruntime_onnx"
 max_batch_size: {max_batch_size}
@@ -109,7 +131,7 @@ output [
     data_type: TYPE_FP32
     dims: [ {len(LABELS)} ]
     label_filename: "labels.txt"
-  }}
+  }}{cam_output}
 ]
 dynamic_batching {{
   preferred_batch_size: [ {", ".join(map(str, preferred))} ]
@@ -200,6 +222,28 @@ def _tflite_predict(path: Path, images: np.ndarray) -> tuple[np.ndarray, float]:
     return np.stack(probs), ms
 
 
+CAM_TOLERANCE = 1e-5
+
+
+def _with_cam(path: Path, session, images: np.ndarray) -> dict:
+    """Replace the ONNX file at ``path`` by its CAM-capable version, after checking it on ``images``."""
+    from training.cam_export import add_cam_output, cam_session, check_cam
+
+    cam_path = path.with_name("model_cam.onnx")
+    try:
+        add_cam_output(path, cam_path)
+    except ValueError as exc:
+        raise ExportError(
+            f"cannot add the class-activation maps output: {exc} (export with --no-cam)"
+        ) from exc
+    report = check_cam(session, cam_session(cam_path), images)
+    worst = max(report["first_output_max_abs_diff"], report["softmax_of_mean_map_max_abs_diff"])
+    if not worst <= CAM_TOLERANCE:
+        raise ExportError(f"the CAM-capable model disagrees with the exported one ({report}): export refused")
+    cam_path.replace(path)
+    return report
+
+
 def export(
     run: Path,
     repository: Path,
@@ -211,11 +255,14 @@ def export(
     tolerance: float = 1e-4,
     tflite_dir: Path | None = None,
     max_batch_size: int = 32,
+    cam: bool = True,
 ) -> dict:
     """Write ``<repository>/<name>/{config.pbtxt,labels.txt,triage.json,<version>/model.onnx}``.
 
     Fails (and leaves no half-written version) if ONNX Runtime differs from Keras by more than
-    ``tolerance`` on real images.
+    ``tolerance`` on real images. With ``cam`` (the default) the model gets a second output
+    ``class_maps`` (`training.cam_export.add_cam_output`), checked on the same images: the first output
+    unchanged, and the spatial mean of the maps giving the probabilities back.
     """
     run = Path(run)
     model = load_keras(run)
@@ -240,10 +287,14 @@ def export(
         inp, out = session.get_inputs()[0], session.get_outputs()[0]
         if inp.shape[0] not in (None, "N", "unk__0") and isinstance(inp.shape[0], int):
             raise ExportError(f"ONNX input batch dimension is fixed ({inp.shape}); expected dynamic")
+        cam_report = _with_cam(onnx_tmp, session, images) if cam else None
         (model_dir / version).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(onnx_tmp, model_dir / version / "model.onnx")
     (model_dir / "labels.txt").write_text("".join(f"{lab}\n" for lab in LABELS))
-    (model_dir / "config.pbtxt").write_text(config_pbtxt(name, inp.name, out.name, size, max_batch_size))
+    cam_dims = tuple(cam_report["class_maps_shape"][:2]) if cam_report else None
+    (model_dir / "config.pbtxt").write_text(
+        config_pbtxt(name, inp.name, out.name, size, max_batch_size, cam_dims=cam_dims)
+    )
     triage_src = run / "triage.json" if run.is_dir() else run.parent / "triage.json"
     run_info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
     preds = (run / "val_predictions.npz") if run.is_dir() else run.parent / "val_predictions.npz"
@@ -270,12 +321,20 @@ def export(
         "input": {"name": inp.name, "shape": [str(d) for d in inp.shape], "type": inp.type},
         "output": {"name": out.name, "shape": [str(d) for d in out.shape], "type": out.type},
     }
+    if cam_report is not None:
+        result["class_maps"] = cam_report
     if tflite_dir is not None:
         result["tflite"] = to_tflite(model, Path(tflite_dir), images, reference)
     lines = [
         f"wrote {model_dir} (version {version}); ONNX {result['onnx_size_mb']} MB",
         f"Keras vs ONNX Runtime on {len(images)} real images: max |diff| {diff:.2e} (tolerance {tolerance:g})",
     ]
+    if cam_report is not None:
+        lines.append(
+            f"class_maps {cam_report['class_maps_shape']}: first output bit-identical "
+            f"{cam_report['first_output_bit_identical']}, softmax(mean map) vs probabilities max |diff| "
+            f"{cam_report['softmax_of_mean_map_max_abs_diff']:.2e}"
+        )
     for kind, r in result.get("tflite", {}).items():
         lines.append(
             f"TFLite {kind}: {r['size_mb']} MB, top-1 agreement {r['top1_agreement_vs_keras']:.3f}, "

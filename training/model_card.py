@@ -241,6 +241,13 @@ def write_model_card(
                 "(the export fails above 1e-4)."
             ),
         ]
+        if cam := export.get("class_maps"):
+            L.append(
+                f"- Second output `class_maps` {cam['class_maps_shape']} (class-activation maps: the heatmaps of the "
+                "case result, where the model looked, not a diagnosis): first output bit-identical "
+                f"{cam['first_output_bit_identical']}, softmax of the spatial mean vs probabilities max |difference| "
+                f"{cam['softmax_of_mean_map_max_abs_diff']:.2e} on {cam['n_images']} real images."
+            )
         for kind, t in export.get("tflite", {}).items():
             L.append(
                 f"- TFLite {kind}: {t['size_mb']} MB, top-1 agreement with Keras {t['top1_agreement_vs_keras']:.3f}, "

@@ -31,6 +31,9 @@ def add_tta(
 
     model = onnx.load(str(model_path))
     g = model.graph
+    extra = list(g.output)[1:]  # e.g. class_maps: they would come out per view ([8N, ...]), not per image
+    for output in extra:
+        g.output.remove(output)  # ONNX Runtime then skips the nodes that only fed it
     (inp,) = [i for i in g.input if i.name not in {t.name for t in g.initializer}]
     out = g.output[0]
     name, out_name = inp.name, out.name

@@ -111,6 +111,9 @@ class AnalysisResult(SQLModel, table=True):
     model_name: str = Field(max_length=100)
     model_version: str = Field(max_length=40)
     inference_ms: float
+    # The top class's class-activation overlay (PNG, encrypted like the images); None: the model has no
+    # class maps. Where the model looked, not a diagnosis.
+    heatmap_blob_key: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow)
 
 

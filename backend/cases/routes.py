@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from backend.audit.service import record
 from backend.cases.models import Case
-from backend.cases.schemas import AnswerCreate, CaseCreate, CaseOut, CaseSummary, QueueItem
+from backend.cases.schemas import HEATMAP_LABEL, AnswerCreate, CaseCreate, CaseOut, CaseSummary, QueueItem
 from backend.cases.service import CaseService, Upload, visible_cases
 from backend.consent.service import ConsentRequired
 from backend.core.errors import (
@@ -180,6 +180,26 @@ def read_image(
     with commit_refusals(session, NotFound, Gone):
         data = cases.image(session, actor, case_id, image_id)
     return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/{case_id}/images/{image_id}/heatmap",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The heatmap PNG"}},
+)
+def read_heatmap(
+    case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, session: UnitOfWork, cases: CaseServiceDep
+) -> Response:
+    """Where the model looked, not a diagnosis: the top class's class-activation map over the image
+    (the model's 224x224 input), decrypted for this request only. 404 when the image has no heatmap
+    (not analysed yet, or a model without class maps)."""
+    with commit_refusals(session, NotFound, Gone):
+        data = cases.heatmap(session, actor, case_id, image_id)
+    return Response(
+        content=data,
+        media_type="image/png",
+        headers={"Cache-Control": "no-store", "X-Content-Label": HEATMAP_LABEL},
+    )
 
 
 @router.post("/{case_id}/answer", response_model=CaseOut)

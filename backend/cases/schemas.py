@@ -4,9 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from backend.core.schemas import RequestBody, ResponseBody
+from backend.inference.cam import LABEL as CAM_LABEL
 from backend.lesions.schemas import LesionChangeOut, Site
 
 Diagnosis = Literal["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc", "other"]
@@ -17,6 +18,8 @@ DISCLAIMER = (
     "images of 7 lesion types (HAM10000) and can be wrong, especially for other lesion types, other image "
     "types and skin types under-represented in its training data."
 )
+
+HEATMAP_LABEL = CAM_LABEL
 
 
 class LesionHistory(RequestBody):
@@ -69,6 +72,22 @@ class ResultOut(ResponseBody):
     model_name: str
     model_version: str
     inference_ms: float
+    heatmap_url: str | None = Field(
+        default=None,
+        description="The image's heatmap (PNG): the top class's class-activation map over the image, "
+        f"labelled '{HEATMAP_LABEL}' (see `heatmap_label`); null when the model gave none",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _heatmap_url(cls, data: object) -> object:
+        """From an `AnalysisResult` row: the route of its heatmap when it has one (never the blob key)."""
+        if isinstance(data, dict) or not hasattr(data, "heatmap_blob_key"):
+            return data
+        fields = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
+        if data.heatmap_blob_key:
+            fields["heatmap_url"] = f"/api/v1/cases/{data.case_id}/images/{data.image_id}/heatmap"
+        return fields
 
 
 class AnalysisOut(BaseModel):
@@ -78,6 +97,9 @@ class AnalysisOut(BaseModel):
     next_attempt_at: datetime | None
     results: list[ResultOut]
     disclaimer: str = DISCLAIMER
+    heatmap_label: str = Field(
+        default=HEATMAP_LABEL, description="Show this with every heatmap: it explains, it does not diagnose"
+    )
 
 
 class TriageOut(BaseModel):

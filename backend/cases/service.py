@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from backend.audit.service import record
-from backend.cases.analysis import Analyzer
+from backend.cases.analysis import Analyzer, HeatmapTarget
 from backend.cases.models import (
     AnalysisJob,
     AnalysisResult,
@@ -197,7 +197,14 @@ class CaseService:
         with batcher.expect() if batcher else nullcontext():
             prepared = self.prepare(uploads)
         # The model runs (in a batch with concurrent submissions) while this thread writes the blobs.
-        inference = self.analyzer.start(np.stack([p.model_input for p in prepared])) if batcher else None
+        # ... and, once it has answered, stores each image's heatmap (drawn on the model input).
+        inference = (
+            self.analyzer.start(
+                np.stack([p.model_input for p in prepared]), HeatmapTarget(seal, patient_id, case_id)
+            )
+            if batcher
+            else None
+        )
         stored: list[tuple[PreparedImage, str]] = []
         with metrics.stage("encrypt_store"):
             for position, image in enumerate(prepared):
@@ -235,6 +242,8 @@ class CaseService:
             session.rollback()
             for _, blob_key in stored:
                 self.blobs.delete(blob_key)
+            if outcome is not None:
+                self.analyzer.discard(outcome.heatmaps)
             existing = self._by_idempotency_key(session, actor, idempotency_key)
             if existing is None:
                 raise
@@ -417,6 +426,33 @@ class CaseService:
             created_at=case.created_at,
             updated_at=case.updated_at,
         )
+
+    def heatmap(self, session: Session, actor: Actor, case_id: uuid.UUID, image_id: uuid.UUID) -> bytes:
+        """The image's heatmap PNG (where the model looked, not a diagnosis): read like the image."""
+        case = self.get(session, actor, case_id, audit=False)
+        key = session.exec(
+            select(AnalysisResult.heatmap_blob_key).where(
+                AnalysisResult.case_id == case.id, AnalysisResult.image_id == image_id
+            )
+        ).first()
+        if not key:
+            raise NotFound(f"no heatmap for image {image_id} of case {case_id}")
+        try:
+            ciphertext = self.blobs.get(key)
+        except BlobNotFound:
+            raise NotFound(
+                f"the heatmap of image {image_id} of case {case_id} is missing from storage"
+            ) from None
+        data = self.vault.decrypt(session, case.patient_id, f"blob:{key}", ciphertext)
+        record(
+            session,
+            actor.ctx,
+            "case.heatmap_view",
+            resource_type="case_image",
+            resource_id=image_id,
+            patient_id=case.patient_id,
+        )
+        return data
 
     def image(self, session: Session, actor: Actor, case_id: uuid.UUID, image_id: uuid.UUID) -> bytes:
         case = self.get(session, actor, case_id, audit=False)

@@ -6,7 +6,8 @@ Names (all prefixed ``dermalink_``):
 * ``case_stage_seconds{stage}``: where a submission's time goes, one observation per image or request:
   ``intake`` (decode, limits, sanitising re-encode), ``quality``, ``preprocess`` (the model's 224×224
   input), ``encrypt_store`` (AES-GCM and the blob write), ``queue_wait`` (waiting for a batch),
-  ``inference`` (one model call, per batch), ``triage`` (results, triage and routing rows), ``commit``;
+  ``inference`` (one model call, per batch), ``heatmap`` (one image's class-activation overlay PNG:
+  render, seal, write), ``triage`` (results, triage and routing rows), ``commit``;
 * ``inference_batch_size``: images per model call;
 * ``analysis_jobs{status}`` and ``analysis_oldest_due_job_age_seconds``: read from the database at scrape;
 * ``model_info{name,version}``: the loaded model;
@@ -59,7 +60,17 @@ MODEL_INFO = Gauge(
 DECODE_PIXELS = Gauge(
     "dermalink_decode_pixels_in_use", "Pixels being decoded now", multiprocess_mode="livesum"
 )
-STAGES = ("intake", "quality", "preprocess", "encrypt_store", "queue_wait", "inference", "triage", "commit")
+STAGES = (
+    "intake",
+    "quality",
+    "preprocess",
+    "encrypt_store",
+    "queue_wait",
+    "inference",
+    "heatmap",
+    "triage",
+    "commit",
+)
 
 
 @contextmanager

@@ -30,14 +30,21 @@ class InferenceRejected(InferenceError):
         super().__init__(message, retryable=False)
 
 
+CAM_OUTPUT = "class_maps"  # the optional second model output: class-activation maps [N, h, w, classes]
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """Per-class probabilities for one image, in the model's label order."""
+    """Per-class probabilities for one image, in the model's label order.
+
+    ``class_map``: the top class's class-activation map ``[h, w]`` (7x7) when the model has the
+    ``class_maps`` output, else None: where the model looked, not a diagnosis (see `cam`)."""
 
     probabilities: dict[str, float]
     model_name: str
     model_version: str
     inference_ms: float
+    class_map: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def top_label(self) -> str:
@@ -54,6 +61,15 @@ class ModelInfo:
     version: str
     labels: tuple[str, ...]
     extra: dict = field(default_factory=dict)
+
+
+def top_class_maps(probs: np.ndarray, maps: np.ndarray | None) -> list[np.ndarray | None]:
+    """Each image's ``[h, w]`` map of its top class from ``maps [N, h, w, classes]`` (None: no maps)."""
+    if maps is None:
+        return [None] * len(probs)
+    maps = np.asarray(maps, np.float32)
+    top = np.asarray(probs).argmax(axis=1)
+    return [np.ascontiguousarray(maps[i, ..., c]) for i, c in enumerate(top)]
 
 
 class Classifier(abc.ABC):

@@ -6,7 +6,8 @@ convolutional feature map ``F`` (7x7 at 224x224 input). A CAM-capable model (see
 ``training/cam_export.py``) returns those maps, ``[N, 7, 7, n_classes]``, as a second output next to the
 unchanged probabilities. This module turns one image's map into a colour overlay PNG.
 
-Only numpy and Pillow: the serving install can use it. Not wired into the case result or Triton yet.
+Only numpy and Pillow: the serving install can use it. The analysis (`backend.cases.analysis`) draws the
+top class's overlay on each image's model input and stores it encrypted with the case result.
 """
 
 from __future__ import annotations
@@ -76,10 +77,14 @@ def overlay(image: np.ndarray, cam: np.ndarray, opacity: float = 0.45) -> np.nda
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def overlay_png(image: np.ndarray, cam: np.ndarray, opacity: float = 0.45) -> bytes:
-    """:func:`overlay` encoded as a PNG (no metadata), ready to store encrypted like the images."""
+def overlay_png(image: np.ndarray, cam: np.ndarray, opacity: float = 0.45, compress_level: int = 1) -> bytes:
+    """:func:`overlay` encoded as a PNG (no metadata), ready to store encrypted like the images.
+
+    zlib level 1: at 224x224 about 4 ms and 67 KB, against 25 ms and 58 KB at Pillow's default 6."""
     buf = io.BytesIO()
-    Image.fromarray(overlay(image, cam, opacity), "RGB").save(buf, format="PNG", optimize=True)
+    Image.fromarray(overlay(image, cam, opacity), "RGB").save(
+        buf, format="PNG", compress_level=compress_level
+    )
     return buf.getvalue()
 
 

@@ -2,7 +2,9 @@
 
 Loads ``<repository>/<model>/<version>/model.onnx`` and ``<repository>/<model>/labels.txt``
 (Triton's model-repository layout, so one exported folder serves both paths).
-Input and output names come from the ONNX graph, not from constants.
+Input and output names come from the ONNX graph, not from constants: the probabilities are the first
+output, and an output named ``class_maps`` (when the model has one) gives each prediction its top
+class's activation map.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import numpy as np
 import onnxruntime as ort
 
 from backend.inference.base import (
+    CAM_OUTPUT,
     Classifier,
     InferenceRejected,
     InferenceUnavailable,
     ModelInfo,
     Prediction,
+    top_class_maps,
 )
 
 
@@ -76,6 +80,8 @@ class OnnxClassifier(Classifier):
         out = self._session.get_outputs()[0]
         self._input_name, self._input_shape = inp.name, inp.shape
         self._output_name = out.name
+        names = [o.name for o in self._session.get_outputs()]
+        self._outputs = [out.name, CAM_OUTPUT] if CAM_OUTPUT in names[1:] else [out.name]
         width = out.shape[-1]
         if isinstance(width, int) and width != len(self._labels):
             raise InferenceUnavailable(
@@ -99,14 +105,16 @@ class OnnxClassifier(Classifier):
     def predict_batch(self, images: np.ndarray) -> list[Prediction]:
         self._check(images)
         start = time.perf_counter()
-        (probs,) = self._session.run([self._output_name], {self._input_name: images})
+        probs, *maps = self._session.run(self._outputs, {self._input_name: images})
         elapsed = (time.perf_counter() - start) * 1000 / max(len(images), 1)
+        probs = np.asarray(probs)
         return [
             Prediction(
                 probabilities={label: float(p) for label, p in zip(self._labels, row, strict=True)},
                 model_name=self._info.name,
                 model_version=self._info.version,
                 inference_ms=elapsed,
+                class_map=cam,
             )
-            for row in np.asarray(probs)
+            for row, cam in zip(probs, top_class_maps(probs, maps[0] if maps else None), strict=True)
         ]

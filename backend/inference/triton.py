@@ -4,7 +4,8 @@
   client per thread) and ``predict_batch_async`` uses tritonclient's asyncio clients, so one backend
   process can keep many requests in flight.
 * Input/output names, shapes, datatypes and ``max_batch_size`` come from the served model's metadata
-  and config (never hard-coded); labels from the config parameter ``labels`` (written by the derived
+  and config (never hard-coded); when the model has a ``class_maps`` output (class-activation maps),
+  both outputs are requested and each `Prediction` carries its top class's map; labels from the config parameter ``labels`` (written by the derived
   repository and the production config) or, failing that, from the ``labels`` argument.
 * Every call has a deadline (``timeout_s``). What is safe to retry is retried (inference is a pure
   function, so connection failures, deadlines and "model not ready" are); the budget is
@@ -37,12 +38,14 @@ from tenacity import (
 )
 
 from backend.inference.base import (
+    CAM_OUTPUT,
     Classifier,
     InferenceError,
     InferenceRejected,
     InferenceUnavailable,
     ModelInfo,
     Prediction,
+    top_class_maps,
 )
 
 Protocol = Literal["grpc", "http"]
@@ -73,6 +76,7 @@ class _Meta:
     labels: tuple[str, ...]
     max_batch_size: int
     output_width: int = -1
+    maps_name: str | None = None  # the class-activation maps output, when the model has one
 
 
 def _message(exc: BaseException) -> str:
@@ -242,10 +246,14 @@ class TritonClassifier(Classifier):
             raise InferenceRejected(f"{self._where()}: the model has no outputs")
         label_param = (config.get("parameters") or {}).get("labels", {}).get("string_value", "")
         labels = tuple(x.strip() for x in label_param.split(",") if x.strip())
-        out = outputs[0]
-        if len(outputs) > 1:  # several outputs: the probabilities are the one with one value per label
+        maps = next((o for o in outputs if o["name"] == CAM_OUTPUT), None)
+        candidates = [o for o in outputs if o is not maps]
+        if not candidates:
+            raise InferenceRejected(f"{self._where()}: the model has no probabilities output")
+        out = candidates[0]
+        if len(candidates) > 1:  # several outputs: the probabilities are the one with one value per label
             want = len(labels or self._fallback_labels or ())
-            out = next((o for o in outputs if o.get("shape") and _int(o["shape"][-1]) == want), out)
+            out = next((o for o in candidates if o.get("shape") and _int(o["shape"][-1]) == want), out)
         inp = inputs[0]
         if inp["datatype"] not in _NP_DTYPES:
             raise InferenceRejected(f"{self._where()}: unsupported input datatype {inp['datatype']}")
@@ -260,6 +268,7 @@ class TritonClassifier(Classifier):
             labels=labels,
             max_batch_size=_int(config.get("max_batch_size", 0) or 0),
             output_width=_int(out["shape"][-1]) if out.get("shape") else -1,
+            maps_name=maps["name"] if maps else None,
         )
 
     def _classification_request(self, meta: _Meta):
@@ -415,6 +424,7 @@ class TritonClassifier(Classifier):
                 "protocol": self.protocol,
                 "input": meta.input_name,
                 "output": meta.output_name,
+                "class_maps": meta.maps_name,
                 "max_batch_size": meta.max_batch_size,
                 "available": meta is self._meta,
             },
@@ -460,15 +470,16 @@ class TritonClassifier(Classifier):
         mod = self._module()
         try:
             inp = mod.InferInput(meta.input_name, list(chunk.shape), meta.input_datatype)
+            names = [meta.output_name] + ([meta.maps_name] if meta.maps_name else [])
             if self.protocol == "http":
                 inp.set_data_from_numpy(np.ascontiguousarray(chunk), binary_data=True)
-                out = mod.InferRequestedOutput(meta.output_name, binary_data=True)
+                outs = [mod.InferRequestedOutput(n, binary_data=True) for n in names]
             else:
                 inp.set_data_from_numpy(np.ascontiguousarray(chunk))
-                out = mod.InferRequestedOutput(meta.output_name)
+                outs = [mod.InferRequestedOutput(n) for n in names]
         except Exception as exc:  # tritonclient checks the array against the declared datatype
             raise InferenceRejected(f"{self._where()}: bad input tensor: {_message(exc)}") from exc
-        return [inp], [out]
+        return [inp], outs
 
     def _predictions(self, result, meta: _Meta, n: int, elapsed_ms: float) -> list[Prediction]:
         probs = result.as_numpy(meta.output_name)
@@ -476,6 +487,9 @@ class TritonClassifier(Classifier):
             raise InferenceUnavailable(
                 f"{self._where()} returned {None if probs is None else probs.shape} for {n} images"
             )
+        maps = result.as_numpy(meta.maps_name) if meta.maps_name else None
+        if maps is not None and maps.shape[0] != n:
+            raise InferenceUnavailable(f"{self._where()} returned class maps {maps.shape} for {n} images")
         response = result.get_response()
         if isinstance(response, dict):
             name, version = response.get("model_name", meta.name), response.get("model_version", meta.version)
@@ -488,8 +502,9 @@ class TritonClassifier(Classifier):
                 model_name=name,
                 model_version=str(version),
                 inference_ms=per_image,
+                class_map=cam,
             )
-            for row in np.asarray(probs, dtype=np.float64)
+            for row, cam in zip(np.asarray(probs, dtype=np.float64), top_class_maps(probs, maps), strict=True)
         ]
 
     def _retrying(self, cls=Retrying):

@@ -2,7 +2,9 @@
 
 Copied as ``<version>/model.py`` into the derived repository by `triton_repo.derive_model`; it runs
 inside Triton's python backend stub (Triton's own virtualenv: numpy < 2, onnxruntime), so it imports
-nothing from DermaLink. Tensor names come from the model config, which was derived from the ONNX graph.
+nothing from DermaLink. Tensor names come from the model config, which was derived from the ONNX graph:
+every output the config lists (the probabilities and, for a CAM-capable model, ``class_maps``) is
+computed and returned; Triton passes on those a request asks for.
 
 Dynamic batching hands ``execute`` several requests at once: they are concatenated into one ONNX
 Runtime call and the result is split back, so batching on the server really batches the model.

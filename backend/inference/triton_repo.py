@@ -6,7 +6,8 @@ written for GPU Triton: ``platform: "onnxruntime_onnx"`` with TensorRT. The Trit
 python-backend model (``triton_model.py``, copied as ``<v>/model.py``) runs the *same* ``model.onnx``
 with ONNX Runtime, with dynamic batching and ``KIND_CPU`` instances.
 
-Input/output names, dims and types come from the ONNX graph (the source of truth); the exported
+Input/output names, dims and types come from the ONNX graph (the source of truth: the probabilities, and
+the class-activation maps ``class_maps`` when the model has them); the exported
 ``config.pbtxt`` contributes ``max_batch_size``. The labels travel with the model: ``labels.txt``
 plus a ``labels`` config parameter, which `TritonClassifier` reads from the served model config.
 
@@ -20,6 +21,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.inference.base import CAM_OUTPUT
 from backend.inference.onnx import read_labels
 
 PYTHON_MODEL_SOURCE = Path(__file__).with_name("triton_model.py")
@@ -98,8 +100,12 @@ def cpu_config_text(
 
     exported = read_config(exported_config) if exported_config else mc.ModelConfig()
     inputs, outputs = _tensor_specs(onnx_path)
-    if len(outputs) != 1:
-        raise RepositoryError(f"{onnx_path}: expected one output (the probabilities), found {len(outputs)}")
+    extra = [o[0] for o in outputs[1:]]
+    if not outputs or extra not in ([], [CAM_OUTPUT]):
+        raise RepositoryError(
+            f"{onnx_path}: expected the probabilities and optionally {CAM_OUTPUT!r}, found "
+            f"{[o[0] for o in outputs]}"
+        )
     out_width = outputs[0][2][-1] if outputs[0][2] else -1
     if out_width not in (-1, len(labels)):
         raise RepositoryError(f"{onnx_path} outputs {out_width} classes but labels.txt has {len(labels)}")
@@ -110,10 +116,10 @@ def cpu_config_text(
     config.max_batch_size = options.max_batch_size or exported.max_batch_size or DEFAULT_MAX_BATCH_SIZE
     for name, dtype, dims in inputs:
         config.input.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims)
-    for name, dtype, dims in outputs:
-        config.output.add(
-            name=name, data_type=mc.DataType.Value(dtype), dims=dims, label_filename="labels.txt"
-        )
+    for i, (name, dtype, dims) in enumerate(outputs):
+        output = config.output.add(name=name, data_type=mc.DataType.Value(dtype), dims=dims)
+        if i == 0:  # the probabilities; the class maps have no labels of their own
+            output.label_filename = "labels.txt"
     batching = config.dynamic_batching
     batching.preferred_batch_size.extend(
         b for b in options.preferred_batch_sizes if b <= config.max_batch_size

@@ -23,6 +23,11 @@ def test_derived_config_is_a_cpu_python_model_with_the_graphs_tensors(exported_r
     assert config.backend == "python" and not config.platform
     assert config.input[0].name == graph_in.name and list(config.input[0].dims) == [224, 224, 3]
     assert config.output[0].name == session.get_outputs()[0].name and list(config.output[0].dims) == [7]
+    assert config.output[0].label_filename == "labels.txt"
+    # every graph output, in order: the class-activation maps too, when the model has them (no labels)
+    assert [o.name for o in config.output] == [o.name for o in session.get_outputs()]
+    for maps in config.output[1:]:
+        assert maps.name == "class_maps" and list(maps.dims) == [7, 7, 7] and not maps.label_filename
     assert config.instance_group[0].kind == config.instance_group[0].KIND_CPU
     assert config.HasField("dynamic_batching") and config.max_batch_size >= 8
     labels = (exported_repo / MODEL / "labels.txt").read_text().split()

@@ -28,12 +28,41 @@ def full_size(shared):
     return np.stack([load_image(f) for f in files])
 
 
+def without_cam(src: Path, dst: Path) -> Path:
+    """``src`` without its class_maps output and the nodes that only feed it (v1 as first exported)."""
+    import onnx
+
+    model = onnx.load(str(src))
+    keep = [o for o in model.graph.output if o.name != CAM_OUTPUT]
+    del model.graph.output[:]
+    model.graph.output.extend(keep)
+    nodes = [n for n in model.graph.node if not n.name.startswith("cam/")]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(dst))
+    return dst
+
+
 @pytest.fixture(scope="module")
 def cam_model(tmp_path_factory):
-    src = MODEL_DIR / "1" / "model.onnx"
-    if not src.exists():
-        pytest.skip(f"no shipped model at {src}")
-    return src, add_cam_output(src, tmp_path_factory.mktemp("cam") / "model_cam.onnx")
+    shipped = MODEL_DIR / "1" / "model.onnx"
+    if not shipped.exists():
+        pytest.skip(f"no shipped model at {shipped}")
+    tmp = tmp_path_factory.mktemp("cam")
+    src = without_cam(shipped, tmp / "model_v1.onnx")
+    return src, add_cam_output(src, tmp / "model_cam.onnx")
+
+
+def test_shipped_model_serves_the_class_maps(cam_model, full_size):
+    """The served model is the CAM-capable one: same outputs as a fresh derivation, bit for bit."""
+    shipped = cam_session(MODEL_DIR / "1" / "model.onnx")
+    assert [o.name for o in shipped.get_outputs()] == ["probabilities", CAM_OUTPUT]
+    for got, want in zip(
+        run_cam(shipped, full_size), run_cam(cam_session(cam_model[1]), full_size), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="already has"):
+        add_cam_output(MODEL_DIR / "1" / "model.onnx", cam_model[1].with_name("again.onnx"))
 
 
 def test_first_output_unchanged_and_maps_exact(cam_model, full_size):

@@ -59,6 +59,11 @@ def test_end_to_end_tiny(ham_tiny, tmp_path, shared, strategy):
     assert (model_dir / "labels.txt").read_text().split() == list(LABELS)
     assert (model_dir / "1" / "model.onnx").exists()
     assert "KIND_GPU" in (model_dir / "config.pbtxt").read_text()
+    # the class-activation maps output by default (3x3 cells at 96x96), checked by the export itself
+    cam = result["class_maps"]
+    assert cam["class_maps_shape"] == [3, 3, 7] and cam["first_output_max_abs_diff"] <= 1e-5
+    assert cam["softmax_of_mean_map_max_abs_diff"] <= 1e-5
+    assert 'name: "class_maps"' in (model_dir / "config.pbtxt").read_text()
 
     # parity is meaningful: the trained model's outputs vary across real images
     from training.export import load_keras, onnx_predict, onnx_session, parity_images
@@ -75,6 +80,7 @@ def test_end_to_end_tiny(ham_tiny, tmp_path, shared, strategy):
     clf = OnnxClassifier(repo, "tiny")
     preds = clf.predict_batch(imgs[:3])
     assert len(preds) == 3 and set(preds[0].probabilities) == set(LABELS)
+    assert preds[0].class_map.shape == (3, 3)
 
     out = evaluate(
         model_dir,

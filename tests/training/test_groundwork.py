@@ -138,5 +138,6 @@ def test_tta_graph_averages_the_eight_views(tmp_path, shared):
     for (average, t), want in expected.items():
         path = add_tta(src, tmp_path / f"tta_{average}_{t}.onnx", t, average)
         tta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        assert [o.name for o in tta.get_outputs()] == [o.name for o in plain.get_outputs()]
+        # the probabilities only: the class maps would come out per view, so add_tta drops them
+        assert [o.name for o in tta.get_outputs()] == [plain.get_outputs()[0].name]
         np.testing.assert_allclose(tta.run(None, {"image": x})[0], want, atol=1e-5)

@@ -62,12 +62,16 @@ def test_config_pbtxt_parses_with_tritons_schema(session):
     assert accel.name == "tensorrt" and accel.parameters["precision_mode"] == "FP16"
     assert cfg.model_warmup
     (inp,) = cfg.input
-    (out,) = cfg.output
+    out, maps = cfg.output
     assert inp.name == session.get_inputs()[0].name and list(inp.dims) == [224, 224, 3]
     assert inp.data_type == model_config_pb2.TYPE_UINT8
     assert out.name == session.get_outputs()[0].name and list(out.dims) == [len(LABELS)]
     assert out.data_type == model_config_pb2.TYPE_FP32
     assert out.label_filename == "labels.txt"
+    # the class-activation maps (heatmaps): 7x7 per class, named as in the graph, no labels of their own
+    assert maps.name == session.get_outputs()[1].name == "class_maps"
+    assert list(maps.dims) == [7, 7, len(LABELS)] and maps.data_type == model_config_pb2.TYPE_FP32
+    assert not maps.label_filename
     warm = cfg.model_warmup[0]
     assert warm.batch_size <= cfg.max_batch_size and inp.name in warm.inputs
 

@@ -21,6 +21,43 @@ def reference(exported_repo, lesion_images) -> np.ndarray:
     return np.array([list(p.probabilities.values()) for p in preds])
 
 
+def test_class_maps_parity(triton_server, exported_repo, lesion_images, uses_standin):
+    """Both outputs agree: the probabilities and the class-activation maps, in-process and via Triton
+    (the full [N, 7, 7, 7] maps through tritonclient, and each prediction's top-class map)."""
+    import onnxruntime as ort
+    import tritonclient.grpc as grpcclient
+
+    if uses_standin:
+        pytest.skip("the stand-in model has no class_maps output")
+    images = lesion_images[:6]
+    sess = ort.InferenceSession(str(exported_repo / MODEL / "1" / "model.onnx"))
+    probs, maps = sess.run(["probabilities", "class_maps"], {"image": images})
+    client = grpcclient.InferenceServerClient(triton_server.grpc_url)
+    try:
+        inp = grpcclient.InferInput("image", list(images.shape), "UINT8")
+        inp.set_data_from_numpy(images)
+        outs = [grpcclient.InferRequestedOutput(n) for n in ("probabilities", "class_maps")]
+        result = client.infer(MODEL, [inp], outputs=outs)
+    finally:
+        client.close()
+    np.testing.assert_allclose(result.as_numpy("probabilities"), probs, rtol=0, atol=TOL)
+    np.testing.assert_allclose(result.as_numpy("class_maps"), maps, rtol=0, atol=TOL)
+    local = OnnxClassifier(exported_repo, MODEL).predict_batch(images)
+    for protocol in ("grpc", "http"):
+        url = triton_server.grpc_url if protocol == "grpc" else triton_server.http_url
+        clf = TritonClassifier(url, MODEL, protocol=protocol)
+        try:
+            served = clf.predict_batch(images)
+            assert clf.info.extra["class_maps"] == "class_maps"
+        finally:
+            clf.close()
+        for i, (a, b) in enumerate(zip(local, served, strict=True)):
+            assert a.class_map is not None and a.class_map.shape == (7, 7)
+            np.testing.assert_allclose(b.class_map, a.class_map, rtol=0, atol=TOL)
+            np.testing.assert_allclose(a.class_map, maps[i, ..., probs[i].argmax()], rtol=0, atol=TOL)
+        np.testing.assert_allclose(_matrix(served), _matrix(local), rtol=0, atol=TOL)
+
+
 def _matrix(preds) -> np.ndarray:
     return np.array([list(p.probabilities.values()) for p in preds])
 

@@ -81,9 +81,18 @@ export function bytesToBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
-/** An image of a case as a data: URI (the endpoint needs the bearer token, which <Image> cannot send on web). */
-export async function imageDataUri(caseId: string, imageId: string): Promise<string> {
-  const response = await request(`/cases/${caseId}/images/${imageId}`, { headers: { Accept: 'image/*' } });
-  const type = response.headers.get('Content-Type') ?? 'image/jpeg';
+async function dataUri(path: string, fallbackType: string): Promise<string> {
+  const response = await request(path, { headers: { Accept: 'image/*' } });
+  const type = response.headers.get('Content-Type') ?? fallbackType;
   return `data:${type};base64,${bytesToBase64(new Uint8Array(await response.arrayBuffer()))}`;
+}
+
+/** An image of a case as a data: URI (the endpoint needs the bearer token, which <Image> cannot send on web). */
+export function imageDataUri(caseId: string, imageId: string): Promise<string> {
+  return dataUri(`/cases/${caseId}/images/${imageId}`, 'image/jpeg');
+}
+
+/** An image's heatmap (PNG) as a data: URI: where the model looked, not a diagnosis. */
+export function heatmapDataUri(caseId: string, imageId: string): Promise<string> {
+  return dataUri(`/cases/${caseId}/images/${imageId}/heatmap`, 'image/png');
 }

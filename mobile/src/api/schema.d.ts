@@ -590,6 +590,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cases/{case_id}/images/{image_id}/heatmap": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Heatmap
+         * @description Where the model looked, not a diagnosis: the top class's class-activation map over the image
+         *     (the model's 224x224 input), decrypted for this request only. 404 when the image has no heatmap
+         *     (not analysed yet, or a model without class maps).
+         */
+        get: operations["read_heatmap_api_v1_cases__case_id__images__image_id__heatmap_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/cases/{case_id}/answer": {
         parameters: {
             query?: never;
@@ -913,6 +935,12 @@ export interface components {
              * @default The AI result supports, and does not replace, a clinician's diagnosis. It was trained on dermoscopic images of 7 lesion types (HAM10000) and can be wrong, especially for other lesion types, other image types and skin types under-represented in its training data.
              */
             disclaimer: string;
+            /**
+             * Heatmap Label
+             * @description Show this with every heatmap: it explains, it does not diagnose
+             * @default Where the model looked, not a diagnosis
+             */
+            heatmap_label: string;
         };
         /** AnswerCreate */
         AnswerCreate: {
@@ -1683,6 +1711,11 @@ export interface components {
             model_version: string;
             /** Inference Ms */
             inference_ms: number;
+            /**
+             * Heatmap Url
+             * @description The image's heatmap (PNG): the top class's class-activation map over the image, labelled 'Where the model looked, not a diagnosis' (see `heatmap_label`); null when the model gave none
+             */
+            heatmap_url?: string | null;
         };
         /**
          * Role
@@ -5957,6 +5990,146 @@ export interface operations {
                 };
                 content: {
                     "image/jpeg": unknown;
+                };
+            };
+            /** @description Error (bad_request, malformed_json) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (invalid_token, not_authenticated) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (forbidden) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (not_found) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (conflict, consent_required) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (erased) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (precondition_failed) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (payload_too_large). An image over the per-image limit is `too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (unsupported_media_type). An upload that is no image (`not_an_image`) or of another format (`unsupported_format`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (validation_error). An image refused for what it is: `empty`, `truncated`, `corrupt`, `animated`, `too_small`, `trailing_data`, `decompression_bomb`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (header_too_large) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (internal_error) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Error (service_unavailable) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_heatmap_api_v1_cases__case_id__images__image_id__heatmap_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: string;
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The heatmap PNG */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": unknown;
                 };
             };
             /** @description Error (bad_request, malformed_json) */

@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'react';
 import { ActivityIndicator, Image, ScrollView, StyleSheet, Text, View } from 'react-native';
 
-import { type Case, imageDataUri } from '../api/cases';
+import { type Case, heatmapDataUri, imageDataUri } from '../api/cases';
 import { Badge, Button, Card, colors, Field, font, Muted, radius, space } from '../ui';
 import { formatDate, LESION_LABELS, MANAGEMENT_LABELS, percent, RULE_LABELS, STATE_LABELS, TRIAGE_LABELS, triageTone } from './format';
 
@@ -38,6 +38,45 @@ export function CaseImage({ caseId, imageId, zoomable }: { caseId: string; image
           <Button compact variant="secondary" title="Zoom in" onPress={() => setZoom((z) => Math.min(5, z * 1.5))} disabled={zoom >= 5} testID="zoom-in" />
         </View>
       ) : null}
+    </View>
+  );
+}
+
+export const HEATMAP_LABEL = 'Where the model looked, not a diagnosis';
+
+/** The image's heatmap (the top class's activation map over the photo) behind a toggle, always with its
+ * label; nothing when the analysis has none for this image. */
+export function Heatmap({ kase, imageId }: { kase: Case; imageId: string }) {
+  const hasHeatmap = Boolean(kase.analysis.results.find((r) => r.image_id === imageId)?.heatmap_url);
+  const [shown, setShown] = useState(false);
+  const [uri, setUri] = useState<string | null>(null);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    if (!shown || uri || !hasHeatmap) return;
+    let alive = true;
+    heatmapDataUri(kase.id, imageId).then(
+      (u) => alive && setUri(u),
+      () => alive && setFailed(true),
+    );
+    return () => {
+      alive = false;
+    };
+  }, [shown, uri, hasHeatmap, kase.id, imageId]);
+  if (!hasHeatmap) return null;
+  const label = kase.analysis.heatmap_label ?? HEATMAP_LABEL;
+  return (
+    <View style={styles.heatmap} testID="heatmap">
+      <Button compact variant="secondary" title={shown ? 'Hide heatmap' : 'Show heatmap'} onPress={() => setShown((s) => !s)} testID="heatmap-toggle" />
+      <Text style={styles.heatmapLabel} testID="heatmap-label">
+        {label}
+      </Text>
+      {!shown ? null : failed ? (
+        <Muted>The heatmap could not be loaded.</Muted>
+      ) : !uri ? (
+        <ActivityIndicator color={colors.primary} accessibilityLabel="Loading heatmap" />
+      ) : (
+        <Image source={{ uri }} style={styles.heatmapImage} resizeMode="contain" accessibilityLabel={label} testID="heatmap-image" />
+      )}
     </View>
   );
 }
@@ -171,6 +210,9 @@ const styles = StyleSheet.create({
   imageScroll: { maxWidth: '100%', borderRadius: radius.md, backgroundColor: colors.border },
   zoomRow: { flexDirection: 'row', alignItems: 'center', gap: space.sm },
   zoomText: { fontSize: font.small, color: colors.muted, minWidth: 44, textAlign: 'center' },
+  heatmap: { gap: space.xs, marginTop: space.xs, marginBottom: space.sm, alignItems: 'flex-start' },
+  heatmapLabel: { fontSize: font.small, color: colors.muted, fontStyle: 'italic' },
+  heatmapImage: { width: 224, height: 224, borderRadius: radius.md },
   pending: { flexDirection: 'row', gap: space.sm, alignItems: 'center' },
   result: { gap: space.xs, marginBottom: space.sm },
   top: { fontSize: font.large, fontWeight: '700', color: colors.text, marginBottom: space.xs },

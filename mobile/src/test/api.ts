@@ -161,6 +161,7 @@ export function analysedCase(extra: Partial<Schemas['CaseOut']> = {}): Schemas['
       ],
       disclaimer:
         "The AI result supports, and does not replace, a clinician's diagnosis. It was trained on dermoscopic images of 7 lesion types (HAM10000) and can be wrong.",
+      heatmap_label: 'Where the model looked, not a diagnosis',
     },
     triage: { level: 'urgent', rule: 'malignant_probability', detail: { malignant_threshold: 0.3 }, sharing_consent_missing: false, message: null },
     claimed_by: null,

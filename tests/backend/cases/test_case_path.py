@@ -248,6 +248,7 @@ def test_metrics_need_the_scrape_token_or_an_admin(app, client, consenting, make
         "encrypt_store",
         "queue_wait",
         "inference",
+        "heatmap",
         "triage",
         "commit",
     ):

@@ -19,6 +19,7 @@ CASE_MATRIX = [
     ("GET", "/api/v1/cases", {C, D}, None, 200, False, False),
     ("GET", "/api/v1/cases/{case}", {C, D}, None, 200, True, False),
     ("GET", "/api/v1/cases/{case}/images/{image}", {C, D}, None, 200, True, False),
+    ("GET", "/api/v1/cases/{case}/images/{image}/heatmap", {C, D}, None, 200, True, False),
     ("GET", "/api/v1/cases/{case}/fhir", {C, D}, None, 200, True, False),
     ("POST", "/api/v1/cases/{case}/answer", {D}, ANSWER, 200, True, True),
     ("POST", "/api/v1/cases/{case}/close", {C}, None, 200, True, False),

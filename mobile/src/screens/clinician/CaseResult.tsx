@@ -1,16 +1,18 @@
 import { useFocusEffect, useLocalSearchParams } from 'expo-router';
 import { useCallback, useEffect, useState } from 'react';
+import { View } from 'react-native';
 
 import { type Case, getCase } from '../../api/cases';
 import { describeError } from '../../api/errors';
-import { AiResult, AnswerCard, CaseImage, ContextCard, QualityCard, TriageCard } from '../../components/CaseParts';
+import { AiResult, AnswerCard, CaseImage, ContextCard, Heatmap, QualityCard, TriageCard } from '../../components/CaseParts';
 import { LesionChangeCard } from '../../components/LesionParts';
 import { Banner, Card, Screen } from '../../ui';
 
 const ANALYSIS_POLL_MS = 2_000;
 const ANSWER_POLL_MS = 15_000;
 
-/** The result of one case: AI probabilities with the disclaimer, triage, and the dermatologist's answer. */
+/** The result of one case: AI probabilities with the disclaimer, triage, the dermatologist's answer, and
+ * each photo with its heatmap (where the model looked, not a diagnosis) behind a toggle. */
 export default function CaseResult() {
   const { id } = useLocalSearchParams<{ id: string }>();
   const [kase, setKase] = useState<Case | null>(null);
@@ -50,7 +52,10 @@ export default function CaseResult() {
           <AnswerCard kase={kase} />
           <Card title="Photos">
             {kase.images.map((img) => (
-              <CaseImage key={img.id} caseId={kase.id} imageId={img.id} />
+              <View key={img.id}>
+                <CaseImage caseId={kase.id} imageId={img.id} />
+                <Heatmap kase={kase} imageId={img.id} />
+              </View>
             ))}
           </Card>
           <QualityCard kase={kase} />

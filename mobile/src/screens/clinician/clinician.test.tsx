@@ -300,6 +300,48 @@ describe('CaseResult', () => {
   });
 });
 
+describe('CaseResult heatmap', () => {
+  function withHeatmap() {
+    const kase = analysedCase();
+    const [result] = kase.analysis.results;
+    const url = `/api/v1/cases/${CASE_ID}/images/${result.image_id}/heatmap`;
+    return analysedCase({ analysis: { ...kase.analysis, results: [{ ...result, heatmap_url: url }] } });
+  }
+
+  it('shows the heatmap next to the photo behind a toggle, labelled as no diagnosis', async () => {
+    const api = mockApi({
+      'GET /users/me': { body: clinician },
+      'GET /cases/{id}': { body: withHeatmap(), headers: { ETag: '"3"' } },
+      'GET /cases/{id}/images/{image}': { text: 'jpeg-bytes', headers: { 'Content-Type': 'image/jpeg' } },
+      'GET /cases/{id}/images/{image}/heatmap': { text: 'png-bytes', headers: { 'Content-Type': 'image/png' } },
+    });
+    await renderApp(`/clinician/cases/${CASE_ID}`, 'clinician');
+    expect(await screen.findByTestId('heatmap-label')).toHaveTextContent('Where the model looked, not a diagnosis');
+    expect(screen.queryByTestId('heatmap-image')).toBeNull();
+    const heatmapCalls = () => api.calls.filter((c) => c.path.endsWith('/heatmap'));
+    expect(heatmapCalls()).toHaveLength(0); // fetched only when asked for
+    fireEvent.press(screen.getByTestId('heatmap-toggle'));
+    const image = await screen.findByTestId('heatmap-image');
+    expect(image.props.source.uri).toMatch(/^data:image\/png;base64,/);
+    expect(image.props.accessibilityLabel).toBe('Where the model looked, not a diagnosis');
+    expect(heatmapCalls()).toHaveLength(1);
+    expect(screen.getByTestId('heatmap-toggle')).toHaveTextContent('Hide heatmap');
+    fireEvent.press(screen.getByTestId('heatmap-toggle'));
+    await waitFor(() => expect(screen.queryByTestId('heatmap-image')).toBeNull());
+  });
+
+  it('shows no heatmap control when the analysis has none', async () => {
+    mockApi({
+      'GET /users/me': { body: clinician },
+      'GET /cases/{id}': { body: analysedCase(), headers: { ETag: '"3"' } },
+      'GET /cases/{id}/images/{image}': { text: 'jpeg-bytes', headers: { 'Content-Type': 'image/jpeg' } },
+    });
+    await renderApp(`/clinician/cases/${CASE_ID}`, 'clinician');
+    expect(await screen.findByTestId('ai-top-label')).toBeTruthy();
+    expect(screen.queryByTestId('heatmap-toggle')).toBeNull();
+  });
+});
+
 describe('Change since the last photo', () => {
   const base = {
     'GET /users/me': { body: clinician },

@@ -4,7 +4,7 @@ import { StyleSheet, View } from 'react-native';
 
 import { type Answer, answerCase, type Case, getCase, releaseCase } from '../../api/cases';
 import { describeError, fieldErrors, isConflict } from '../../api/errors';
-import { AiResult, AnswerCard, CaseImage, ContextCard, QualityCard, TriageCard } from '../../components/CaseParts';
+import { AiResult, AnswerCard, CaseImage, ContextCard, Heatmap, QualityCard, TriageCard } from '../../components/CaseParts';
 import { LesionChangeCard } from '../../components/LesionParts';
 import { LESION_LABELS, MANAGEMENT_LABELS } from '../../components/format';
 import { Banner, Button, Card, Choice, Screen, space, TextField } from '../../ui';
@@ -101,7 +101,10 @@ export default function Review() {
           <View style={styles.column}>
             <Card title="Photos">
               {kase.images.map((img) => (
-                <CaseImage key={img.id} caseId={kase.id} imageId={img.id} zoomable />
+                <View key={img.id}>
+                  <CaseImage caseId={kase.id} imageId={img.id} zoomable />
+                  <Heatmap kase={kase} imageId={img.id} />
+                </View>
               ))}
             </Card>
             <QualityCard kase={kase} />
