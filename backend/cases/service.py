@@ -16,6 +16,7 @@ import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import case as sql_case
@@ -124,6 +125,17 @@ class PreparedImage:
     model_input: np.ndarray
 
 
+class Submission(NamedTuple):
+    """What `CaseService.submit` did: the case, its job, whether it was created now (False: a retry),
+    and, when it was created and analysed in the same transaction, its view built from the rows in
+    memory (so the answer needs no query; None otherwise: read it with `CaseService.view`)."""
+
+    case: Case
+    job: AnalysisJob
+    created: bool
+    out: CaseOut | None = None
+
+
 @dataclass(frozen=True)
 class IntakeLimits:
     max_images: int
@@ -166,7 +178,7 @@ class CaseService:
         idempotency_key: str,
         *,
         analyse_inline: bool = False,
-    ) -> tuple[Case, AnalysisJob, bool]:
+    ) -> Submission:
         """Store the case, its images (encrypted) and its analysis job; the caller's unit of work commits.
 
         Three phases, so that no image work happens inside a transaction and the write lock is held only
@@ -177,8 +189,8 @@ class CaseService:
         (3) one writing transaction inserts the case, images, job and, when analysed, its results,
         triage and routing, so the caller's single commit makes all of it durable at once.
 
-        Returns ``(case, job, created)``; ``created`` is False when this is a retry of a submission
-        already stored under the same idempotency key."""
+        ``created`` is False in the result when this is a retry of a submission already stored under
+        the same idempotency key."""
         request_hash = submission_hash(body, uploads)
         existing = self._by_idempotency_key(session, actor, idempotency_key)
         if existing is not None:
@@ -259,15 +271,14 @@ class CaseService:
             )
             session.add(row)
             images.append(row)
-        session.add(
-            CaseTransition(
-                case_id=case.id,
-                from_state=None,
-                to_state=CaseState.received.value,
-                actor_id=actor.user.id,
-                actor_role=actor.user.role,
-            )
+        received = CaseTransition(
+            case_id=case.id,
+            from_state=None,
+            to_state=CaseState.received.value,
+            actor_id=actor.user.id,
+            actor_role=actor.user.role,
         )
+        session.add(received)
         job = AnalysisJob(case_id=case.id)
         session.add(job)
         record(
@@ -279,10 +290,29 @@ class CaseService:
             patient_id=patient_id,
             detail={"images": len(prepared)},
         )
-        if outcome is not None:
-            session.flush()  # the images exist before results refer to them (no ORM relationships here)
+        if outcome is None:
+            return Submission(case, job, True)
+        session.flush()  # the images exist before results refer to them (no ORM relationships here)
+        # Everything the answer shows was written by this transaction and is still in memory. Without
+        # autoflush (settle's only reads are consent's), the rows settle creates (results, transitions)
+        # stay pending, in order, until the commit: the answer is built from them, not read back.
+        with session.no_autoflush:
             self.analyzer.settle(session, job, case, images, outcome)
-        return case, job, True
+        added = list(session.new)
+        out = self._out(
+            case,
+            notes=body.notes or None,
+            images=images,
+            results=[r for r in added if isinstance(r, AnalysisResult) and r.case_id == case.id],
+            job=job,
+            answer=None,
+            transitions=[
+                received,
+                *(t for t in added if isinstance(t, CaseTransition) and t.case_id == case.id),
+            ],
+            lesion_change=None,  # analysed inline only when it follows up no lesion
+        )
+        return Submission(case, job, True, out)
 
     def prepare(self, uploads: list[Upload]) -> list[PreparedImage]:
         """Decode each upload once (within the decoding budget): sanitise, check quality, and derive the
@@ -312,11 +342,11 @@ class CaseService:
             select(Case).where(Case.created_by == actor.user.id, Case.idempotency_key == key)
         ).first()
 
-    def _replay(self, session: Session, case: Case, request_hash: str) -> tuple[Case, AnalysisJob, bool]:
+    def _replay(self, session: Session, case: Case, request_hash: str) -> Submission:
         if case.request_hash != request_hash:
             raise Conflict("this Idempotency-Key was already used for a different submission")
         job = session.exec(select(AnalysisJob).where(AnalysisJob.case_id == case.id)).one()
-        return case, job, False
+        return Submission(case, job, False)
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, session: Session, actor: Actor, case_id: uuid.UUID, *, audit: bool = True) -> Case:
@@ -372,15 +402,38 @@ class CaseService:
                     session, case.patient_id, f"answer:{answer.id}", answer.note_sealed
                 ).decode()
             answer_out = AnswerOut.model_validate(answer).model_copy(update={"note": note})
+        lesion_change = session.exec(
+            select(LesionChange).where(LesionChange.followup_case_id == case.id)
+        ).first()
+        return self._out(
+            case,
+            notes=notes,
+            images=images,
+            results=results,
+            job=job,
+            answer=answer_out,
+            transitions=list(transitions),
+            lesion_change=lesion_change,
+        )
+
+    @staticmethod
+    def _out(
+        case: Case,
+        *,
+        notes: str | None,
+        images: list[CaseImage],
+        results: list[AnalysisResult],
+        job: AnalysisJob | None,
+        answer: AnswerOut | None,
+        transitions: list[CaseTransition],
+        lesion_change: LesionChange | None,
+    ) -> CaseOut:
         message = None
         if case.sharing_consent_missing:
             message = (
                 "This case should be reviewed by a dermatologist, but the patient has not consented to "
                 "sharing (scope 'specialist_sharing'). Record that consent to send it."
             )
-        lesion_change = session.exec(
-            select(LesionChange).where(LesionChange.followup_case_id == case.id)
-        ).first()
         return CaseOut(
             id=case.id,
             patient_id=case.patient_id,
@@ -410,7 +463,7 @@ class CaseService:
             ),
             claimed_by=case.claimed_by,
             claim_expires_at=case.claim_expires_at,
-            answer=answer_out,
+            answer=answer,
             transitions=[TransitionOut.model_validate(t) for t in transitions],
             lesion_id=case.lesion_id,
             lesion_change=LesionChangeOut.model_validate(lesion_change) if lesion_change else None,

@@ -79,6 +79,21 @@ def test_one_submission_commits_case_images_job_and_analysis_together(app, clien
     assert len(keys) == 2 and all(app.state.blobs.get(k) for k in keys)  # written before the commit
 
 
+@pytest.mark.parametrize("concern", ["low", "high"])  # high: routed to the queue (more transitions)
+def test_the_submission_answer_is_the_stored_case(client, consenting, lesion_jpeg, melanoma_jpeg, concern):
+    """The answer to an inline-analysed submission is built from the rows in memory, not read back: it
+    must be exactly what reading the stored case returns."""
+    response = submit(
+        client, consenting, [lesion_jpeg, melanoma_jpeg], concern=concern, notes="itches at night"
+    )
+    assert response.status_code == 201
+    created = response.json()
+    assert created["notes"] == "itches at night" and len(created["analysis"]["results"]) == 2
+    read = client.get(f"/api/v1/cases/{created['id']}", headers=consenting["clinic"].clinician.headers)
+    assert read.status_code == 200 and read.json() == created
+    assert response.headers["ETag"] == read.headers["ETag"]
+
+
 def test_an_outage_at_submission_stores_the_case_with_a_pending_job_and_logs_the_request_id(
     app, client, consenting, lesion_jpeg
 ):
