@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -58,7 +59,14 @@ from backend.core.clock import utcnow
 from backend.core.errors import Conflict, Gone, NotFound, PreconditionFailed, ValidationFailed
 from backend.crypto.envelope import Vault
 from backend.db import end_read_transaction
-from backend.images.intake import DecodeBudget, SanitizedImage, declared_pixels, sanitize_with_pixels
+from backend.images.intake import (
+    DecodeBudget,
+    DecodedUpload,
+    SanitizedImage,
+    declared_pixels,
+    decode_checked,
+    encode_sanitized,
+)
 from backend.images.quality import QualityReport, assess
 from backend.inference.preprocess import oriented_to_model_input
 from backend.lesions import visits
@@ -114,6 +122,15 @@ def _erased(session: Session, patient_id: uuid.UUID) -> bool:
 class Upload:
     filename: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """One upload checked and decoded, with the model's input; not yet re-encoded for storage."""
+
+    upload: DecodedUpload
+    model_input: np.ndarray
+    decode_seconds: float
 
 
 @dataclass(frozen=True)
@@ -183,9 +200,10 @@ class CaseService:
 
         Three phases, so that no image work happens inside a transaction and the write lock is held only
         for the inserts: (1) a read-only transaction checks the idempotency key, the patient and consent;
-        (2) outside any transaction the images are decoded once, sanitised, checked, reduced to the
-        model's input, encrypted and written to the blob store (before the commit that refers to them);
-        with ``analyse_inline`` the model runs here too, in a batch shared with concurrent submissions;
+        (2) outside any transaction the images are decoded once and reduced to the model's input, then
+        re-encoded (sanitised), checked, encrypted and written to the blob store (before the commit that
+        refers to them); with ``analyse_inline`` the model runs meanwhile, in a batch shared with
+        concurrent submissions;
         (3) one writing transaction inserts the case, images, job and, when analysed, its results,
         triage and routing, so the caller's single commit makes all of it durable at once.
 
@@ -206,10 +224,15 @@ class CaseService:
 
         case_id = uuid.uuid4()
         batcher = self.analyzer.batcher if analyse_inline and self.analyzer else None
-        with batcher.expect() if batcher else nullcontext():
-            prepared = self.prepare(uploads)
-        # The model runs (in a batch with concurrent submissions) while this thread writes the blobs.
-        inference = self.analyzer.start(np.stack([p.model_input for p in prepared])) if batcher else None
+        inference = None
+        with self._decoding(uploads):
+            with batcher.expect() if batcher else nullcontext():
+                decoded = self.decode(uploads)
+            if batcher:
+                # The model runs (in a batch with concurrent submissions) while this thread re-encodes,
+                # checks, encrypts and stores the images.
+                inference = self.analyzer.start(np.stack([d.model_input for d in decoded]))
+            prepared = self.finish(decoded)
         stored: list[tuple[PreparedImage, str]] = []
         with metrics.stage("encrypt_store"):
             for position, image in enumerate(prepared):
@@ -317,24 +340,43 @@ class CaseService:
     def prepare(self, uploads: list[Upload]) -> list[PreparedImage]:
         """Decode each upload once (within the decoding budget): sanitise, check quality, and derive the
         model's input from the same pixels. No database work happens here."""
-        # An image over the per-image limit is refused by `sanitize` (422) before any decoding: only the
-        # others count against the budget.
+        with self._decoding(uploads):
+            return self.finish(self.decode(uploads))
+
+    def _decoding(self, uploads: list[Upload]):  # type: ignore[no-untyped-def]
+        """Hold the decoding budget for these uploads' pixels (until they are encoded and checked)."""
+        # An image over the per-image limit is refused by `decode_checked` (422) before any decoding:
+        # only the others count against the budget.
         declared = sum(
             p for p in map(declared_pixels, (u.data for u in uploads)) if p <= self.limits.max_pixels
         )
+        return self.decode_budget.reserve(declared) if self.decode_budget else nullcontext()
+
+    def decode(self, uploads: list[Upload]) -> list[DecodedImage]:
+        """Check and decode every upload (all refusals happen here) and derive the model's input."""
+        decoded = []
+        for upload in uploads:
+            started = time.perf_counter()
+            image = decode_checked(
+                upload.data, max_bytes=self.limits.max_image_bytes, max_pixels=self.limits.max_pixels
+            )
+            seconds = time.perf_counter() - started
+            with metrics.stage("preprocess"):
+                model_input = oriented_to_model_input(image.pixels)
+            decoded.append(DecodedImage(image, model_input, seconds))
+        return decoded
+
+    def finish(self, decoded: list[DecodedImage]) -> list[PreparedImage]:
+        """Re-encode each decoded upload for storage and check its quality."""
         prepared = []
-        with self.decode_budget.reserve(declared) if self.decode_budget else nullcontext():
-            for upload in uploads:
-                with metrics.stage("intake"):
-                    image, pixels = sanitize_with_pixels(
-                        upload.data, max_bytes=self.limits.max_image_bytes, max_pixels=self.limits.max_pixels
-                    )
-                with metrics.stage("quality"):
-                    quality = assess(pixels)
-                with metrics.stage("preprocess"):
-                    model_input = oriented_to_model_input(pixels)
-                del pixels
-                prepared.append(PreparedImage(image=image, quality=quality, model_input=model_input))
+        for item in decoded:
+            started = time.perf_counter()
+            sanitized = encode_sanitized(item.upload)
+            metrics.observe_stage("intake", item.decode_seconds + time.perf_counter() - started)
+            with metrics.stage("quality"):
+                quality = assess(item.upload.pixels)
+            prepared.append(PreparedImage(image=sanitized, quality=quality, model_input=item.model_input))
+        decoded.clear()  # the full-size pixels go now, not when the request ends
         return prepared
 
     def _by_idempotency_key(self, session: Session, actor: Actor, key: str) -> Case | None:
