@@ -22,11 +22,13 @@ which is what the code already relies on with PostgreSQL.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, create_engine
 
@@ -142,6 +144,15 @@ def _lock_before_writing_statements(state: ORMExecuteState) -> None:
 def _lock_before_flushing(session: Session, _context: object, _instances: object) -> None:
     if session.new or session.dirty or session.deleted:
         take_write_lock(session)
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether a database error means "the lock was not granted in time" (the server is busy, the request
+    was fine): SQLite's ``database is locked`` after the busy timeout, PostgreSQL's ``lock_not_available``."""
+    orig = exc.orig if isinstance(exc, OperationalError) else exc  # the write-lock upgrade runs raw SQL
+    if isinstance(orig, sqlite3.OperationalError):
+        return "locked" in str(orig)  # "database is locked", "database table is locked"
+    return getattr(orig, "sqlstate", None) == "55P03"
 
 
 def end_read_transaction(session: Session) -> None:
