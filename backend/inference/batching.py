@@ -72,6 +72,9 @@ class DynamicBatcher:
                 self._thread.start()
             self._queue.append(request)
             self._cond.notify_all()
+        time.sleep(
+            0
+        )  # hand the GIL to the batcher thread now, so the model starts before this thread goes on
 
         def result() -> list[Prediction]:
             request.done.wait()
