@@ -10,7 +10,10 @@ the intent to write, before that statement runs:
   write lock now"), whose rows are then re-read (``populate_existing``) in the new snapshot.
 
 Taking the lock ends the read-only snapshot and starts ``BEGIN IMMEDIATE``, waiting up to the busy
-timeout for the current writer. A deferred transaction that tried to upgrade itself in place would fail
+timeout for the current writer. Writers of one process first queue on a lock of their own (held until
+the connection goes back to the pool or begins its next transaction): SQLite's busy handler polls
+with sleeps of up to 100 ms, so under concurrent submissions the write lock sat free while waiters
+slept; the process lock hands it over at once. Other processes still meet SQLite's busy timeout. A deferred transaction that tried to upgrade itself in place would fail
 at once with ``database is locked`` (``SQLITE_BUSY_SNAPSHOT``) whenever another writer committed since its
 first read; restarting as ``BEGIN IMMEDIATE`` waits instead. The cost is PostgreSQL's READ COMMITTED
 semantics for what was read before the write lock (rows locked with ``FOR UPDATE`` are read after it),
@@ -19,14 +22,20 @@ which is what the code already relies on with PostgreSQL.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, create_engine
 
 _WRITING = "dermalink_sqlite_writing"  # on the pooled connection's info: this transaction holds the lock
+_WRITER = "dermalink_sqlite_writer"  # on the pooled connection's info: the process's writer lock
+_HOLDS = "dermalink_sqlite_holds_writer"  # on the pooled connection's info: this connection holds it
+BUSY_TIMEOUT_SECONDS = 30
 SYNCHRONOUS = ("FULL", "NORMAL")
 
 
@@ -44,7 +53,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS}
+        )
         _sqlite_pragmas(engine, sqlite_synchronous)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -55,20 +66,29 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     if synchronous not in SYNCHRONOUS:
         raise ValueError(f"sqlite synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
 
+    writer = threading.Lock()  # one writer at a time in this process, handed over without polling
+
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _connect(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
+        record.info[_WRITER] = writer
 
     @event.listens_for(engine, "begin")
     def _begin(connection) -> None:  # type: ignore[no-untyped-def]
+        _release_writer(connection.info)  # a connection kept open after its writing transaction
         connection.exec_driver_sql("BEGIN")
         connection.info[_WRITING] = False
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        if record is not None:  # None: a connection detached from the pool
+            _release_writer(record.info)
 
     @event.listens_for(engine, "savepoint")
     def _savepoint(connection, _name) -> None:  # type: ignore[no-untyped-def]
@@ -81,10 +101,23 @@ def _upgrade_to_writing(connection) -> None:  # type: ignore[no-untyped-def]
     """Turn this SQLite connection's read transaction into a writing one (``BEGIN IMMEDIATE``)."""
     if connection.info.get(_WRITING):
         return
+    writer = connection.info.get(_WRITER)
+    if writer is not None and not connection.info.get(_HOLDS):
+        # Bounded, so that a connection left holding it can only slow writers down to SQLite's own wait.
+        connection.info[_HOLDS] = writer.acquire(timeout=BUSY_TIMEOUT_SECONDS)
     raw = connection.connection.dbapi_connection
-    raw.execute("COMMIT")  # ends a snapshot that has only read
-    raw.execute("BEGIN IMMEDIATE")
+    try:
+        raw.execute("COMMIT")  # ends a snapshot that has only read
+        raw.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        _release_writer(connection.info)
+        raise
     connection.info[_WRITING] = True
+
+
+def _release_writer(info: dict) -> None:  # type: ignore[type-arg]
+    if info.pop(_HOLDS, False):
+        info[_WRITER].release()
 
 
 def take_write_lock(session: Session) -> None:
@@ -111,6 +144,15 @@ def _lock_before_writing_statements(state: ORMExecuteState) -> None:
 def _lock_before_flushing(session: Session, _context: object, _instances: object) -> None:
     if session.new or session.dirty or session.deleted:
         take_write_lock(session)
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether a database error means "the lock was not granted in time" (the server is busy, the request
+    was fine): SQLite's ``database is locked`` after the busy timeout, PostgreSQL's ``lock_not_available``."""
+    orig = exc.orig if isinstance(exc, OperationalError) else exc  # the write-lock upgrade runs raw SQL
+    if isinstance(orig, sqlite3.OperationalError):
+        return "locked" in str(orig)  # "database is locked", "database table is locked"
+    return getattr(orig, "sqlstate", None) == "55P03"
 
 
 def end_read_transaction(session: Session) -> None:

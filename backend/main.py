@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -21,7 +23,7 @@ from backend.cases.worker import EmbeddedRunner, RedisDispatcher
 from backend.config import Settings, get_settings
 from backend.consent.routes import router as consent_router
 from backend.core import metrics
-from backend.core.errors import DermaLinkError, error_body
+from backend.core.errors import DermaLinkError, ServiceUnavailable, error_body
 from backend.core.logging import configure_logging, log
 from backend.core.middleware import (
     BodyLimitMiddleware,
@@ -29,6 +31,7 @@ from backend.core.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from backend.db import is_lock_timeout
 from backend.fhir.routes import audit_router as fhir_audit_router
 from backend.fhir.routes import cases_router as fhir_cases_router
 from backend.images.intake import return_freed_memory_to_the_os
@@ -89,6 +92,17 @@ def _error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(sqlite3.OperationalError)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not is_lock_timeout(exc):
+            return await unexpected(request, exc)
+        log.warning("database lock not granted in time", error=str(exc)[:200])
+        busy = ServiceUnavailable(
+            "the database is busy right now; try again shortly", headers={"Retry-After": "2"}
+        )
+        return await dermalink_error(request, busy)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -111,11 +111,13 @@ def submit_case(
     # runs in the analysis job, not inside the submission.
     inline = dispatcher.inline and body.lesion_id is None
     with commit_refusals(session, NotFound):  # the denied look-up of the patient stays in the audit trail
-        case, job, created = cases.submit(
+        case, job, created, out = cases.submit(
             session, actor, body, uploads, idempotency_key, analyse_inline=inline
         )
     if not created:
         response.status_code = status.HTTP_200_OK
+    elif out is not None:  # analysed in this transaction: the view was built from the rows in memory
+        return _respond(response, out)
     elif not inline:
         # Analysis happens elsewhere (RQ workers, the embedded runner for a follow-up, or a Triton call with
         # its own timeouts): the case must be durable before anyone is told about its job, so this one route

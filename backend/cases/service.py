@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import case as sql_case
@@ -57,7 +59,14 @@ from backend.core.clock import utcnow
 from backend.core.errors import Conflict, Gone, NotFound, PreconditionFailed, ValidationFailed
 from backend.crypto.envelope import Vault
 from backend.db import end_read_transaction
-from backend.images.intake import DecodeBudget, SanitizedImage, declared_pixels, sanitize_with_pixels
+from backend.images.intake import (
+    DecodeBudget,
+    DecodedUpload,
+    SanitizedImage,
+    declared_pixels,
+    decode_checked,
+    encode_sanitized,
+)
 from backend.images.quality import QualityReport, assess
 from backend.inference.preprocess import oriented_to_model_input
 from backend.lesions import visits
@@ -116,12 +125,32 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class DecodedImage:
+    """One upload checked and decoded, with the model's input; not yet re-encoded for storage."""
+
+    upload: DecodedUpload
+    model_input: np.ndarray
+    decode_seconds: float
+
+
+@dataclass(frozen=True)
 class PreparedImage:
     """One upload after intake: the sanitised JPEG to store, its quality, and the model's input."""
 
     image: SanitizedImage
     quality: QualityReport
     model_input: np.ndarray
+
+
+class Submission(NamedTuple):
+    """What `CaseService.submit` did: the case, its job, whether it was created now (False: a retry),
+    and, when it was created and analysed in the same transaction, its view built from the rows in
+    memory (so the answer needs no query; None otherwise: read it with `CaseService.view`)."""
+
+    case: Case
+    job: AnalysisJob
+    created: bool
+    out: CaseOut | None = None
 
 
 @dataclass(frozen=True)
@@ -166,19 +195,20 @@ class CaseService:
         idempotency_key: str,
         *,
         analyse_inline: bool = False,
-    ) -> tuple[Case, AnalysisJob, bool]:
+    ) -> Submission:
         """Store the case, its images (encrypted) and its analysis job; the caller's unit of work commits.
 
         Three phases, so that no image work happens inside a transaction and the write lock is held only
         for the inserts: (1) a read-only transaction checks the idempotency key, the patient and consent;
-        (2) outside any transaction the images are decoded once, sanitised, checked, reduced to the
-        model's input, encrypted and written to the blob store (before the commit that refers to them);
-        with ``analyse_inline`` the model runs here too, in a batch shared with concurrent submissions;
+        (2) outside any transaction the images are decoded once and reduced to the model's input, then
+        re-encoded (sanitised), checked, encrypted and written to the blob store (before the commit that
+        refers to them); with ``analyse_inline`` the model runs meanwhile, in a batch shared with
+        concurrent submissions;
         (3) one writing transaction inserts the case, images, job and, when analysed, its results,
         triage and routing, so the caller's single commit makes all of it durable at once.
 
-        Returns ``(case, job, created)``; ``created`` is False when this is a retry of a submission
-        already stored under the same idempotency key."""
+        ``created`` is False in the result when this is a retry of a submission already stored under
+        the same idempotency key."""
         request_hash = submission_hash(body, uploads)
         existing = self._by_idempotency_key(session, actor, idempotency_key)
         if existing is not None:
@@ -194,17 +224,18 @@ class CaseService:
 
         case_id = uuid.uuid4()
         batcher = self.analyzer.batcher if analyse_inline and self.analyzer else None
-        with batcher.expect() if batcher else nullcontext():
-            prepared = self.prepare(uploads)
-        # The model runs (in a batch with concurrent submissions) while this thread writes the blobs.
-        # ... and, once it has answered, stores each image's heatmap (drawn on the model input).
-        inference = (
-            self.analyzer.start(
-                np.stack([p.model_input for p in prepared]), HeatmapTarget(seal, patient_id, case_id)
-            )
-            if batcher
-            else None
-        )
+        inference = None
+        with self._decoding(uploads):
+            with batcher.expect() if batcher else nullcontext():
+                decoded = self.decode(uploads)
+            if batcher:
+                # The model runs (in a batch with concurrent submissions) while this thread re-encodes,
+                # checks, encrypts and stores the images; once it has answered, each image's heatmap
+                # (drawn on the model input) is stored too.
+                inference = self.analyzer.start(
+                    np.stack([d.model_input for d in decoded]), HeatmapTarget(seal, patient_id, case_id)
+                )
+            prepared = self.finish(decoded)
         stored: list[tuple[PreparedImage, str]] = []
         with metrics.stage("encrypt_store"):
             for position, image in enumerate(prepared):
@@ -268,15 +299,14 @@ class CaseService:
             )
             session.add(row)
             images.append(row)
-        session.add(
-            CaseTransition(
-                case_id=case.id,
-                from_state=None,
-                to_state=CaseState.received.value,
-                actor_id=actor.user.id,
-                actor_role=actor.user.role,
-            )
+        received = CaseTransition(
+            case_id=case.id,
+            from_state=None,
+            to_state=CaseState.received.value,
+            actor_id=actor.user.id,
+            actor_role=actor.user.role,
         )
+        session.add(received)
         job = AnalysisJob(case_id=case.id)
         session.add(job)
         record(
@@ -288,32 +318,70 @@ class CaseService:
             patient_id=patient_id,
             detail={"images": len(prepared)},
         )
-        if outcome is not None:
-            session.flush()  # the images exist before results refer to them (no ORM relationships here)
+        if outcome is None:
+            return Submission(case, job, True)
+        session.flush()  # the images exist before results refer to them (no ORM relationships here)
+        # Everything the answer shows was written by this transaction and is still in memory. Without
+        # autoflush (settle's only reads are consent's), the rows settle creates (results, transitions)
+        # stay pending, in order, until the commit: the answer is built from them, not read back.
+        with session.no_autoflush:
             self.analyzer.settle(session, job, case, images, outcome)
-        return case, job, True
+        added = list(session.new)
+        out = self._out(
+            case,
+            notes=body.notes or None,
+            images=images,
+            results=[r for r in added if isinstance(r, AnalysisResult) and r.case_id == case.id],
+            job=job,
+            answer=None,
+            transitions=[
+                received,
+                *(t for t in added if isinstance(t, CaseTransition) and t.case_id == case.id),
+            ],
+            lesion_change=None,  # analysed inline only when it follows up no lesion
+        )
+        return Submission(case, job, True, out)
 
     def prepare(self, uploads: list[Upload]) -> list[PreparedImage]:
         """Decode each upload once (within the decoding budget): sanitise, check quality, and derive the
         model's input from the same pixels. No database work happens here."""
-        # An image over the per-image limit is refused by `sanitize` (422) before any decoding: only the
-        # others count against the budget.
+        with self._decoding(uploads):
+            return self.finish(self.decode(uploads))
+
+    def _decoding(self, uploads: list[Upload]):  # type: ignore[no-untyped-def]
+        """Hold the decoding budget for these uploads' pixels (until they are encoded and checked)."""
+        # An image over the per-image limit is refused by `decode_checked` (422) before any decoding:
+        # only the others count against the budget.
         declared = sum(
             p for p in map(declared_pixels, (u.data for u in uploads)) if p <= self.limits.max_pixels
         )
+        return self.decode_budget.reserve(declared) if self.decode_budget else nullcontext()
+
+    def decode(self, uploads: list[Upload]) -> list[DecodedImage]:
+        """Check and decode every upload (all refusals happen here) and derive the model's input."""
+        decoded = []
+        for upload in uploads:
+            started = time.perf_counter()
+            image = decode_checked(
+                upload.data, max_bytes=self.limits.max_image_bytes, max_pixels=self.limits.max_pixels
+            )
+            seconds = time.perf_counter() - started
+            with metrics.stage("preprocess"):
+                model_input = oriented_to_model_input(image.pixels)
+            decoded.append(DecodedImage(image, model_input, seconds))
+        return decoded
+
+    def finish(self, decoded: list[DecodedImage]) -> list[PreparedImage]:
+        """Re-encode each decoded upload for storage and check its quality."""
         prepared = []
-        with self.decode_budget.reserve(declared) if self.decode_budget else nullcontext():
-            for upload in uploads:
-                with metrics.stage("intake"):
-                    image, pixels = sanitize_with_pixels(
-                        upload.data, max_bytes=self.limits.max_image_bytes, max_pixels=self.limits.max_pixels
-                    )
-                with metrics.stage("quality"):
-                    quality = assess(pixels)
-                with metrics.stage("preprocess"):
-                    model_input = oriented_to_model_input(pixels)
-                del pixels
-                prepared.append(PreparedImage(image=image, quality=quality, model_input=model_input))
+        for item in decoded:
+            started = time.perf_counter()
+            sanitized = encode_sanitized(item.upload)
+            metrics.observe_stage("intake", item.decode_seconds + time.perf_counter() - started)
+            with metrics.stage("quality"):
+                quality = assess(item.upload.pixels)
+            prepared.append(PreparedImage(image=sanitized, quality=quality, model_input=item.model_input))
+        decoded.clear()  # the full-size pixels go now, not when the request ends
         return prepared
 
     def _by_idempotency_key(self, session: Session, actor: Actor, key: str) -> Case | None:
@@ -321,11 +389,11 @@ class CaseService:
             select(Case).where(Case.created_by == actor.user.id, Case.idempotency_key == key)
         ).first()
 
-    def _replay(self, session: Session, case: Case, request_hash: str) -> tuple[Case, AnalysisJob, bool]:
+    def _replay(self, session: Session, case: Case, request_hash: str) -> Submission:
         if case.request_hash != request_hash:
             raise Conflict("this Idempotency-Key was already used for a different submission")
         job = session.exec(select(AnalysisJob).where(AnalysisJob.case_id == case.id)).one()
-        return case, job, False
+        return Submission(case, job, False)
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, session: Session, actor: Actor, case_id: uuid.UUID, *, audit: bool = True) -> Case:
@@ -381,15 +449,38 @@ class CaseService:
                     session, case.patient_id, f"answer:{answer.id}", answer.note_sealed
                 ).decode()
             answer_out = AnswerOut.model_validate(answer).model_copy(update={"note": note})
+        lesion_change = session.exec(
+            select(LesionChange).where(LesionChange.followup_case_id == case.id)
+        ).first()
+        return self._out(
+            case,
+            notes=notes,
+            images=images,
+            results=results,
+            job=job,
+            answer=answer_out,
+            transitions=list(transitions),
+            lesion_change=lesion_change,
+        )
+
+    @staticmethod
+    def _out(
+        case: Case,
+        *,
+        notes: str | None,
+        images: list[CaseImage],
+        results: list[AnalysisResult],
+        job: AnalysisJob | None,
+        answer: AnswerOut | None,
+        transitions: list[CaseTransition],
+        lesion_change: LesionChange | None,
+    ) -> CaseOut:
         message = None
         if case.sharing_consent_missing:
             message = (
                 "This case should be reviewed by a dermatologist, but the patient has not consented to "
                 "sharing (scope 'specialist_sharing'). Record that consent to send it."
             )
-        lesion_change = session.exec(
-            select(LesionChange).where(LesionChange.followup_case_id == case.id)
-        ).first()
         return CaseOut(
             id=case.id,
             patient_id=case.patient_id,
@@ -419,7 +510,7 @@ class CaseService:
             ),
             claimed_by=case.claimed_by,
             claim_expires_at=case.claim_expires_at,
-            answer=answer_out,
+            answer=answer,
             transitions=[TransitionOut.model_validate(t) for t in transitions],
             lesion_id=case.lesion_id,
             lesion_change=LesionChangeOut.model_validate(lesion_change) if lesion_change else None,

@@ -83,17 +83,18 @@ def get_document(session: Session, document_id: uuid.UUID) -> ConsentDocument:
     return document
 
 
-def _superseded(session: Session, document: ConsentDocument, scope: str) -> bool:
-    """A later document for this scope and language that requires re-consent supersedes ``document``."""
+def _superseding_scopes(session: Session, document: ConsentDocument) -> set[str]:
+    """The scopes of later documents in ``document``'s language that require re-consent: each of them is
+    superseded for ``document``'s grants."""
     later = session.exec(
-        select(ConsentDocument).where(
+        select(ConsentDocument.scopes).where(
             ConsentDocument.language == document.language,
             ConsentDocument.published_at > document.published_at,
             ConsentDocument.requires_reconsent.is_(True),  # type: ignore[attr-defined]
             ConsentDocument.withdrawn_at.is_(None),  # type: ignore[union-attr]
         )
     )
-    return any(scope in d.scopes.split(",") for d in later)
+    return {scope for scopes in later for scope in scopes.split(",")}
 
 
 def history(session: Session, patient_id: uuid.UUID) -> list[ConsentEvent]:
@@ -107,6 +108,7 @@ def status(session: Session, patient_id: uuid.UUID) -> dict[Scope, tuple[ActiveC
     for event in history(session, patient_id):
         latest[event.scope] = event
     result: dict[Scope, tuple[ActiveConsent | None, bool]] = {}
+    superseding: dict[uuid.UUID, set[str]] = {}  # per document: one query, however many scopes it granted
     for scope in Scope:
         event = latest.get(scope.value)
         if event is None or event.kind != GRANT or event.document_id is None:
@@ -114,7 +116,9 @@ def status(session: Session, patient_id: uuid.UUID) -> dict[Scope, tuple[ActiveC
             continue
         document = session.get(ConsentDocument, event.document_id)
         assert document is not None
-        if _superseded(session, document, scope.value):
+        if document.id not in superseding:
+            superseding[document.id] = _superseding_scopes(session, document)
+        if scope.value in superseding[document.id]:
             result[scope] = (None, True)
         else:
             result[scope] = (ActiveConsent(event, document), False)
@@ -199,7 +203,7 @@ def grant(
         raise ValidationFailed(
             f"consent version {document.version} does not cover scope(s) {', '.join(uncovered)}"
         )
-    if _superseded(session, document, body.scopes[0].value):
+    if body.scopes[0].value in _superseding_scopes(session, document):
         raise ValidationFailed(f"consent version {document.version} was superseded; use the newest version")
     current = status(session, patient.id)
     events = []

@@ -82,6 +82,11 @@ def stage(name: str) -> Iterator[None]:
         STAGE_SECONDS.labels(name).observe(time.perf_counter() - start)
 
 
+def observe_stage(name: str, seconds: float) -> None:
+    """A stage timed in pieces (intake: the decode, then the re-encode once the model is under way)."""
+    STAGE_SECONDS.labels(name).observe(seconds)
+
+
 def observe_batch(size: int, waited: float, seconds: float) -> None:
     BATCH_SIZE.observe(size)
     STAGE_SECONDS.labels("queue_wait").observe(waited)

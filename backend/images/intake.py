@@ -96,6 +96,21 @@ def sanitize_with_pixels(
 ) -> tuple[SanitizedImage, Image.Image]:
     """`sanitize`, also returning the decoded sRGB pixels that were encoded, so that callers needing them
     (the quality check, the model's input) do not decode the stored JPEG again."""
+    decoded = decode_checked(data, max_bytes=max_bytes, max_pixels=max_pixels, min_side=min_side)
+    return encode_sanitized(decoded), decoded.pixels
+
+
+@dataclass
+class DecodedUpload:
+    """An accepted upload's sRGB pixels (orientation applied, no metadata), not yet re-encoded."""
+
+    pixels: Image.Image
+    original_format: str
+
+
+def decode_checked(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int = 64) -> DecodedUpload:
+    """The first half of `sanitize`: every check and the decode (all refusals happen here), so a caller
+    can start on the pixels (the model's input) before `encode_sanitized` writes the stored JPEG."""
     _check_size(data, max_bytes)
     with _open(data) as image:
         _check_dimensions(image, max_pixels, min_side)
@@ -106,16 +121,21 @@ def sanitize_with_pixels(
         pixels = _to_srgb(image)
         original_format = image.format
     pixels.info = {}  # nothing that came with the upload can reach the encoder
+    return DecodedUpload(pixels, original_format)
+
+
+def encode_sanitized(decoded: DecodedUpload) -> SanitizedImage:
+    """The second half of `sanitize`: the metadata-free JPEG re-encoded from the decoded pixels."""
+    pixels = decoded.pixels
     encoded = _encode(pixels)
-    sanitized = SanitizedImage(
+    return SanitizedImage(
         data=encoded,
         media_type=OUTPUT_MEDIA_TYPE,
         width=pixels.width,
         height=pixels.height,
-        original_format=original_format,
+        original_format=decoded.original_format,
         sha256=hashlib.sha256(encoded).hexdigest(),
     )
-    return sanitized, pixels
 
 
 def _check_size(data: bytes, max_bytes: int) -> None:

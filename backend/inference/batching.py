@@ -72,6 +72,8 @@ class DynamicBatcher:
                 self._thread.start()
             self._queue.append(request)
             self._cond.notify_all()
+        # Hand the GIL to the batcher thread now, so the model starts before this thread goes on.
+        time.sleep(0)
 
         def result() -> list[Prediction]:
             request.done.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,21 @@ def test_one_submission_commits_case_images_job_and_analysis_together(app, clien
         assert len(session.exec(select(AnalysisResult)).all()) == 2
         keys = [i.blob_key for i in session.exec(select(CaseImage))]
     assert len(keys) == 2 and all(app.state.blobs.get(k) for k in keys)  # written before the commit
+
+
+@pytest.mark.parametrize("concern", ["low", "high"])  # high: routed to the queue (more transitions)
+def test_the_submission_answer_is_the_stored_case(client, consenting, lesion_jpeg, melanoma_jpeg, concern):
+    """The answer to an inline-analysed submission is built from the rows in memory, not read back: it
+    must be exactly what reading the stored case returns."""
+    response = submit(
+        client, consenting, [lesion_jpeg, melanoma_jpeg], concern=concern, notes="itches at night"
+    )
+    assert response.status_code == 201
+    created = response.json()
+    assert created["notes"] == "itches at night" and len(created["analysis"]["results"]) == 2
+    read = client.get(f"/api/v1/cases/{created['id']}", headers=consenting["clinic"].clinician.headers)
+    assert read.status_code == 200 and read.json() == created
+    assert response.headers["ETag"] == read.headers["ETag"]
 
 
 def test_an_outage_at_submission_stores_the_case_with_a_pending_job_and_logs_the_request_id(
@@ -200,6 +216,31 @@ def test_reads_and_writes_do_not_wait_for_a_submission_processing_images(
         finally:
             release.set()
         assert pending.result(timeout=120).status_code == 201
+
+
+def test_a_write_lock_not_granted_in_time_answers_503_with_retry_after(
+    app, client, consenting, lesion_jpeg, monkeypatch
+):
+    """Another process holding SQLite's write lock past the busy timeout: the submission is refused as
+    "busy, retry" (503, Retry-After), not as an internal error, and nothing of it is stored."""
+    from backend import db
+
+    if not app.state.db.is_sqlite:
+        pytest.skip("SQLite's busy timeout")
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_SECONDS", 0.2)
+    app.state.db.engine.dispose()  # new connections take the short busy timeout
+    other = sqlite3.connect(app.state.db.engine.url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        response = submit(client, consenting, [lesion_jpeg])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert response.status_code == 503, response.text
+    assert response.json()["type"] == "service_unavailable" and response.headers["Retry-After"] == "2"
+    with app.state.db.session() as session:
+        assert session.exec(select(AnalysisJob)).first() is None
+    assert submit(client, consenting, [lesion_jpeg]).status_code == 201
 
 
 def test_parallel_large_submissions_all_succeed(app, client, consenting, lesion_jpeg):
