@@ -55,18 +55,24 @@ def _postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session", params=DATABASES)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def migrated_database(kind: str, sqlite_file: Path) -> Iterator[str]:
+    """A freshly migrated database: a SQLite file at ``sqlite_file``, or a scratch PostgreSQL database
+    (dropped afterwards). For fixtures parametrised over `DATABASES`."""
     from backend import migrate
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+    if kind == "sqlite":
+        url = f"sqlite:///{sqlite_file}"
         migrate.upgrade(url)
         yield url
     else:
         for url in _postgres_database():
             migrate.upgrade(url)
             yield url
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from migrated_database(request.param, tmp_path_factory.mktemp("sqlite") / "test.db")
 
 
 @pytest.fixture

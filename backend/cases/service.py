@@ -528,22 +528,8 @@ class CaseService:
         ).first()
         if not key:
             raise NotFound(f"no heatmap for image {image_id} of case {case_id}")
-        try:
-            ciphertext = self.blobs.get(key)
-        except BlobNotFound:
-            raise NotFound(
-                f"the heatmap of image {image_id} of case {case_id} is missing from storage"
-            ) from None
-        data = self.vault.decrypt(session, case.patient_id, f"blob:{key}", ciphertext)
-        record(
-            session,
-            actor.ctx,
-            "case.heatmap_view",
-            resource_type="case_image",
-            resource_id=image_id,
-            patient_id=case.patient_id,
-        )
-        return data
+        missing = f"the heatmap of image {image_id} of case {case_id} is missing from storage"
+        return self._read_blob(session, actor, case, key, image_id, "case.heatmap_view", missing)
 
     def image(self, session: Session, actor: Actor, case_id: uuid.UUID, image_id: uuid.UUID) -> bytes:
         case = self.get(session, actor, case_id, audit=False)
@@ -552,17 +538,32 @@ class CaseService:
         ).first()
         if image is None:
             raise NotFound(f"image {image_id} not found in case {case_id}")
+        missing = f"image {image_id} of case {case_id} is missing from storage"
+        return self._read_blob(session, actor, case, image.blob_key, image.id, "case.image_view", missing)
+
+    def _read_blob(
+        self,
+        session: Session,
+        actor: Actor,
+        case: Case,
+        key: str,
+        image_id: uuid.UUID,
+        action: str,
+        missing: str,
+    ) -> bytes:
+        """Fetch and decrypt a case blob and audit the view; a missing blob is a 404 that never names the
+        internal blob path."""
         try:
-            ciphertext = self.blobs.get(image.blob_key)
-        except BlobNotFound:  # never the internal blob path in the answer
-            raise NotFound(f"image {image_id} of case {case_id} is missing from storage") from None
-        data = self.vault.decrypt(session, case.patient_id, f"blob:{image.blob_key}", ciphertext)
+            ciphertext = self.blobs.get(key)
+        except BlobNotFound:
+            raise NotFound(missing) from None
+        data = self.vault.decrypt(session, case.patient_id, f"blob:{key}", ciphertext)
         record(
             session,
             actor.ctx,
-            "case.image_view",
+            action,
             resource_type="case_image",
-            resource_id=image.id,
+            resource_id=image_id,
             patient_id=case.patient_id,
         )
         return data

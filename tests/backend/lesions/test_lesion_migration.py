@@ -13,20 +13,13 @@ from backend import migrate
 from backend.cases.models import Case
 from backend.lesions.models import Lesion
 from tests.backend.cases.conftest import submit
-from tests.conftest import DATABASES, _postgres_database
+from tests.conftest import DATABASES, migrated_database
 
 
 @pytest.fixture(params=DATABASES)
 def database_url(request, tmp_path):  # type: ignore[no-untyped-def]
     """A database of this test's own: it is migrated down and up again."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'migration.db'}"
-        migrate.upgrade(url)
-        yield url
-    else:
-        for url in _postgres_database():
-            migrate.upgrade(url)
-            yield url
+    yield from migrated_database(request.param, tmp_path / "migration.db")
 
 
 def test_each_existing_case_becomes_its_own_lesion(app, client, consenting, lesion_jpeg, database_url):
