@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -48,7 +49,13 @@ class Inference:
 
     predictions: list[Prediction] | None = None
     error: Exception | None = None
-    heatmaps: list[str | None] | None = None  # blob keys of the stored overlays, per image
+    # The images' heatmaps, being drawn and stored on a helper thread while the submission writes its
+    # rows: resolves to the blob keys of the stored overlays, per image (None where there is none).
+    heatmaps: Future[list[str | None]] | None = None
+
+    def stored_heatmaps(self) -> list[str | None] | None:
+        """Wait for the heatmaps (a failure to store one was logged and reads as None)."""
+        return self.heatmaps.result() if self.heatmaps is not None else None
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,9 @@ class Analyzer:
         self.blobs = blobs
         self.classifier = classifier
         self.rules = rules
+        # Inline submissions draw their heatmaps here while they write their rows (PNG encoding and
+        # AES-GCM release the GIL); threads start on first use.
+        self._heatmap_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermalink-heatmap")
 
     def claim_due(self, limit: int = 4) -> list[uuid.UUID]:
         """Take up to ``limit`` due jobs (pending and due, or running with an expired lease)."""
@@ -226,8 +236,14 @@ class Analyzer:
             if not isinstance(exc, InferenceError):
                 log.exception("inline analysis failed")
             return Inference(error=exc)
-        heatmaps = self.heatmaps(target, pixels, predictions) if target else None
-        return Inference(predictions=predictions, heatmaps=heatmaps)
+        if target is None:
+            return Inference(predictions=predictions)
+        # Drawn and stored (~5 ms an image) while the submission's rows are written; `settle` waits for
+        # them before the commit, so a row never names a heatmap that is not stored.
+        return Inference(
+            predictions=predictions,
+            heatmaps=self._heatmap_pool.submit(self.heatmaps, target, pixels, predictions),
+        )
 
     def heatmaps(
         self, target: HeatmapTarget, pixels: np.ndarray, predictions: list[Prediction]
@@ -270,7 +286,7 @@ class Analyzer:
         error = outcome.error
         if error is None:
             assert outcome.predictions is not None
-            self.store(session, case, images, outcome.predictions, heatmaps=outcome.heatmaps)
+            self.store(session, case, images, outcome.predictions, heatmaps=outcome.stored_heatmaps())
             job.status = "done"
         elif isinstance(error, InferenceError) and not error.retryable:
             job.status, job.last_error = "failed", f"inference rejected the request: {error}"[:1000]

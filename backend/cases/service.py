@@ -274,7 +274,7 @@ class CaseService:
             for _, blob_key in stored:
                 self.blobs.delete(blob_key)
             if outcome is not None:
-                self.analyzer.discard(outcome.heatmaps)
+                self.analyzer.discard(outcome.stored_heatmaps())
             existing = self._by_idempotency_key(session, actor, idempotency_key)
             if existing is None:
                 raise
