@@ -72,6 +72,11 @@ def heatmap_key(patient_id: uuid.UUID, case_id: uuid.UUID, position: int) -> str
     return f"patients/{patient_id}/images/{case_id}-{position}-{uuid.uuid4().hex}.heatmap.png.enc"
 
 
+# Inline submissions draw their heatmaps here while they write their rows (PNG encoding and AES-GCM
+# release the GIL). One pool per process, shared by every analyzer; its threads start on first use.
+_HEATMAP_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermalink-heatmap")
+
+
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
 
@@ -95,9 +100,6 @@ class Analyzer:
         self.blobs = blobs
         self.classifier = classifier
         self.rules = rules
-        # Inline submissions draw their heatmaps here while they write their rows (PNG encoding and
-        # AES-GCM release the GIL); threads start on first use.
-        self._heatmap_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermalink-heatmap")
 
     def claim_due(self, limit: int = 4) -> list[uuid.UUID]:
         """Take up to ``limit`` due jobs (pending and due, or running with an expired lease)."""
@@ -242,7 +244,7 @@ class Analyzer:
         # them before the commit, so a row never names a heatmap that is not stored.
         return Inference(
             predictions=predictions,
-            heatmaps=self._heatmap_pool.submit(self.heatmaps, target, pixels, predictions),
+            heatmaps=_HEATMAP_THREADS.submit(self.heatmaps, target, pixels, predictions),
         )
 
     def heatmaps(
