@@ -105,9 +105,23 @@ def choose_thresholds(
     }
     if groups is not None:
         try:
-            result["referral_model"] = referral_model(probs, y, groups, target_sensitivity)
+            learned = referral_model(probs, y, groups, target_sensitivity)
         except ValueError as exc:  # tiny validation sets (tests, smoke runs): the summed rule only
             result["referral_model_skipped"] = str(exc)
+            return result
+        # Shipped only where it refers fewer benign lesions than the summed rule at the same target: its
+        # out-of-fold specificity against the summed rule's in-sample one (a comparison that favours the
+        # summed rule, so the learned one must win clearly enough to beat an optimistic estimate).
+        summed = result["validation"]["malignant_referral"]["specificity"]
+        if learned["validation_out_of_fold"]["benign_specificity"] > summed:
+            result["referral_model"] = learned
+        else:
+            result["referral_model_skipped"] = (
+                f"the learned rule's out-of-fold benign specificity "
+                f"{learned['validation_out_of_fold']['benign_specificity']:.3f} does not beat the summed "
+                f"rule's {summed:.3f} on validation"
+            )
+            result["referral_model_not_shipped"] = learned
     return result
 
 

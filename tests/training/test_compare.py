@@ -94,4 +94,7 @@ def test_triage_json_from_served_path_validation_predictions(two_models, tmp_pat
     assert triage["version"] == "2" and triage["temperature_baked_into_model"] == 1.1
     assert "served path" in triage["chosen_on"] and "never the test" in triage["chosen_on"]
     rules = TriageRules.from_file(model_dir / "triage.json")
-    assert rules.referral is not None and rules.malignant_threshold == triage["malignant_threshold"]
+    assert rules.malignant_threshold == triage["malignant_threshold"]
+    # the learned rule ships only where it beats the summed one on validation; either way it is said
+    assert (rules.referral is not None) == ("referral_model" in triage)
+    assert ("referral_model" in triage) != ("referral_model_skipped" in triage)

@@ -26,7 +26,7 @@ def synthetic_validation(n_lesions: int = 120, seed: int = 0):
 
 
 def test_choose_thresholds_with_groups_ships_a_referral_model_the_backend_reads(tmp_path):
-    probs, y, groups = synthetic_validation()
+    probs, y, groups = misleading_sum()
     triage = choose_thresholds(probs, y, groups=groups)
     block = triage["referral_model"]
     assert block["labels"] == list(LABELS) and len(block["coefficients"]) == len(LABELS)
@@ -93,8 +93,27 @@ def test_the_shipped_model_carries_its_referral_rule():
 
 @pytest.mark.parametrize("seed", [2, 3])
 def test_scores_are_probabilities(seed):
-    probs, y, groups = synthetic_validation(seed=seed)
+    probs, y, groups = misleading_sum(seed=seed)
     block = choose_thresholds(probs, y, groups=groups)["referral_model"]
     trained = ReferralModel(np.array(block["coefficients"]), block["intercept"], block["threshold"])
     s = trained.score(probs)
     assert np.all((s > 0) & (s < 1))
+
+
+def test_the_learned_rule_ships_only_where_it_beats_the_summed_one():
+    """Where the summed probability already separates malignant from benign best (here: malignant mass
+    that is pure signal), the learned rule is kept out of triage.json, with the reason."""
+    rng = np.random.default_rng(7)
+    y = np.repeat(rng.integers(0, 7, 200), 2)
+    positive = is_malignant(y)
+    probs = rng.dirichlet(np.ones(7), len(y))
+    # summed malignant mass: high for malignant lesions, low for benign, the rest spread at random
+    mass = np.where(positive, rng.uniform(0.5, 0.9, len(y)), rng.uniform(0.0, 0.45, len(y)))
+    idx = [LABELS.index(c) for c in MALIGNANT]
+    rest = [i for i in range(7) if i not in idx]
+    probs[:, idx] *= (mass / probs[:, idx].sum(1))[:, None]
+    probs[:, rest] *= ((1 - mass) / probs[:, rest].sum(1))[:, None]
+    triage = choose_thresholds(probs, y, groups=np.repeat(np.arange(200), 2))
+    assert triage["validation"]["malignant_referral"]["specificity"] == 1.0  # the sum is perfect here
+    assert "referral_model" not in triage and "does not beat" in triage["referral_model_skipped"]
+    assert triage["referral_model_not_shipped"]["labels"] == list(LABELS)  # kept for the record
