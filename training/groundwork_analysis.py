@@ -20,6 +20,7 @@ from training.decision import (
     fit_referral,
     grouped_folds,
     log_probs,
+    operating_point,
 )
 from training.metrics import cluster_bootstrap, paired_bootstrap_difference, point_metrics
 from training.paths import model_repository
@@ -48,13 +49,7 @@ def cls_stats(y: np.ndarray, probs: np.ndarray) -> dict:
 
 
 def ref_stats(y: np.ndarray, refer: np.ndarray) -> dict:
-    pos, mel = is_malignant(y), y == LABELS.index("mel")
-    return {
-        "malignant_sensitivity": float(refer[pos].mean()),
-        "mel_sensitivity": float(refer[mel].mean()),
-        "benign_specificity": float((~refer[~pos]).mean()),
-        "fraction_referred": float(refer.mean()),
-    }
+    return operating_point(refer, y)
 
 
 def with_ci(point: dict, ci: dict) -> dict:
