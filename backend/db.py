@@ -13,9 +13,10 @@ Taking the lock ends the read-only snapshot and starts ``BEGIN IMMEDIATE``, wait
 timeout for the current writer. Writers of one process first queue on a lock of their own (held until
 the connection goes back to the pool or begins its next transaction): SQLite's busy handler polls
 with sleeps of up to 100 ms, so under concurrent submissions the write lock sat free while waiters
-slept; the process lock hands it over at once. Other processes still meet SQLite's busy timeout. A deferred transaction that tried to upgrade itself in place would fail
-at once with ``database is locked`` (``SQLITE_BUSY_SNAPSHOT``) whenever another writer committed since its
-first read; restarting as ``BEGIN IMMEDIATE`` waits instead. The cost is PostgreSQL's READ COMMITTED
+slept; the process lock hands it over at once. Other processes still meet SQLite's busy timeout.
+A deferred transaction that tried to upgrade itself in place would fail at once with ``database is
+locked`` (``SQLITE_BUSY_SNAPSHOT``) whenever another writer committed since its first read; restarting
+as ``BEGIN IMMEDIATE`` waits instead. The cost is PostgreSQL's READ COMMITTED
 semantics for what was read before the write lock (rows locked with ``FOR UPDATE`` are read after it),
 which is what the code already relies on with PostgreSQL.
 """
