@@ -114,6 +114,23 @@ export async function shot(page, name) {
   await page.setViewportSize(original);
 }
 
+/** Like `shot`, but only the first element with this test id, scrolled into view (for a part of a screen
+ * below the fold, such as a photo's heatmap). */
+export async function shotOf(page, testId, name) {
+  if (!config.screenshots) return;
+  mkdirSync(config.screenshots, { recursive: true });
+  const original = page.viewportSize();
+  const element = page.getByTestId(testId).first();
+  for (const [suffix, size] of [['phone', PHONE], ['desktop', DESKTOP]]) {
+    await page.setViewportSize(size);
+    await page.waitForLoadState('networkidle').catch(() => {});
+    await element.scrollIntoViewIfNeeded();
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+    await element.screenshot({ path: join(config.screenshots, `${name}-${suffix}.png`) });
+  }
+  await page.setViewportSize(original);
+}
+
 /** Run `body(browser)`, print its result as the last line of JSON for the pytest side, always close. */
 export async function scenario(body) {
   const browser = await launch();

@@ -5,7 +5,7 @@
 // The web build keeps tokens in memory only, so the walk moves inside the app (no page reloads).
 import { readFileSync } from 'node:fs';
 
-import { DESKTOP, PHONE, WAIT, assertNoPageErrors, config, newPage, scenario, shot, signIn } from '../lib.mjs';
+import { DESKTOP, PHONE, WAIT, assertNoPageErrors, config, newPage, scenario, shot, shotOf, signIn } from '../lib.mjs';
 import { drawSignature, prepareCase, registerPatient } from '../steps.mjs';
 
 await scenario(async (browser) => {
@@ -39,6 +39,10 @@ await scenario(async (browser) => {
   const caseId = new URL(page.url()).pathname.split('/').filter(Boolean).at(-1);
   const topLabel = (await page.getByTestId('ai-top-label').innerText()).trim();
   await shot(page, 'case-result');
+  // the heatmap: fetched only when asked for, always with its label
+  await page.getByTestId('heatmap-toggle').first().click();
+  await page.getByTestId('heatmap-image').first().waitFor({ timeout: WAIT });
+  await shotOf(page, 'heatmap', 'case-result-heatmap');
   assertNoPageErrors(page);
   await clinician.context.close();
 
