@@ -332,7 +332,6 @@ STAGE_LABELS = {
     "encrypt_store": "encrypt (AES-GCM) and write the blob",
     "queue_wait": "waiting for an inference batch (per batch)",
     "inference": "inference (per batch)",
-    "heatmap": "heatmap: draw, seal, write (a helper thread, beside the rows below)",
     "triage": "results, triage, routing rows",
     "commit": "database commit (all of a request's)",
 }

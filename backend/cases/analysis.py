@@ -1,9 +1,8 @@
 """Running one analysis job: decrypt the case's images, classify, store results, triage, route.
 
-Each image with a class-activation map also gets its heatmap: the top class's overlay (`inference.cam`)
-on the model's 224x224 input, a small PNG sealed with the patient's key like the images and written
-before the commit that names it (``AnalysisResult.heatmap_blob_key``). Where the model looked, not a
-diagnosis; a heatmap that cannot be made leaves the analysis as it is, without one.
+Each result keeps the top class's class-activation map (7x7, ``AnalysisResult.class_map``) when the model
+gives one: where the model looked, not a diagnosis. Its colour overlay is drawn only when somebody opens
+it (`CaseService.heatmap`), so the analysis itself spends nothing on pictures nobody may look at.
 
 A job is claimed with a lease (status ``running`` until ``lease_expires_at``). A worker that dies keeps
 its lease until it expires; then any worker may claim the job again, so a crash delays analysis but never
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,7 +33,6 @@ from backend.core.logging import log
 from backend.crypto.envelope import Vault
 from backend.inference.base import Classifier, InferenceError, Prediction
 from backend.inference.batching import DynamicBatcher
-from backend.inference.cam import overlay_png
 from backend.inference.preprocess import batch, load_image
 from backend.lesions import visits
 
@@ -49,32 +46,13 @@ class Inference:
 
     predictions: list[Prediction] | None = None
     error: Exception | None = None
-    # The images' heatmaps, being drawn and stored on a helper thread while the submission writes its
-    # rows: resolves to the blob keys of the stored overlays, per image (None where there is none).
-    heatmaps: Future[list[str | None]] | None = None
-
-    def stored_heatmaps(self) -> list[str | None] | None:
-        """Wait for the heatmaps (a failure to store one was logged and reads as None)."""
-        return self.heatmaps.result() if self.heatmaps is not None else None
 
 
-@dataclass(frozen=True)
-class HeatmapTarget:
-    """Where a submission's heatmaps go: sealed with the patient's key, next to the case's images."""
-
-    seal: Callable[[str, bytes], bytes]
-    patient_id: uuid.UUID
-    case_id: uuid.UUID
-
-
-def heatmap_key(patient_id: uuid.UUID, case_id: uuid.UUID, position: int) -> str:
-    """Like an image's key (same folder: no new directory to create and fsync), a fresh name per write."""
-    return f"patients/{patient_id}/images/{case_id}-{position}-{uuid.uuid4().hex}.heatmap.png.enc"
-
-
-# Inline submissions draw their heatmaps here while they write their rows (PNG encoding and AES-GCM
-# release the GIL). One pool per process, shared by every analyzer; its threads start on first use.
-_HEATMAP_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermalink-heatmap")
+def stored_class_map(prediction: Prediction) -> list[list[float]] | None:
+    """The top class's class-activation map as the result row keeps it (JSON rows, 4 decimals)."""
+    if prediction.class_map is None:
+        return None
+    return np.round(np.asarray(prediction.class_map, np.float64), 4).tolist()
 
 
 def backoff(attempts: int) -> timedelta:
@@ -154,7 +132,6 @@ class Analyzer:
                     return "failed"
                 attempt, patient_id = job.attempts, case.patient_id
                 consent.require(session, patient_id, Scope.ai_analysis)
-                target = HeatmapTarget(self.vault.sealer(session, patient_id), patient_id, case.id)
                 images = list(
                     session.exec(
                         select(CaseImage).where(CaseImage.case_id == case.id).order_by(CaseImage.position)
@@ -173,7 +150,6 @@ class Analyzer:
                     ]
                 )
             predictions = self.predict(pixels)
-            heatmaps = self.heatmaps(target, pixels, predictions)
             measured = visits.measure(followup) if followup else None
         except consent.ConsentRequired as exc:
             return self._fail(job_id, str(exc.detail))
@@ -188,11 +164,10 @@ class Analyzer:
         with self.session_factory() as session:
             job = session.exec(select(AnalysisJob).where(AnalysisJob.id == job_id).with_for_update()).one()
             if job.status != "running" or job.attempts != attempt:
-                self.discard(heatmaps)
                 return job.status  # the lease expired and another worker took over: its result counts
             case = session.get(Case, job.case_id)
             images = [session.get(CaseImage, image_id) for image_id in image_ids]
-            self.store(session, case, images, predictions, measured, heatmaps=heatmaps)
+            self.store(session, case, images, predictions, measured)
             job.status, job.lease_expires_at, job.last_error, job.updated_at = "done", None, None, utcnow()
             session.add(job)
             with metrics.stage("commit"):
@@ -207,10 +182,9 @@ class Analyzer:
         with metrics.stage("inference"):
             return classifier.predict_batch(pixels)
 
-    def start(self, pixels: np.ndarray, heatmaps: HeatmapTarget | None = None) -> Callable[[], Inference]:
+    def start(self, pixels: np.ndarray) -> Callable[[], Inference]:
         """Start classifying ``pixels`` and return a call that waits for the outcome, a failure included
-        (for a submission that analyses inline and writes its blobs meanwhile); with ``heatmaps``, the
-        call also stores the images' heatmaps there."""
+        (for a submission that analyses inline and writes its blobs meanwhile)."""
         try:
             classifier = self.classifier()
             if self.batcher is not None:
@@ -227,55 +201,16 @@ class Analyzer:
             def waiting() -> list[Prediction]:
                 raise error
 
-        return lambda: self._outcome(waiting, pixels, heatmaps)
+        return lambda: self._outcome(waiting)
 
-    def _outcome(
-        self, waiting: Callable[[], list[Prediction]], pixels: np.ndarray, target: HeatmapTarget | None
-    ) -> Inference:
+    @staticmethod
+    def _outcome(waiting: Callable[[], list[Prediction]]) -> Inference:
         try:
-            predictions = waiting()
+            return Inference(predictions=waiting())
         except Exception as exc:
             if not isinstance(exc, InferenceError):
                 log.exception("inline analysis failed")
             return Inference(error=exc)
-        if target is None:
-            return Inference(predictions=predictions)
-        # Drawn and stored (~5 ms an image) while the submission's rows are written; `settle` waits for
-        # them before the commit, so a row never names a heatmap that is not stored.
-        return Inference(
-            predictions=predictions,
-            heatmaps=_HEATMAP_THREADS.submit(self.heatmaps, target, pixels, predictions),
-        )
-
-    def heatmaps(
-        self, target: HeatmapTarget, pixels: np.ndarray, predictions: list[Prediction]
-    ) -> list[str | None]:
-        """Render each image's top-class overlay on its model input (224x224) and store it sealed;
-        returns the blob keys (None where the model gave no map, or where storing failed: logged)."""
-        keys: list[str | None] = []
-        for position, (image, prediction) in enumerate(zip(pixels, predictions, strict=True)):
-            if prediction.class_map is None:
-                keys.append(None)
-                continue
-            key = heatmap_key(target.patient_id, target.case_id, position)
-            try:
-                with metrics.stage("heatmap"):
-                    png = overlay_png(image, prediction.class_map)
-                    self.blobs.put(key, target.seal(f"blob:{key}", png))
-            except Exception:  # a heatmap is an extra: the analysis stands without it
-                log.exception("heatmap not stored", case_id=str(target.case_id), position=position)
-                key = None
-            keys.append(key)
-        return keys
-
-    def discard(self, heatmaps: list[str | None] | None) -> None:
-        """Delete stored heatmaps no row will name (the orphan sweep would, a day later)."""
-        for key in heatmaps or ():
-            if key:
-                try:
-                    self.blobs.delete(key)
-                except Exception:  # the orphan sweep deletes it later
-                    log.warning("heatmap not deleted", blob=key)
 
     def settle(
         self, session: Session, job: AnalysisJob, case: Case, images: list[CaseImage], outcome: Inference
@@ -288,7 +223,7 @@ class Analyzer:
         error = outcome.error
         if error is None:
             assert outcome.predictions is not None
-            self.store(session, case, images, outcome.predictions, heatmaps=outcome.stored_heatmaps())
+            self.store(session, case, images, outcome.predictions)
             job.status = "done"
         elif isinstance(error, InferenceError) and not error.retryable:
             job.status, job.last_error = "failed", f"inference rejected the request: {error}"[:1000]
@@ -320,14 +255,11 @@ class Analyzer:
         images: list[CaseImage],
         predictions,  # type: ignore[no-untyped-def]
         measured: visits.Measured | None = None,
-        *,
-        heatmaps: list[str | None] | None = None,
     ) -> None:
-        """Results (with their heatmaps' blob keys), the lesion change measured for a follow-up, triage
-        and routing, in ``session``."""
+        """Results (with their class-activation maps), the lesion change measured for a follow-up,
+        triage and routing, in ``session``."""
         evidence = []
-        heatmaps = heatmaps or [None] * len(images)
-        for image, prediction, heatmap in zip(images, predictions, heatmaps, strict=True):
+        for image, prediction in zip(images, predictions, strict=True):
             probs = prediction.probabilities
             malignant = sum(probs.get(c, 0.0) for c in self.rules.malignant_classes)
             session.add(
@@ -341,7 +273,7 @@ class Analyzer:
                     model_name=prediction.model_name,
                     model_version=prediction.model_version,
                     inference_ms=prediction.inference_ms,
-                    heatmap_blob_key=heatmap,
+                    class_map=stored_class_map(prediction),
                 )
             )
             evidence.append(ImageEvidence(probs, image.quality_ok))

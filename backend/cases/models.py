@@ -111,8 +111,10 @@ class AnalysisResult(SQLModel, table=True):
     model_name: str = Field(max_length=100)
     model_version: str = Field(max_length=40)
     inference_ms: float
-    # The top class's class-activation overlay (PNG, encrypted like the images); None: the model has no
-    # class maps. Where the model looked, not a diagnosis.
+    # Where the model looked, not a diagnosis. ``class_map``: the top class's class-activation map (7x7,
+    # rows of floats) as the model gave it; None: the model has no class maps. ``heatmap_blob_key``: its
+    # colour overlay on the image (PNG, encrypted like the images), drawn when somebody first opens it.
+    class_map: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     heatmap_blob_key: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(default_factory=utcnow)
 

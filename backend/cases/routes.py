@@ -193,8 +193,8 @@ def read_heatmap(
     case_id: uuid.UUID, image_id: uuid.UUID, actor: ClinicalActor, session: UnitOfWork, cases: CaseServiceDep
 ) -> Response:
     """Where the model looked, not a diagnosis: the top class's class-activation map over the image
-    (the model's 224x224 input), decrypted for this request only. 404 when the image has no heatmap
-    (not analysed yet, or a model without class maps)."""
+    (the model's 224x224 input), drawn on the first view and kept encrypted, decrypted for this request
+    only. 404 when the image has no heatmap (not analysed yet, or a model without class maps)."""
     with commit_refusals(session, NotFound, Gone):
         data = cases.heatmap(session, actor, case_id, image_id)
     return Response(

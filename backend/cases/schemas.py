@@ -85,7 +85,7 @@ class ResultOut(ResponseBody):
         if isinstance(data, dict) or not hasattr(data, "heatmap_blob_key"):
             return data
         fields = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
-        if data.heatmap_blob_key:
+        if data.heatmap_blob_key or getattr(data, "class_map", None):
             fields["heatmap_url"] = f"/api/v1/cases/{data.case_id}/images/{data.image_id}/heatmap"
         return fields
 

@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from backend.audit.service import record
-from backend.cases.analysis import Analyzer, HeatmapTarget
+from backend.cases.analysis import Analyzer
 from backend.cases.models import (
     AnalysisJob,
     AnalysisResult,
@@ -68,7 +68,8 @@ from backend.images.intake import (
     encode_sanitized,
 )
 from backend.images.quality import QualityReport, assess
-from backend.inference.preprocess import oriented_to_model_input
+from backend.inference.cam import overlay_png
+from backend.inference.preprocess import load_image, oriented_to_model_input
 from backend.lesions import visits
 from backend.lesions.models import LesionChange
 from backend.lesions.schemas import LesionChangeOut
@@ -230,11 +231,8 @@ class CaseService:
                 decoded = self.decode(uploads)
             if batcher:
                 # The model runs (in a batch with concurrent submissions) while this thread re-encodes,
-                # checks, encrypts and stores the images; once it has answered, each image's heatmap
-                # (drawn on the model input) is stored too.
-                inference = self.analyzer.start(
-                    np.stack([d.model_input for d in decoded]), HeatmapTarget(seal, patient_id, case_id)
-                )
+                # checks, encrypts and stores the images.
+                inference = self.analyzer.start(np.stack([d.model_input for d in decoded]))
             prepared = self.finish(decoded)
         stored: list[tuple[PreparedImage, str]] = []
         with metrics.stage("encrypt_store"):
@@ -273,8 +271,6 @@ class CaseService:
             session.rollback()
             for _, blob_key in stored:
                 self.blobs.delete(blob_key)
-            if outcome is not None:
-                self.analyzer.discard(outcome.stored_heatmaps())
             existing = self._by_idempotency_key(session, actor, idempotency_key)
             if existing is None:
                 raise
@@ -519,17 +515,37 @@ class CaseService:
         )
 
     def heatmap(self, session: Session, actor: Actor, case_id: uuid.UUID, image_id: uuid.UUID) -> bytes:
-        """The image's heatmap PNG (where the model looked, not a diagnosis): read like the image."""
+        """The image's heatmap PNG (where the model looked, not a diagnosis), read like the image.
+
+        The analysis keeps only the top class's 7x7 map; the first view draws its overlay on the stored
+        image (reduced to the model's 224x224 input, as the model saw it) and keeps the PNG sealed with
+        the patient's key like the images, written before the caller's commit names it. Later views
+        read it. Two first views at once each draw one; the row names the later, the orphan sweep
+        removes the other."""
         case = self.get(session, actor, case_id, audit=False)
-        key = session.exec(
-            select(AnalysisResult.heatmap_blob_key).where(
+        result = session.exec(
+            select(AnalysisResult).where(
                 AnalysisResult.case_id == case.id, AnalysisResult.image_id == image_id
             )
         ).first()
-        if not key:
+        if result is None or not (result.heatmap_blob_key or result.class_map):
             raise NotFound(f"no heatmap for image {image_id} of case {case_id}")
-        missing = f"the heatmap of image {image_id} of case {case_id} is missing from storage"
-        return self._read_blob(session, actor, case, key, image_id, "case.heatmap_view", missing)
+        if result.heatmap_blob_key:
+            missing = f"the heatmap of image {image_id} of case {case_id} is missing from storage"
+            return self._read_blob(
+                session, actor, case, result.heatmap_blob_key, image_id, "case.heatmap_view", missing
+            )
+        image = session.get(CaseImage, image_id)
+        assert image is not None  # a result refers to its image (foreign key)
+        missing = f"image {image_id} of case {case_id} is missing from storage"
+        data = self._read_blob(session, actor, case, image.blob_key, image_id, "case.heatmap_view", missing)
+        with metrics.stage("heatmap"):
+            png = overlay_png(load_image(data), np.asarray(result.class_map, np.float32))
+            key = heatmap_key(case.patient_id, case.id, image.position)
+            self.blobs.put(key, self.vault.encrypt(session, case.patient_id, f"blob:{key}", png))
+        result.heatmap_blob_key = key
+        session.add(result)
+        return png
 
     def image(self, session: Session, actor: Actor, case_id: uuid.UUID, image_id: uuid.UUID) -> bytes:
         case = self.get(session, actor, case_id, audit=False)
@@ -731,6 +747,11 @@ class CaseService:
             raise Conflict(f"a case that is {case.state} cannot be closed")
         transition(session, case, CaseState.closed, actor.ctx)
         return case
+
+
+def heatmap_key(patient_id: uuid.UUID, case_id: uuid.UUID, position: int) -> str:
+    """Like an image's key (same folder: no new directory to create and fsync), a fresh name per write."""
+    return f"patients/{patient_id}/images/{case_id}-{position}-{uuid.uuid4().hex}.heatmap.png.enc"
 
 
 def check_version(case: Case, if_match: str | None) -> None:

@@ -6,8 +6,8 @@ Names (all prefixed ``dermalink_``):
 * ``case_stage_seconds{stage}``: where a submission's time goes, one observation per image or request:
   ``intake`` (decode, limits, sanitising re-encode), ``quality``, ``preprocess`` (the model's 224×224
   input), ``encrypt_store`` (AES-GCM and the blob write), ``queue_wait`` (waiting for a batch),
-  ``inference`` (one model call, per batch), ``heatmap`` (one image's class-activation overlay PNG:
-  render, seal, write), ``triage`` (results, triage and routing rows), ``commit``;
+  ``inference`` (one model call, per batch), ``heatmap`` (one image's class-activation overlay PNG,
+  drawn on its first view: render, seal, write; not part of a submission), ``triage`` (results, triage and routing rows), ``commit``;
 * ``inference_batch_size``: images per model call;
 * ``analysis_jobs{status}`` and ``analysis_oldest_due_job_age_seconds``: read from the database at scrape;
 * ``model_info{name,version}``: the loaded model;

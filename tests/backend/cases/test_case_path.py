@@ -276,7 +276,10 @@ def test_metrics_need_the_scrape_token_or_an_admin(app, client, consenting, make
     clinician = consenting["clinic"].clinician
     assert client.get("/metrics", headers=clinician.headers).status_code == 403
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert submit(client, consenting, [lesion_jpeg]).status_code == 201
+    case = submit(client, consenting, [lesion_jpeg])
+    assert case.status_code == 201
+    heatmap = case.json()["analysis"]["results"][0]["heatmap_url"]
+    assert client.get(heatmap, headers=clinician.headers).status_code == 200  # drawn on first view
     admin = make_user(Role.admin)
     by_admin = client.get("/metrics", headers=admin.headers)
     assert by_admin.status_code == 200

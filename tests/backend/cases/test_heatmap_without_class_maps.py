@@ -1,5 +1,6 @@
 """A model with only the probabilities (no ``class_maps`` output) still analyses: no heatmap, the route
-answers 404. And migration 0008 goes down and up again on a database with results (its own database)."""
+answers 404. And migrations 0008 and 0009 go down and up again on a database with results (its own
+database)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def model_repository(tmp_path_factory):  # type: ignore[no-untyped-def]
     return build_repository(tmp_path_factory.mktemp("no_class_maps"))
 
 
-def test_a_model_without_class_maps_gives_no_heatmap_and_migration_0008_round_trips(
+def test_a_model_without_class_maps_gives_no_heatmap_and_migrations_0008_0009_round_trip(
     app, client, consenting, lesion_jpeg, database_url
 ):
     case = submit(client, consenting, [lesion_jpeg]).json()
@@ -41,8 +42,9 @@ def test_a_model_without_class_maps_gives_no_heatmap_and_migration_0008_round_tr
     command.downgrade(config, "0007")
     with app.state.db.engine.connect() as conn:
         columns = list(conn.execute(text("SELECT * FROM analysis_result")).keys())
-        assert "heatmap_blob_key" not in columns
+        assert "heatmap_blob_key" not in columns and "class_map" not in columns
     command.upgrade(config, "head")
     with app.state.db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM analysis_result")).scalar_one() == 1
-        assert conn.execute(text("SELECT heatmap_blob_key FROM analysis_result")).scalar_one() is None
+        row = conn.execute(text("SELECT heatmap_blob_key, class_map FROM analysis_result")).one()
+        assert tuple(row) == (None, None)

@@ -1,9 +1,11 @@
-"""Class-activation heatmaps on the case result: made by the analysis (inline and by a worker), stored
-encrypted next to the images, served by their own route, swept and erased like the images."""
+"""Class-activation heatmaps on the case result: the analysis (inline and by a worker) keeps each image's
+top-class map; the first view draws the overlay and stores it encrypted next to the images; later views
+read it; swept and erased like the images."""
 
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from datetime import timedelta
 
@@ -28,7 +30,12 @@ def _heatmap_keys(app) -> list[str]:  # type: ignore[no-untyped-def]
         return [k for (k,) in conn.execute(text("SELECT heatmap_blob_key FROM analysis_result")) if k]
 
 
-def test_inline_analysis_stores_an_encrypted_heatmap_per_image_and_serves_it(
+def _class_maps(app) -> list:  # type: ignore[no-untyped-def]
+    with app.state.db.engine.connect() as conn:
+        return [m for (m,) in conn.execute(text("SELECT class_map FROM analysis_result"))]
+
+
+def test_inline_analysis_keeps_each_images_map_and_the_first_view_stores_an_encrypted_heatmap(
     app, client, consenting, nevus_jpeg, melanoma_jpeg
 ):
     case = submit(client, consenting, [nevus_jpeg, melanoma_jpeg]).json()
@@ -38,28 +45,30 @@ def test_inline_analysis_stores_an_encrypted_heatmap_per_image_and_serves_it(
     by_image = {r["image_id"]: r for r in analysis["results"]}
     for i, image in enumerate(case["images"]):
         assert by_image[image["id"]]["heatmap_url"] == _url(case, i)
-    keys = _heatmap_keys(app)
-    assert len(keys) == 2
-    for key in keys:  # next to the images, sealed: no PNG in the store
-        assert key.startswith(f"patients/{consenting['id']}/images/{case['id']}-") and key.endswith(
-            ".png.enc"
-        )
-        stored = app.state.blobs.get(key)
-        assert not stored.startswith(b"\x89PNG") and b"IHDR" not in stored
-    response = client.get(_url(case, 1), headers=consenting["clinic"].clinician.headers)
-    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
-    assert response.headers["cache-control"] == "no-store"
-    png = Image.open(io.BytesIO(response.content))
+    maps = [np.asarray(m if isinstance(m, list) else json.loads(m)) for m in _class_maps(app)]
+    assert [m.shape for m in maps] == [(7, 7), (7, 7)] and all(m.std() > 0 for m in maps)
+    assert _heatmap_keys(app) == []  # nothing drawn until somebody looks
+    headers = consenting["clinic"].clinician.headers
+    first = client.get(_url(case, 1), headers=headers)
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+    assert first.headers["cache-control"] == "no-store"
+    png = Image.open(io.BytesIO(first.content))
     assert png.format == "PNG" and png.size == (224, 224)  # drawn on the model's input, not full size
     assert np.asarray(png.convert("RGB")).std() > 10
-    (viewed,) = audit_rows(app, action="case.heatmap_view")
-    assert str(viewed.resource_id) == case["images"][1]["id"]
+    (key,) = _heatmap_keys(app)  # kept, next to the images, sealed: no PNG in the store
+    assert key.startswith(f"patients/{consenting['id']}/images/{case['id']}-1-") and key.endswith(".png.enc")
+    stored = app.state.blobs.get(key)
+    assert not stored.startswith(b"\x89PNG") and b"IHDR" not in stored
+    again = client.get(_url(case, 1), headers=headers)  # read back, not drawn again
+    assert again.status_code == 200 and again.content == first.content and _heatmap_keys(app) == [key]
+    viewed = audit_rows(app, action="case.heatmap_view")
+    assert [str(v.resource_id) for v in viewed] == [case["images"][1]["id"]] * 2
 
 
-def test_worker_analysis_stores_heatmaps_too(app, client, consenting, lesion_jpeg):
+def test_worker_analysis_keeps_maps_too(app, client, consenting, lesion_jpeg):
     hold_jobs(app)
     case = submit(client, consenting, [lesion_jpeg]).json()
-    assert case["analysis"]["status"] == "pending" and _heatmap_keys(app) == []
+    assert case["analysis"]["status"] == "pending" and _class_maps(app) == []
     clinician = consenting["clinic"].clinician
     assert client.get(_url(case), headers=clinician.headers).status_code == 404  # not analysed yet
     (job_id,) = app.state.services.analyzer.run_due()
@@ -68,12 +77,14 @@ def test_worker_analysis_stores_heatmaps_too(app, client, consenting, lesion_jpe
     assert case["analysis"]["results"][0]["heatmap_url"] == _url(case)
     response = client.get(_url(case), headers=clinician.headers)
     assert response.status_code == 200 and response.content[:4] == b"\x89PNG"
+    assert len(_heatmap_keys(app)) == 1
 
 
 def test_heatmaps_are_erased_with_the_patient_and_never_swept_while_referenced(
     app, client, consenting, lesion_jpeg, make_user
 ):
     case = submit(client, consenting, [lesion_jpeg]).json()
+    assert client.get(_url(case), headers=consenting["clinic"].clinician.headers).status_code == 200
     (key,) = _heatmap_keys(app)
     later = utcnow() + timedelta(hours=25)
     swept = sweep_orphans(app.state.blobs, app.state.db.session, grace=timedelta(hours=24), now=later)

@@ -94,8 +94,8 @@ def test_cli_sweeps_a_day_old_orphan_file(app, client, consenting, lesion_jpeg, 
     get_settings.cache_clear()
     _register_all()
     result = CliRunner().invoke(cli, ["admin", "sweep-blobs"])
-    # scanned: the submitted image and its heatmap (both referenced), the old and the young orphan
-    assert result.exit_code == 0 and result.output.startswith("1 orphan blob(s) deleted of 4"), result.output
+    # scanned: the submitted image (referenced; its heatmap is drawn on first view), the two orphans
+    assert result.exit_code == 0 and result.output.startswith("1 orphan blob(s) deleted of 3"), result.output
     assert "1 unreferenced but younger than 24 h kept" in result.output
     remaining = set(app.state.blobs.iter_keys(f"patients/{consenting['id']}"))
-    assert young <= remaining and not (old & remaining) and len(remaining) == 3
+    assert young <= remaining and not (old & remaining) and len(remaining) == 2
