@@ -213,7 +213,14 @@ class Analyzer:
             return Inference(error=exc)
 
     def settle(
-        self, session: Session, job: AnalysisJob, case: Case, images: list[CaseImage], outcome: Inference
+        self,
+        session: Session,
+        job: AnalysisJob,
+        case: Case,
+        images: list[CaseImage],
+        outcome: Inference,
+        *,
+        sharing: bool | None = None,
     ) -> None:
         """Record an inline analysis in the submission's own transaction: results, triage and routing
         when it succeeded; otherwise the job stays pending with a backoff (or fails if the model rejected
@@ -223,7 +230,7 @@ class Analyzer:
         error = outcome.error
         if error is None:
             assert outcome.predictions is not None
-            self.store(session, case, images, outcome.predictions)
+            self.store(session, case, images, outcome.predictions, sharing=sharing)
             job.status = "done"
         elif isinstance(error, InferenceError) and not error.retryable:
             job.status, job.last_error = "failed", f"inference rejected the request: {error}"[:1000]
@@ -255,9 +262,11 @@ class Analyzer:
         images: list[CaseImage],
         predictions,  # type: ignore[no-untyped-def]
         measured: visits.Measured | None = None,
+        *,
+        sharing: bool | None = None,
     ) -> None:
         """Results (with their class-activation maps), the lesion change measured for a follow-up,
-        triage and routing, in ``session``."""
+        triage and routing, in ``session`` (``sharing``: the patient's sharing consent, if read already)."""
         evidence = []
         for image, prediction in zip(images, predictions, strict=True):
             probs = prediction.probabilities
@@ -280,11 +289,17 @@ class Analyzer:
         if measured is not None:
             visits.store_change(session, measured, predictions[0].probabilities)
         with metrics.stage("triage"):
-            self._triage(session, case, evidence, predictions, measured)
+            self._triage(session, case, evidence, predictions, measured, sharing)
 
     def _triage(
-        self, session: Session, case: Case, evidence: list[ImageEvidence], predictions, measured
-    ) -> None:  # type: ignore[no-untyped-def]
+        self,
+        session: Session,
+        case: Case,
+        evidence: list[ImageEvidence],
+        predictions,  # type: ignore[no-untyped-def]
+        measured: visits.Measured | None,
+        sharing: bool | None,
+    ) -> None:
         decision = decide(
             self.rules,
             evidence,
@@ -297,7 +312,7 @@ class Analyzer:
             decision.rule,
             decision.detail,
         )
-        route(session, case, SYSTEM, analysed=True)
+        route(session, case, SYSTEM, analysed=True, sharing=sharing)
         record(
             session,
             SYSTEM,

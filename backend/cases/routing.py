@@ -46,16 +46,23 @@ def touch(case: Case) -> None:
     case.updated_at = utcnow()
 
 
-def route(session: Session, case: Case, ctx: AuditContext, *, analysed: bool) -> None:
-    """After analysis: urgent and review cases enter the queue when the patient consents to sharing."""
+def route(
+    session: Session, case: Case, ctx: AuditContext, *, analysed: bool, sharing: bool | None = None
+) -> None:
+    """After analysis: urgent and review cases enter the queue when the patient consents to sharing.
+
+    ``sharing``: whether the patient consents to ``specialist_sharing``, when the caller has read it
+    already (a submission reads every scope once, before its images are processed); None reads it now.
+    The queue applies the consent again whenever it is read, so a withdrawal in between shows nothing."""
     if analysed and case.state in (CaseState.received, CaseState.analysing):
         transition(
             session, case, CaseState.analysed, ctx, note=f"triage {case.triage_level} ({case.triage_rule})"
         )
     if case.triage_level not in (TriageLevel.urgent, TriageLevel.review) or case.state != CaseState.analysed:
         return
-    active, _ = consent.status(session, case.patient_id)[Scope.specialist_sharing]
-    if active is None:
+    if sharing is None:
+        sharing = consent.status(session, case.patient_id)[Scope.specialist_sharing][0] is not None
+    if not sharing:
         case.sharing_consent_missing = True
         touch(case)
         session.add(case)

@@ -71,7 +71,7 @@ from backend.images.quality import QualityReport, assess
 from backend.inference.cam import overlay_png
 from backend.inference.preprocess import load_image, oriented_to_model_input
 from backend.lesions import visits
-from backend.lesions.models import LesionChange
+from backend.lesions.models import Lesion, LesionChange
 from backend.lesions.schemas import LesionChangeOut
 from backend.patients.models import Patient
 from backend.patients.service import get_visible
@@ -200,13 +200,15 @@ class CaseService:
         """Store the case, its images (encrypted) and its analysis job; the caller's unit of work commits.
 
         Three phases, so that no image work happens inside a transaction and the write lock is held only
-        for the inserts: (1) a read-only transaction checks the idempotency key, the patient and consent;
+        for the inserts: (1) a read-only transaction checks the idempotency key, the patient and consent
+        (every scope read once: the analysis and the sharing that routing needs);
         (2) outside any transaction the images are decoded once and reduced to the model's input, then
         re-encoded (sanitised), checked, encrypted and written to the blob store (before the commit that
         refers to them); with ``analyse_inline`` the model runs meanwhile, in a batch shared with
         concurrent submissions;
-        (3) one writing transaction inserts the case, images, job and, when analysed, its results,
-        triage and routing, so the caller's single commit makes all of it durable at once.
+        (3) the case, images, job and, when analysed, its results, triage and routing are built in
+        memory, then inserted in one go (`_write`), so the caller's single commit makes all of it
+        durable at once.
 
         ``created`` is False in the result when this is a retry of a submission already stored under
         the same idempotency key."""
@@ -217,7 +219,9 @@ class CaseService:
         if not 1 <= len(uploads) <= self.limits.max_images:
             raise ValidationFailed(f"send between 1 and {self.limits.max_images} images (field 'images')")
         patient = get_visible(session, actor, body.patient_id)
-        consent.require(session, patient.id, Scope.ai_analysis)
+        statuses = consent.status(session, patient.id)
+        consent.required(statuses, patient.id, Scope.ai_analysis)
+        sharing = statuses[Scope.specialist_sharing][0] is not None
         visits.check_followup(session, patient.id, body.lesion_id)
         patient_id, clinic_id = patient.id, patient.clinic_id
         seal = self.vault.sealer(session, patient_id)
@@ -244,29 +248,77 @@ class CaseService:
                 stored.append((image, blob_key))
         outcome = inference() if inference else None
 
-        lesion_id = visits.for_submission(
-            session, patient_id, clinic_id, body.lesion_id, body.site, actor.user.id
-        )
-        case = Case(
-            id=case_id,
-            patient_id=patient_id,
-            clinic_id=clinic_id,
-            lesion_id=lesion_id,
-            created_by=actor.user.id,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            age=body.age,
-            sex=body.sex,
-            site=body.site,
-            history=body.history.model_dump(),
-            concern=body.concern,
-            wants_specialist=body.wants_specialist,
-        )
-        if body.notes:
-            case.notes_sealed = seal(f"case:{case.id}:notes", body.notes.encode())
-        session.add(case)
+        # Every row is built in memory first (no statement runs: the triage reads nothing, the sharing
+        # consent was read above), then `_write` flushes them in one go: the write lock (SQLite's single
+        # writer) is held only for the inserts and the caller's commit, not for this Python work.
+        with session.no_autoflush:
+            lesion = visits.for_submission(
+                session, patient_id, clinic_id, body.lesion_id, body.site, actor.user.id
+            )
+            case = Case(
+                id=case_id,
+                patient_id=patient_id,
+                clinic_id=clinic_id,
+                lesion_id=lesion.id,
+                created_by=actor.user.id,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                age=body.age,
+                sex=body.sex,
+                site=body.site,
+                history=body.history.model_dump(),
+                concern=body.concern,
+                wants_specialist=body.wants_specialist,
+            )
+            if body.notes:
+                case.notes_sealed = seal(f"case:{case.id}:notes", body.notes.encode())
+            session.add(case)
+            images = [self._image_row(case.id, position, *item) for position, item in enumerate(stored)]
+            session.add_all(images)
+            received = CaseTransition(
+                case_id=case.id,
+                from_state=None,
+                to_state=CaseState.received.value,
+                actor_id=actor.user.id,
+                actor_role=actor.user.role,
+            )
+            session.add(received)
+            job = AnalysisJob(case_id=case.id)
+            session.add(job)
+            record(
+                session,
+                actor.ctx,
+                "case.create",
+                resource_type="case",
+                resource_id=case.id,
+                patient_id=patient_id,
+                detail={"images": len(prepared)},
+            )
+            out = None
+            if outcome is not None:
+                self.analyzer.settle(session, job, case, images, outcome, sharing=sharing)
+                # Everything the answer shows was made here and is still in memory: it is built from
+                # these rows, not read back.
+                added = list(session.new)
+                out = self._out(
+                    case,
+                    notes=body.notes or None,
+                    images=images,
+                    results=[r for r in added if isinstance(r, AnalysisResult) and r.case_id == case.id],
+                    job=job,
+                    answer=None,
+                    transitions=[
+                        received,
+                        *(
+                            t
+                            for t in added
+                            if isinstance(t, CaseTransition) and t.case_id == case.id and t is not received
+                        ),
+                    ],
+                    lesion_change=None,  # analysed inline only when it follows up no lesion
+                )
         try:
-            session.flush()  # takes the write lock; a parallel retry with the same key fails here
+            _write(session)  # takes the write lock; a parallel retry with the same key fails here
         except IntegrityError:
             session.rollback()
             for _, blob_key in stored:
@@ -275,68 +327,26 @@ class CaseService:
             if existing is None:
                 raise
             return self._replay(session, existing, request_hash)
-        images = []
-        for position, (image, blob_key) in enumerate(stored):
-            quality = image.quality
-            row = CaseImage(
-                case_id=case.id,
-                position=position,
-                blob_key=blob_key,
-                sha256=image.image.sha256,
-                media_type=image.image.media_type,
-                width=image.image.width,
-                height=image.image.height,
-                quality_ok=quality.ok,
-                quality={
-                    "ok": quality.ok,
-                    "reasons": quality.reasons,
-                    "laplacian_variance": round(quality.laplacian_variance, 2),
-                },
-            )
-            session.add(row)
-            images.append(row)
-        received = CaseTransition(
-            case_id=case.id,
-            from_state=None,
-            to_state=CaseState.received.value,
-            actor_id=actor.user.id,
-            actor_role=actor.user.role,
-        )
-        session.add(received)
-        job = AnalysisJob(case_id=case.id)
-        session.add(job)
-        record(
-            session,
-            actor.ctx,
-            "case.create",
-            resource_type="case",
-            resource_id=case.id,
-            patient_id=patient_id,
-            detail={"images": len(prepared)},
-        )
-        if outcome is None:
-            return Submission(case, job, True)
-        session.flush()  # the images exist before results refer to them (no ORM relationships here)
-        # Everything the answer shows was written by this transaction and is still in memory. Without
-        # autoflush (settle's only reads are consent's), the rows settle creates (results, transitions)
-        # stay pending, in order, until the commit: the answer is built from them, not read back.
-        with session.no_autoflush:
-            self.analyzer.settle(session, job, case, images, outcome)
-        added = list(session.new)
-        out = self._out(
-            case,
-            notes=body.notes or None,
-            images=images,
-            results=[r for r in added if isinstance(r, AnalysisResult) and r.case_id == case.id],
-            job=job,
-            answer=None,
-            transitions=[
-                received,
-                *(t for t in added if isinstance(t, CaseTransition) and t.case_id == case.id),
-            ],
-            lesion_change=None,  # analysed inline only when it follows up no lesion
-        )
         return Submission(case, job, True, out)
+
+    @staticmethod
+    def _image_row(case_id: uuid.UUID, position: int, image: PreparedImage, blob_key: str) -> CaseImage:
+        quality = image.quality
+        return CaseImage(
+            case_id=case_id,
+            position=position,
+            blob_key=blob_key,
+            sha256=image.image.sha256,
+            media_type=image.image.media_type,
+            width=image.image.width,
+            height=image.image.height,
+            quality_ok=quality.ok,
+            quality={
+                "ok": quality.ok,
+                "reasons": quality.reasons,
+                "laplacian_variance": round(quality.laplacian_variance, 2),
+            },
+        )
 
     def prepare(self, uploads: list[Upload]) -> list[PreparedImage]:
         """Decode each upload once (within the decoding budget): sanitise, check quality, and derive the
@@ -747,6 +757,25 @@ class CaseService:
             raise Conflict(f"a case that is {case.state} cannot be closed")
         transition(session, case, CaseState.closed, actor.ctx)
         return case
+
+
+# The order in which a submission's rows may be inserted: each refers only to rows of the groups before
+# it. (The models declare foreign keys but no ORM relationships, so the ORM would not order them.)
+_INSERT_ORDER: tuple[tuple[type, ...], ...] = (
+    (Lesion,),
+    (Case,),
+    (CaseImage, CaseTransition, AnalysisJob),
+    (AnalysisResult, LesionChange),
+)
+
+
+def _write(session: Session) -> None:
+    """Flush a submission's pending rows group by group in `_INSERT_ORDER` (then anything else)."""
+    for kinds in _INSERT_ORDER:
+        rows = [row for row in (*session.new, *session.dirty) if isinstance(row, kinds)]
+        if rows:
+            session.flush(rows)
+    session.flush()
 
 
 def heatmap_key(patient_id: uuid.UUID, case_id: uuid.UUID, position: int) -> str:

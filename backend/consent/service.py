@@ -161,7 +161,14 @@ def patients_consenting(scope: Scope):  # type: ignore[no-untyped-def]
 
 
 def require(session: Session, patient_id: uuid.UUID, scope: Scope) -> ActiveConsent:
-    active, needs_reconsent = status(session, patient_id)[scope]
+    return required(status(session, patient_id), patient_id, scope)
+
+
+def required(
+    statuses: dict[Scope, tuple[ActiveConsent | None, bool]], patient_id: uuid.UUID, scope: Scope
+) -> ActiveConsent:
+    """`require` on statuses already read with `status` (one read serves several scopes)."""
+    active, needs_reconsent = statuses[scope]
     if active is None:
         why = "a newer consent version requires re-consent" if needs_reconsent else "no active consent"
         raise ConsentRequired(f"missing consent scope '{scope.value}' for patient {patient_id}: {why}")

@@ -74,9 +74,10 @@ def for_submission(
     lesion_id: uuid.UUID | None,
     site: str,
     created_by: uuid.UUID,
-) -> uuid.UUID:
-    """The lesion a new case is about (in the submission's writing transaction): the given one, whose
-    due follow-up has now arrived, or a new one at ``site``. `check_followup` has vetted ``lesion_id``."""
+) -> Lesion:
+    """The lesion a new case is about (added to the submission's transaction, not flushed): the given
+    one, whose due follow-up has now arrived, or a new one at ``site``. `check_followup` has vetted
+    ``lesion_id``."""
     if lesion_id is None:
         lesion = Lesion(patient_id=patient_id, clinic_id=clinic_id, site=site, created_by=created_by)
     else:
@@ -85,8 +86,7 @@ def for_submission(
             raise ValidationFailed(f"lesion_id: {lesion_id} is not one of this patient's lesions")
         lesion.follow_up_due_at = None
     session.add(lesion)
-    session.flush()
-    return lesion.id
+    return lesion
 
 
 def schedule_follow_up(session: Session, case: Case, weeks: int | None) -> None:
