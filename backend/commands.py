@@ -66,7 +66,10 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Address to bind."),
         port: int = typer.Option(8000, help="Port to bind."),
         workers: int = typer.Option(
-            1, min=1, help="Server processes (more than one needs PostgreSQL: SQLite has one writer)."
+            1,
+            min=1,
+            help="Server processes. With SQLite they take turns to write (a file lock beside the database); "
+            "PostgreSQL lets them write at once.",
         ),
         reload: bool = typer.Option(False, help="Reload on code changes (development)."),
     ) -> None:
@@ -81,8 +84,6 @@ def register(app: typer.Typer) -> None:
 
         metrics_dir = None
         if workers > 1:
-            if get_settings().is_sqlite:
-                raise typer.BadParameter("--workers > 1 needs PostgreSQL (DERMALINK_DATABASE_URL)")
             _prepare_for_workers()
             # The processes must not race each other to migrate the schema or create the first key.
             os.environ["DERMALINK_AUTO_MIGRATE"] = "false"
@@ -369,7 +370,12 @@ def _register_bench_api() -> None:
         postgres: str = typer.Option(
             "", help="Also measure `serve --workers N` on a scratch database of this PostgreSQL server."
         ),
-        workers: int = typer.Option(2, min=1, help="Server processes for the PostgreSQL measurement."),
+        workers: int = typer.Option(
+            2,
+            min=1,
+            help="Server processes for the multi-process measurements: SQLite always, PostgreSQL with "
+            "--postgres (1: the single-process SQLite server only).",
+        ),
     ) -> None:
         """Real JPEG uploads through the HTTP API at increasing concurrency (p50/p95/p99, throughput),
         next to the bare model's batch-1 latency and best batched throughput measured in the same run."""

@@ -10,10 +10,12 @@ the intent to write, before that statement runs:
   write lock now"), whose rows are then re-read (``populate_existing``) in the new snapshot.
 
 Taking the lock ends the read-only snapshot and starts ``BEGIN IMMEDIATE``, waiting up to the busy
-timeout for the current writer. Writers of one process first queue on a lock of their own (held until
+timeout for the current writer. Writers first queue on a lock of their own (`WriterLock`, held until
 the connection goes back to the pool or begins its next transaction): SQLite's busy handler polls
 with sleeps of up to 100 ms, so under concurrent submissions the write lock sat free while waiters
-slept; the process lock hands it over at once. Other processes still meet SQLite's busy timeout.
+slept. Within a process a thread lock hands it over at once; between the processes of
+``dermalink serve --workers N`` an advisory file lock beside the database does (polled every
+millisecond or so, by one thread per process).
 A deferred transaction that tried to upgrade itself in place would fail at once with ``database is
 locked`` (``SQLITE_BUSY_SNAPSHOT``) whenever another writer committed since its first read; restarting
 as ``BEGIN IMMEDIATE`` waits instead. The cost is PostgreSQL's READ COMMITTED
@@ -23,8 +25,11 @@ which is what the code already relies on with PostgreSQL.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import event
@@ -62,12 +67,52 @@ def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+class WriterLock:
+    """One SQLite writer at a time: a thread lock for this process's threads and, for a database file,
+    an advisory lock (``flock``) on ``<database>.writer-lock`` for the other server processes. The
+    kernel drops the file lock of a process that dies, so a crash never leaves it held."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database}.writer-lock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
+            return False
+        if self._path is None:
+            return True
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            pause = 0.0001
+            while True:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        self._threads.release()
+                        return False
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.001)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     """WAL, foreign keys, a busy timeout so writers queue instead of failing, and deferred BEGIN."""
     if synchronous not in SYNCHRONOUS:
         raise ValueError(f"sqlite synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
 
-    writer = threading.Lock()  # one writer at a time in this process, handed over without polling
+    writer = WriterLock(engine.url.database)  # one writer at a time, handed over without SQLite's polling
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]

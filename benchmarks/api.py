@@ -1,7 +1,8 @@
 """`dermalink bench api`: real JPEG uploads through the HTTP API at increasing concurrency.
 
 It starts `dermalink serve` in a subprocess on a fresh data directory (SQLite, local encrypted blobs, the
-embedded analysis runner and in-process ONNX Runtime: the embedded defaults), and with ``--postgres`` also
+embedded analysis runner and in-process ONNX Runtime: the embedded defaults), then
+``dermalink serve --workers N`` on the same kind of data directory (N > 1), and with ``--postgres`` also
 ``dermalink serve --workers N`` on a fresh PostgreSQL database, registers a clinician, a consenting
 patient and a published consent version, then sends `POST /api/v1/cases` submissions of real HAM10000
 images. Each submission waits for its analysis, so its latency is the clinician's wait from upload to AI
@@ -57,7 +58,7 @@ class ApiBenchConfig:
     name: str = "api"
     breakdown: int = 20  # sequential requests whose stage timings are read from /metrics (0: skip)
     postgres_url: str | None = None  # a server to create a scratch database on (also measure PostgreSQL)
-    workers: int = 2  # server processes with PostgreSQL
+    workers: int = 2  # server processes of the multi-process measurements (SQLite, and PostgreSQL)
 
 
 @dataclass
@@ -241,6 +242,8 @@ def run(config: ApiBenchConfig, *, log=print) -> dict:  # type: ignore[no-untype
     log(f"bare model on {len(images)} images ...")
     bare = bare_model(config, images)
     setups = [("SQLite, 1 process", None, 1)]
+    if config.workers > 1:
+        setups.append((f"SQLite, {config.workers} processes", None, config.workers))
     if config.postgres_url:
         setups.append((f"PostgreSQL, {config.workers} processes", config.postgres_url, config.workers))
     servers = []

@@ -770,11 +770,15 @@ _INSERT_ORDER: tuple[tuple[type, ...], ...] = (
 
 
 def _write(session: Session) -> None:
-    """Flush a submission's pending rows group by group in `_INSERT_ORDER` (then anything else)."""
+    """Insert a submission's pending rows group by group in `_INSERT_ORDER` (then anything else): each
+    group is put back into the session and flushed before the next."""
+    pending = list(session.new)
+    for row in pending:
+        session.expunge(row)
     for kinds in _INSERT_ORDER:
-        rows = [row for row in (*session.new, *session.dirty) if isinstance(row, kinds)]
-        if rows:
-            session.flush(rows)
+        session.add_all(row for row in pending if isinstance(row, kinds))
+        session.flush()
+    session.add_all(row for row in pending if not isinstance(row, tuple(k for g in _INSERT_ORDER for k in g)))
     session.flush()
 
 
