@@ -1,12 +1,14 @@
-"""What a heatmap adds to the analysis of one image, on this machine.
+"""What a heatmap costs per image, on this machine.
 
 ``python -m benchmarks.heatmap [--images DIR] [--repeats N] [--out docs/benchmarks]`` measures, on the
 real full-size HAM10000 images (each reduced to the model's 224x224 input by the shared preprocessing):
 
 * the model call at batch 1 asking for the probabilities only, and for the probabilities and
   ``class_maps`` (the extra graph work: one transpose, a 1280x7 matmul per cell);
-* the overlay PNG alone (`inference.cam.overlay_png`), and `Analyzer.heatmaps`, the production step: render the top class's overlay PNG, seal it (AES-GCM) and
-  write it to a local blob store (with its fsync), per image;
+* the overlay PNG alone (`inference.cam.overlay_png`), and what the first view of a heatmap does
+  (`CaseService.heatmap`): reduce the stored JPEG to the model's input, draw the top class's overlay
+  (`inference.cam.heatmap_png`), seal it (AES-GCM) and write it to a local blob store (with its fsync),
+  per image; later views only read and decrypt it, and a submission only keeps the 7x7 map;
 and writes ``heatmap.json`` and ``heatmap.md`` (medians, p90, the PNG size; machine and load named).
 """
 
@@ -34,10 +36,9 @@ def _ms(samples: list[float]) -> dict[str, float]:
     }
 
 
-def run(images: np.ndarray, repository: Path, repeats: int) -> dict:
-    from backend.cases.analysis import Analyzer, HeatmapTarget
+def run(images: np.ndarray, encoded: list[bytes], repository: Path, repeats: int) -> dict:
     from backend.crypto.envelope import _seal
-    from backend.inference.cam import overlay_png
+    from backend.inference.cam import heatmap_png, overlay_png
     from backend.inference.onnx import OnnxClassifier
     from backend.storage.local import LocalBlobStore
 
@@ -58,21 +59,18 @@ def run(images: np.ndarray, repository: Path, repeats: int) -> dict:
             start = time.perf_counter()
             overlay_png(img, pred.class_map)
             render.append((time.perf_counter() - start) * 1000)
-    key = os.urandom(32)
+    key, folder = os.urandom(32), f"patients/{uuid.uuid4()}/images"
     with tempfile.TemporaryDirectory() as tmp:
         blobs = LocalBlobStore(tmp)
-        analyzer = Analyzer(None, None, blobs, lambda: clf, None)  # type: ignore[arg-type]
-        target = HeatmapTarget(
-            lambda record, data: _seal(key, data, record.encode()), uuid.uuid4(), uuid.uuid4()
-        )
-        analyzer.heatmaps(target, images[:1], predictions[:1])  # the patient folder exists after the first
+        blobs.put(f"{folder}/first", b"")  # the patient's folder exists (its images were stored first)
         per_image, sizes = [], []
         for _ in range(repeats):
-            for img, pred in zip(images, predictions, strict=True):
+            for jpeg, pred in zip(encoded, predictions, strict=True):
                 start = time.perf_counter()
-                (stored,) = analyzer.heatmaps(target, img[None], [pred])
+                name = f"{folder}/{uuid.uuid4().hex}.heatmap.png.enc"
+                blobs.put(name, _seal(key, heatmap_png(jpeg, pred.class_map), name.encode()))
                 per_image.append((time.perf_counter() - start) * 1000)
-                sizes.append(len(blobs.get(stored)))
+                sizes.append(len(blobs.get(name)))
     return {
         "images": len(images),
         "repeats": repeats,
@@ -96,8 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks")
     args = p.parse_args(argv)
-    images = np.stack([load_image(f) for f in sorted(args.images.glob("*.jpg"))])
-    result = {"machine": machine(), **run(images, args.repository, args.repeats)}
+    files = sorted(args.images.glob("*.jpg"))
+    images = np.stack([load_image(f) for f in files])
+    result = {
+        "machine": machine(),
+        **run(images, [f.read_bytes() for f in files], args.repository, args.repeats),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "heatmap.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         ("model call, batch 1, probabilities + class_maps", result["inference_batch1_with_class_maps"]),
         ("heatmap: render the overlay PNG only", result["heatmap_render_png_only"]),
         (
-            "heatmap: render, seal, durable write (`Analyzer.heatmaps`, per image)",
+            "first view: the stored JPEG to the model input, overlay PNG, seal, durable write (per image)",
             result["heatmap_render_seal_store"],
         ),
     ]

@@ -68,8 +68,8 @@ from backend.images.intake import (
     encode_sanitized,
 )
 from backend.images.quality import QualityReport, assess
-from backend.inference.cam import overlay_png
-from backend.inference.preprocess import load_image, oriented_to_model_input
+from backend.inference.cam import heatmap_png
+from backend.inference.preprocess import oriented_to_model_input
 from backend.lesions import visits
 from backend.lesions.models import Lesion, LesionChange
 from backend.lesions.schemas import LesionChangeOut
@@ -550,7 +550,7 @@ class CaseService:
         missing = f"image {image_id} of case {case_id} is missing from storage"
         data = self._read_blob(session, actor, case, image.blob_key, image_id, "case.heatmap_view", missing)
         with metrics.stage("heatmap"):
-            png = overlay_png(load_image(data), np.asarray(result.class_map, np.float32))
+            png = heatmap_png(data, np.asarray(result.class_map))
             key = heatmap_key(case.patient_id, case.id, image.position)
             self.blobs.put(key, self.vault.encrypt(session, case.patient_id, f"blob:{key}", png))
         result.heatmap_blob_key = key

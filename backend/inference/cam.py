@@ -6,8 +6,9 @@ convolutional feature map ``F`` (7x7 at 224x224 input). A CAM-capable model (see
 ``training/cam_export.py``) returns those maps, ``[N, 7, 7, n_classes]``, as a second output next to the
 unchanged probabilities. This module turns one image's map into a colour overlay PNG.
 
-Only numpy and Pillow: the serving install can use it. The analysis (`backend.cases.analysis`) draws the
-top class's overlay on each image's model input and stores it encrypted with the case result.
+Only numpy and Pillow: the serving install can use it. The analysis keeps each image's top-class map;
+the first view of its heatmap (`CaseService.heatmap`) draws the overlay with `heatmap_png` and keeps it
+encrypted with the case result.
 """
 
 from __future__ import annotations
@@ -92,6 +93,14 @@ def overlay_png(image: np.ndarray, cam: np.ndarray, opacity: float = 0.45, compr
         buf, format="PNG", compress_level=compress_level
     )
     return buf.getvalue()
+
+
+def heatmap_png(image: bytes, cam: np.ndarray) -> bytes:
+    """The heatmap of a stored image: its encoded bytes reduced to the model's input by the shared
+    preprocessing (as the model saw it), with ``cam`` (its top class's ``[h, w]`` map) laid over it."""
+    from backend.inference.preprocess import load_image
+
+    return overlay_png(load_image(image), np.asarray(cam, np.float32))
 
 
 def top_cells(cam: np.ndarray, k: int) -> np.ndarray:
