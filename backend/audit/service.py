@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, insert
 from sqlmodel import Session, select
 
 from backend.audit.models import AuditChainHead, AuditEvent, Outcome
@@ -161,8 +161,11 @@ def _append_pending(session: Session) -> None:
         row.seq = head.seq + 1
         row.prev_hash = head.hash
         row.hash = chain_hash(key, head.hash, row)
-        session.add(row)
         head.seq, head.hash = row.seq, row.hash
+    # One multi-row INSERT (SQLAlchemy Core): the events are complete, and the ORM's unit of work would
+    # cost more than the insert while the chain head is locked.
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
+    session.execute(insert(table), [{c.key: getattr(row, c.key) for c in table.columns} for row in pending])
     head.mac = head_mac(key, head.seq, head.hash)
     session.add(head)
 

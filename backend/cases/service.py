@@ -21,8 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import case as sql_case
-from sqlalchemy import false, or_
+from sqlalchemy import false, insert, or_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -770,15 +771,26 @@ _INSERT_ORDER: tuple[tuple[type, ...], ...] = (
 
 
 def _write(session: Session) -> None:
-    """Insert a submission's pending rows group by group in `_INSERT_ORDER` (then anything else): each
-    group is put back into the session and flushed before the next."""
+    """Insert a submission's new rows group by group in `_INSERT_ORDER`, one multi-row INSERT per table
+    (SQLAlchemy Core: the rows were built and checked as models; the ORM's unit of work would cost more
+    Python than the inserts themselves, under the write lock), then attached to the session as if just
+    loaded, so that expiring or refreshing them reads the database. Anything else goes through the ORM."""
     pending = list(session.new)
     for row in pending:
         session.expunge(row)
-    for kinds in _INSERT_ORDER:
-        session.add_all(row for row in pending if isinstance(row, kinds))
-        session.flush()
-    session.add_all(row for row in pending if not isinstance(row, tuple(k for g in _INSERT_ORDER for k in g)))
+    session.flush()  # a follow-up's lesion (stored already) changes: an ORM update, taking the write lock
+    ordered = [kind for group in _INSERT_ORDER for kind in group]
+    for kind in ordered:
+        rows = [row for row in pending if type(row) is kind]
+        if rows:
+            table = kind.__table__  # type: ignore[attr-defined]
+            session.execute(
+                insert(table), [{c.key: getattr(row, c.key) for c in table.columns} for row in rows]
+            )
+    for row in pending:
+        if type(row) in ordered:  # now stored: attached again as if loaded, so a refresh or expiry works
+            make_transient_to_detached(row)
+        session.add(row)
     session.flush()
 
 
