@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from backend.audit.models import AuditChainHead, AuditEvent, Outcome
@@ -25,6 +25,7 @@ from backend.core.clock import utcnow
 from backend.core.errors import DermaLinkError
 from backend.core.keys import derive_key
 from backend.core.logging import log
+from backend.db import insert_rows
 
 GENESIS_HASH = "0" * 64
 _PENDING = "audit_pending"
@@ -164,8 +165,7 @@ def _append_pending(session: Session) -> None:
         head.seq, head.hash = row.seq, row.hash
     # One multi-row INSERT (SQLAlchemy Core): the events are complete, and the ORM's unit of work would
     # cost more than the insert while the chain head is locked.
-    table = AuditEvent.__table__  # type: ignore[attr-defined]
-    session.execute(insert(table), [{c.key: getattr(row, c.key) for c in table.columns} for row in pending])
+    insert_rows(session, pending)
     head.mac = head_mac(key, head.seq, head.hash)
     session.add(head)
 

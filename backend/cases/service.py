@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import case as sql_case
-from sqlalchemy import false, insert, or_
+from sqlalchemy import false, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
@@ -59,7 +59,7 @@ from backend.core.actor import Actor
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, Gone, NotFound, PreconditionFailed, ValidationFailed
 from backend.crypto.envelope import Vault
-from backend.db import end_read_transaction
+from backend.db import end_read_transaction, insert_rows
 from backend.images.intake import (
     DecodeBudget,
     DecodedUpload,
@@ -783,10 +783,7 @@ def _write(session: Session) -> None:
     for kind in ordered:
         rows = [row for row in pending if type(row) is kind]
         if rows:
-            table = kind.__table__  # type: ignore[attr-defined]
-            session.execute(
-                insert(table), [{c.key: getattr(row, c.key) for c in table.columns} for row in rows]
-            )
+            insert_rows(session, rows)
     for row in pending:
         if type(row) in ordered:  # now stored: attached again as if loaded, so a refresh or expiry works
             make_transient_to_detached(row)
