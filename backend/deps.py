@@ -100,17 +100,19 @@ def current_actor(
     if credentials is None:
         audit_denial(session, ctx, "auth.access", "no bearer token", resource_id=action)
         raise NotAuthenticated("an access token is required (Authorization: Bearer <token>)")
-    try:
-        claims = auth.tokens.verify_access(credentials.credentials)
-    except InvalidToken as exc:
-        audit_denial(session, ctx, "auth.access", str(exc.detail)[:200], resource_id=action)
-        raise
-    user = session.get(User, claims.user_id)
-    if (
-        user is None
-        or not user.is_active
-        or not auth.session_is_active(session, claims.session_id, claims.user_id)
-    ):
+    with metrics.stage("authenticate"):
+        try:
+            claims = auth.tokens.verify_access(credentials.credentials)
+        except InvalidToken as exc:
+            audit_denial(session, ctx, "auth.access", str(exc.detail)[:200], resource_id=action)
+            raise
+        user = session.get(User, claims.user_id)
+        live = (
+            user is not None
+            and user.is_active
+            and auth.session_is_active(session, claims.session_id, claims.user_id)
+        )
+    if user is None or not live:
         audit_denial(
             session,
             ctx.as_actor(claims.user_id, claims.role),

@@ -329,6 +329,8 @@ def scrape(client: httpx.Client) -> dict[tuple[str, tuple], float]:
 
 
 STAGE_LABELS = {
+    "authenticate": "authenticate: access token, user, login",
+    "checks": "checks: idempotency key, patient, consent, data key",
     "intake": "intake: decode, limits, sanitising re-encode",
     "quality": "image-quality check (downscaled copy)",
     "preprocess": "model input from the same pixels (224×224)",
@@ -336,6 +338,7 @@ STAGE_LABELS = {
     "queue_wait": "waiting for an inference batch (per batch)",
     "inference": "inference (per batch)",
     "triage": "results, triage, routing rows",
+    "insert": "insert the rows (one INSERT per table)",
     "commit": "database commit (all of a request's)",
 }
 

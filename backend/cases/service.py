@@ -213,20 +213,21 @@ class CaseService:
 
         ``created`` is False in the result when this is a retry of a submission already stored under
         the same idempotency key."""
-        request_hash = submission_hash(body, uploads)
-        existing = self._by_idempotency_key(session, actor, idempotency_key)
-        if existing is not None:
-            return self._replay(session, existing, request_hash)
-        if not 1 <= len(uploads) <= self.limits.max_images:
-            raise ValidationFailed(f"send between 1 and {self.limits.max_images} images (field 'images')")
-        patient = get_visible(session, actor, body.patient_id)
-        statuses = consent.status(session, patient.id)
-        consent.required(statuses, patient.id, Scope.ai_analysis)
-        sharing = statuses[Scope.specialist_sharing][0] is not None
-        visits.check_followup(session, patient.id, body.lesion_id)
-        patient_id, clinic_id = patient.id, patient.clinic_id
-        seal = self.vault.sealer(session, patient_id)
-        end_read_transaction(session)
+        with metrics.stage("checks"):
+            request_hash = submission_hash(body, uploads)
+            existing = self._by_idempotency_key(session, actor, idempotency_key)
+            if existing is not None:
+                return self._replay(session, existing, request_hash)
+            if not 1 <= len(uploads) <= self.limits.max_images:
+                raise ValidationFailed(f"send between 1 and {self.limits.max_images} images (field 'images')")
+            patient = get_visible(session, actor, body.patient_id)
+            statuses = consent.status(session, patient.id)
+            consent.required(statuses, patient.id, Scope.ai_analysis)
+            sharing = statuses[Scope.specialist_sharing][0] is not None
+            visits.check_followup(session, patient.id, body.lesion_id)
+            patient_id, clinic_id = patient.id, patient.clinic_id
+            seal = self.vault.sealer(session, patient_id)
+            end_read_transaction(session)
 
         case_id = uuid.uuid4()
         batcher = self.analyzer.batcher if analyse_inline and self.analyzer else None
@@ -319,7 +320,8 @@ class CaseService:
                     lesion_change=None,  # analysed inline only when it follows up no lesion
                 )
         try:
-            _write(session)  # takes the write lock; a parallel retry with the same key fails here
+            with metrics.stage("insert"):
+                _write(session)  # takes the write lock; a parallel retry with the same key fails here
         except IntegrityError:
             session.rollback()
             for _, blob_key in stored:

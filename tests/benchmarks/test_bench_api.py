@@ -50,5 +50,5 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch, settings_cache):
     stages = [line for line in report.splitlines() if line.startswith("|   ")]
     # two servers: SQLite with 1 process, and with 2 (they take turns to write through a file lock)
     assert "## SQLite, 1 process" in report and "## SQLite, 2 processes" in report
-    assert len(stages) == 16 and all(float(line.split("|")[3]) >= 2 for line in stages), stages
+    assert len(stages) == 22 and all(float(line.split("|")[3]) >= 2 for line in stages), stages
     assert (tmp_path / "out" / "smoke.png").stat().st_size > 1000

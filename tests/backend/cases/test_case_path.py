@@ -286,6 +286,8 @@ def test_metrics_need_the_scrape_token_or_an_admin(app, client, consenting, make
     text = by_admin.text
     assert 'dermalink_http_requests_total{method="POST",route="/api/v1/cases",status="201"}' in text
     for stage in (
+        "authenticate",
+        "checks",
         "intake",
         "quality",
         "preprocess",
@@ -294,6 +296,7 @@ def test_metrics_need_the_scrape_token_or_an_admin(app, client, consenting, make
         "inference",
         "heatmap",
         "triage",
+        "insert",
         "commit",
     ):
         assert f'dermalink_case_stage_seconds_count{{stage="{stage}"}}' in text
