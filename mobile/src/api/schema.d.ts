@@ -600,8 +600,8 @@ export interface paths {
         /**
          * Read Heatmap
          * @description Where the model looked, not a diagnosis: the top class's class-activation map over the image
-         *     (the model's 224x224 input), decrypted for this request only. 404 when the image has no heatmap
-         *     (not analysed yet, or a model without class maps).
+         *     (the model's 224x224 input), drawn on the first view and kept encrypted, decrypted for this request
+         *     only. 404 when the image has no heatmap (not analysed yet, or a model without class maps).
          */
         get: operations["read_heatmap_api_v1_cases__case_id__images__image_id__heatmap_get"];
         put?: never;
