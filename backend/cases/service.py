@@ -306,17 +306,10 @@ class CaseService:
                     case,
                     notes=body.notes or None,
                     images=images,
-                    results=[r for r in added if isinstance(r, AnalysisResult) and r.case_id == case.id],
+                    results=[r for r in added if isinstance(r, AnalysisResult)],
                     job=job,
                     answer=None,
-                    transitions=[
-                        received,
-                        *(
-                            t
-                            for t in added
-                            if isinstance(t, CaseTransition) and t.case_id == case.id and t is not received
-                        ),
-                    ],
+                    transitions=[t for t in added if isinstance(t, CaseTransition)],  # received first
                     lesion_change=None,  # analysed inline only when it follows up no lesion
                 )
         try:
