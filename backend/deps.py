@@ -27,15 +27,15 @@ from backend.sso.service import session_has_provider_mfa
 from backend.users.models import Role, User
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_auth_service(request: Request) -> AuthService:
+async def get_auth_service(request: Request) -> AuthService:
     return request.app.state.auth
 
 
@@ -70,7 +70,7 @@ UnitOfWork = Annotated[Session, Depends(unit_of_work, scope="function")]
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def audit_context(request: Request) -> AuditContext:
+async def audit_context(request: Request) -> AuditContext:
     client = request.client.host if request.client else None
     return AuditContext(client_address=client, request_id=request_id_var.get())
 

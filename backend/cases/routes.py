@@ -53,7 +53,7 @@ queue_router = APIRouter(
 )
 
 
-def get_case_service(request: Request) -> CaseService:
+async def get_case_service(request: Request) -> CaseService:
     return request.app.state.cases
 
 

@@ -20,7 +20,7 @@ patient_lesions_router = APIRouter(
 )
 
 
-def get_lesion_service(request: Request) -> LesionService:
+async def get_lesion_service(request: Request) -> LesionService:
     return request.app.state.lesions
 
 

@@ -39,11 +39,11 @@ router = APIRouter(
 )
 
 
-def get_patient_service(request: Request) -> PatientService:
+async def get_patient_service(request: Request) -> PatientService:
     return request.app.state.patients
 
 
-def get_erasure_service(request: Request) -> ErasureService:
+async def get_erasure_service(request: Request) -> ErasureService:
     return request.app.state.erasure
 
 

@@ -28,7 +28,7 @@ BROWSER_COOKIE = "dermalink_sso"
 router = APIRouter(prefix=PREFIX, tags=["auth"], responses=error_responses(*AUTH_ERRORS, NotFound))
 
 
-def get_sso(request: Request) -> SsoService:
+async def get_sso(request: Request) -> SsoService:
     return request.app.state.sso
 
 
