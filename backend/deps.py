@@ -24,7 +24,7 @@ from backend.core.errors import DermaLinkError, InvalidToken, NotAuthenticated, 
 from backend.core.logging import request_id_var
 from backend.db import Database
 from backend.sso.service import session_has_provider_mfa
-from backend.users.models import Role, User
+from backend.users.models import Role
 
 
 async def get_settings(request: Request) -> Settings:
@@ -106,13 +106,8 @@ def current_actor(
         except InvalidToken as exc:
             audit_denial(session, ctx, "auth.access", str(exc.detail)[:200], resource_id=action)
             raise
-        user = session.get(User, claims.user_id)
-        live = (
-            user is not None
-            and user.is_active
-            and auth.session_is_active(session, claims.session_id, claims.user_id)
-        )
-    if user is None or not live:
+        user = auth.live_user(session, claims.user_id, claims.session_id)
+    if user is None:
         audit_denial(
             session,
             ctx.as_actor(claims.user_id, claims.role),

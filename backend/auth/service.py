@@ -284,16 +284,19 @@ class AuthService:
             self._revoke(session, login, utcnow(), "logout")
         record(session, ctx, "auth.logout", resource_type="auth_session", resource_id=session_id)
 
-    def session_is_active(self, session: Session, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        """The login is live *and* belongs to ``user_id``: a token whose ``sid`` names someone else's
-        login (a signing-key leak, a bug in issuing) is not accepted on the strength of that login."""
-        login = session.get(AuthSession, session_id)
-        return (
-            login is not None
-            and login.user_id == user_id
-            and login.revoked_at is None
-            and login.expires_at > utcnow()
-        )
+    def live_user(self, session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> User | None:
+        """The user, if their account is active and ``session_id`` is a live login (not revoked, not
+        expired) *of theirs*: a token whose ``sid`` names someone else's login (a signing-key leak, a bug
+        in issuing) is not accepted on the strength of that login. One query: every request asks."""
+        row = session.exec(
+            select(User, AuthSession.revoked_at, AuthSession.expires_at)
+            .join(AuthSession, AuthSession.user_id == User.id)  # type: ignore[arg-type]
+            .where(User.id == user_id, AuthSession.id == session_id)
+        ).first()
+        if row is None:
+            return None
+        user, revoked_at, expires_at = row
+        return user if user.is_active and revoked_at is None and expires_at > utcnow() else None
 
     # -- TOTP ----------------------------------------------------------------------------------
     def _aad(self, user: User) -> bytes:

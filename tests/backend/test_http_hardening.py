@@ -242,7 +242,7 @@ def test_even_the_last_resort_500_carries_the_security_headers(app, make_user, m
 
     with TestClient(app, raise_server_exceptions=False) as client:
         clinician = make_user(Role.clinician)
-        monkeypatch.setattr(app.state.auth, "session_is_active", broken)
+        monkeypatch.setattr(app.state.auth, "live_user", broken)
         response = client.get("/api/v1/users/me", headers=clinician.headers)
     assert response.status_code == 500 and response.json()["type"] == "internal_error"
     for header, value in COMMON_HEADERS.items():

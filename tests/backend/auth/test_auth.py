@@ -83,6 +83,24 @@ def test_logout_revokes_access_and_refresh(client, make_user):
     assert refresh.status_code == 401
 
 
+def test_a_token_needs_its_own_live_login(app, client, make_user):
+    """Each request's one query for user and login: a token naming another user's login, or a login that
+    has expired, is refused (401) like a revoked one."""
+    alice, bob = make_user(Role.clinician), make_user(Role.clinician)
+    with app.state.db.session() as session:
+        bobs_login = session.exec(select(AuthSession).where(AuthSession.user_id == bob.user.id)).one()
+    forged, _ = app.state.auth.tokens.issue_access(alice.user.id, "clinician", bobs_login.id)
+    assert client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    assert client.get("/api/v1/users/me", headers=alice.headers).status_code == 200
+    with app.state.db.session() as session:
+        login_row = session.exec(select(AuthSession).where(AuthSession.user_id == alice.user.id)).one()
+        login_row.expires_at = utcnow() - timedelta(seconds=1)
+        session.add(login_row)
+        session.commit()
+    expired = client.get("/api/v1/users/me", headers=alice.headers)
+    assert expired.status_code == 401 and expired.json()["type"] == "invalid_token"
+
+
 def _from(client, address: str):  # type: ignore[no-untyped-def]
     """The same app seen from another client address (TestClient lets the test choose it)."""
     from fastapi.testclient import TestClient
