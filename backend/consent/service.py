@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import io
 import uuid
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import and_, exists, or_
+from sqlalchemy import and_, bindparam, exists, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -125,12 +126,22 @@ def status(session: Session, patient_id: uuid.UUID) -> dict[Scope, tuple[ActiveC
     return result
 
 
-def patients_consenting(scope: Scope):  # type: ignore[no-untyped-def]
-    """The ids of patients with an active consent to ``scope``, as a subquery: the rule of `status` in
-    SQL, so that visibility queries can apply it (`visible_patients`, `visible_cases`, the queue).
+def patients_consenting(scope: Scope, patient_id: object = None):  # type: ignore[no-untyped-def]
+    """The ids of patients with an active consent to ``scope`` (only ``patient_id``'s, when given: an id
+    or a bound parameter), as a subquery: the rule of `status` in SQL, so that visibility queries can
+    apply it (`visible_patients`, `visible_cases`, the queue) and `consenting` can ask for one patient in
+    one query.
 
     Active: the patient's latest event for the scope (by recorded_at, then id) is a grant, and no newer
     published, non-withdrawn document in the grant's language that covers the scope requires re-consent."""
+    query = _patients_consenting(scope)
+    return query if patient_id is None else query.where(query.selected_columns[0] == patient_id)
+
+
+@functools.cache
+def _patients_consenting(scope: Scope):  # type: ignore[no-untyped-def]
+    # Built once per scope: statements are immutable, and building this one (four aliases, two
+    # correlated subqueries) costs more Python than running it.
     grant, later = aliased(ConsentEvent), aliased(ConsentEvent)
     document, newer = aliased(ConsentDocument), aliased(ConsentDocument)
     superseded = exists().where(
@@ -160,19 +171,42 @@ def patients_consenting(scope: Scope):  # type: ignore[no-untyped-def]
     )
 
 
+@functools.cache
+def _consenting(scopes: tuple[Scope, ...]):  # type: ignore[no-untyped-def]
+    patient = bindparam("patient_id")
+    return select(*(exists(patients_consenting(scope, patient)) for scope in scopes))
+
+
+def consenting(session: Session, patient_id: uuid.UUID, *scopes: Scope) -> dict[Scope, bool]:
+    """Whether the patient consents to each scope right now, in one query (the rule of `status`, without
+    reading the patient's whole history: for the hot path of a submission). `require` says why not."""
+    row = session.exec(_consenting(scopes), params={"patient_id": patient_id}).one()
+    values = tuple(row) if len(scopes) > 1 else (row,)  # one column comes back as a plain value
+    return {scope: bool(value) for scope, value in zip(scopes, values, strict=True)}
+
+
 def require(session: Session, patient_id: uuid.UUID, scope: Scope) -> ActiveConsent:
-    return required(status(session, patient_id), patient_id, scope)
-
-
-def required(
-    statuses: dict[Scope, tuple[ActiveConsent | None, bool]], patient_id: uuid.UUID, scope: Scope
-) -> ActiveConsent:
-    """`require` on statuses already read with `status` (one read serves several scopes)."""
-    active, needs_reconsent = statuses[scope]
+    active, needs_reconsent = status(session, patient_id)[scope]
     if active is None:
-        why = "a newer consent version requires re-consent" if needs_reconsent else "no active consent"
-        raise ConsentRequired(f"missing consent scope '{scope.value}' for patient {patient_id}: {why}")
+        raise _missing(patient_id, scope, needs_reconsent)
     return active
+
+
+def require_consenting(
+    session: Session, patient_id: uuid.UUID, needed: Scope, *also: Scope
+) -> dict[Scope, bool]:
+    """Refuse (`ConsentRequired`) unless the patient consents to ``needed``, and say whether they consent
+    to each of ``also``: one query when consent is there (`consenting`); the history is read only to
+    say why it is not."""
+    consents = consenting(session, patient_id, needed, *also)
+    if not consents[needed]:
+        raise _missing(patient_id, needed, status(session, patient_id)[needed][1])
+    return consents
+
+
+def _missing(patient_id: uuid.UUID, scope: Scope, needs_reconsent: bool) -> ConsentRequired:
+    why = "a newer consent version requires re-consent" if needs_reconsent else "no active consent"
+    return ConsentRequired(f"missing consent scope '{scope.value}' for patient {patient_id}: {why}")
 
 
 def decode_signature(encoded: str) -> bytes:

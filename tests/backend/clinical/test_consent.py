@@ -170,3 +170,47 @@ def test_enforcement_names_the_missing_scope(app, client, patient, document, sco
     )
     with app.state.db.session() as session, pytest.raises(consent.ConsentRequired, match=scope.value):
         consent.require(session, pid, scope)
+
+
+def test_consenting_agrees_with_the_history(app, client, patient, document, make_clinic):
+    """The one-query answer of a submission (`consenting`) and the rule over the whole history (`status`)
+    agree at every step: nothing, grants, a withdrawal, a newer version requiring re-consent, re-consent."""
+    pid = uuid.UUID(patient["id"])
+
+    def check() -> dict[Scope, bool]:
+        with app.state.db.session() as session:
+            fast = consent.consenting(session, pid, *Scope)
+            assert fast == {s: active is not None for s, (active, _) in consent.status(session, pid).items()}
+            return fast
+
+    assert check() == dict.fromkeys(Scope, False)
+    _record(client, patient, document, ["ai_analysis", "specialist_sharing"])
+    assert check() == {Scope.ai_analysis: True, Scope.specialist_sharing: True, Scope.research: False}
+    client.post(
+        f"/api/v1/patients/{patient['id']}/consents/withdraw",
+        headers=patient["clinic"].clinician.headers,
+        json={"scopes": ["specialist_sharing"]},
+    )
+    assert check() == {Scope.ai_analysis: True, Scope.specialist_sharing: False, Scope.research: False}
+    v2 = client.post(
+        "/api/v1/consent-documents",
+        headers=make_clinic.admin.headers,
+        json={
+            "version": "2026.2",
+            "language": "en",
+            "title": "DermaLink consent v2",
+            "text": CONSENT_TEXT + " Updated.",
+            "scopes": ["ai_analysis", "research"],
+            "requires_reconsent": True,
+        },
+    ).json()
+    assert check() == dict.fromkeys(Scope, False)  # ai_analysis now needs re-consent
+    with app.state.db.session() as session, pytest.raises(consent.ConsentRequired, match="re-consent"):
+        consent.require_consenting(session, pid, Scope.ai_analysis)
+    _record(client, patient, v2, ["ai_analysis", "research"])
+    assert check() == {Scope.ai_analysis: True, Scope.specialist_sharing: False, Scope.research: True}
+    with app.state.db.session() as session:
+        assert consent.require_consenting(session, pid, Scope.ai_analysis, Scope.specialist_sharing) == {
+            Scope.ai_analysis: True,
+            Scope.specialist_sharing: False,
+        }
