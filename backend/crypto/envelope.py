@@ -93,6 +93,7 @@ class RotationResult:
 class Vault:
     def __init__(self, provider: KeyProvider) -> None:
         self.provider = provider
+        self._unsealed_keks: dict[tuple[int, bytes], bytes] = {}
 
     # -- key-encryption keys -------------------------------------------------------------------
     def current_kek_id(self, session: Session) -> int:
@@ -115,10 +116,26 @@ class Vault:
         return next_id
 
     def _kek(self, session: Session, kek_id: int) -> bytes:
-        row = session.get(KeyEncryptionKey, kek_id)
-        if row is None:
+        material = session.exec(
+            select(KeyEncryptionKey.material_sealed).where(KeyEncryptionKey.id == kek_id)
+        ).first()
+        if material is None:
             raise DecryptionFailed(f"key-encryption key {kek_id} is missing")
-        return self.provider.unseal(kek_id, row.material_sealed)
+        return self._unsealed(kek_id, material)
+
+    def _unsealed(self, kek_id: int, material: bytes) -> bytes:
+        """The KEK's material unsealed by the provider, remembered by (id, sealed material): every data
+        key operation needs it, and the provider (a KMS, in production) need not be asked each time. It
+        is read from the database first every time, so a KEK deleted there is not used from here, and
+        this process already holds what unseals it (the master key or the KMS credentials)."""
+        key = (kek_id, material)
+        unsealed = self._unsealed_keks.get(key)
+        if unsealed is None:
+            unsealed = self.provider.unseal(kek_id, material)
+            if len(self._unsealed_keks) >= 16:  # a few rotations' worth; never grows without bound
+                self._unsealed_keks.clear()
+            self._unsealed_keks[key] = unsealed
+        return unsealed
 
     # -- data keys -----------------------------------------------------------------------------
     def create_data_key(self, session: Session, owner_id: uuid.UUID) -> None:
@@ -128,12 +145,26 @@ class Vault:
         session.flush()
 
     def _data_key(self, session: Session, owner_id: uuid.UUID) -> bytes:
-        row = session.exec(select(DataKey).where(DataKey.owner_id == owner_id)).first()
+        # The wrapped key and the material of the KEK that wraps it, in one query of plain columns (this
+        # runs for every encrypted read and write).
+        row = session.exec(
+            select(
+                DataKey.wrapped,
+                DataKey.kek_id,
+                DataKey.destroyed_at,
+                KeyEncryptionKey.material_sealed,
+            )
+            .outerjoin(KeyEncryptionKey, KeyEncryptionKey.id == DataKey.kek_id)  # type: ignore[arg-type]
+            .where(DataKey.owner_id == owner_id)
+        ).first()
         if row is None:
             raise DecryptionFailed(f"no data key for owner {owner_id}")
-        if row.destroyed_at is not None or row.wrapped is None or row.kek_id is None:
+        wrapped, kek_id, destroyed_at, material = row
+        if destroyed_at is not None or wrapped is None or kek_id is None:
             raise KeyDestroyed(f"the data of {owner_id} was erased and can no longer be decrypted")
-        return _open(self._kek(session, row.kek_id), row.wrapped, f"dek:{owner_id}".encode(), "data key")
+        if material is None:
+            raise DecryptionFailed(f"key-encryption key {kek_id} is missing")
+        return _open(self._unsealed(kek_id, material), wrapped, f"dek:{owner_id}".encode(), "data key")
 
     def sealer(self, session: Session, owner_id: uuid.UUID) -> Callable[[str, bytes], bytes]:
         """Unwrap ``owner_id``'s data key once and return ``seal(record, plaintext)``, equivalent to
