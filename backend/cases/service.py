@@ -75,7 +75,7 @@ from backend.lesions import visits
 from backend.lesions.models import Lesion, LesionChange
 from backend.lesions.schemas import LesionChangeOut
 from backend.patients.models import Patient
-from backend.patients.service import get_visible
+from backend.patients.service import visible_clinic_id
 from backend.storage import BlobNotFound
 from backend.users.models import Role
 
@@ -220,12 +220,13 @@ class CaseService:
                 return self._replay(session, existing, request_hash)
             if not 1 <= len(uploads) <= self.limits.max_images:
                 raise ValidationFailed(f"send between 1 and {self.limits.max_images} images (field 'images')")
-            patient = get_visible(session, actor, body.patient_id)
-            statuses = consent.status(session, patient.id)
-            consent.required(statuses, patient.id, Scope.ai_analysis)
-            sharing = statuses[Scope.specialist_sharing][0] is not None
-            visits.check_followup(session, patient.id, body.lesion_id)
-            patient_id, clinic_id = patient.id, patient.clinic_id
+            patient_id = body.patient_id
+            clinic_id = visible_clinic_id(session, actor, patient_id)
+            consents = consent.require_consenting(
+                session, patient_id, Scope.ai_analysis, Scope.specialist_sharing
+            )
+            sharing = consents[Scope.specialist_sharing]
+            visits.check_followup(session, patient_id, body.lesion_id)
             seal = self.vault.sealer(session, patient_id)
             end_read_transaction(session)
 
@@ -387,9 +388,12 @@ class CaseService:
         return prepared
 
     def _by_idempotency_key(self, session: Session, actor: Actor, key: str) -> Case | None:
-        return session.exec(
-            select(Case).where(Case.created_by == actor.user.id, Case.idempotency_key == key)
+        # The id alone first: nearly every submission is new, and loading a whole row as a model costs far
+        # more Python than the query itself.
+        case_id = session.exec(
+            select(Case.id).where(Case.created_by == actor.user.id, Case.idempotency_key == key)
         ).first()
+        return session.get(Case, case_id) if case_id is not None else None
 
     def _replay(self, session: Session, case: Case, request_hash: str) -> Submission:
         if case.request_hash != request_hash:

@@ -53,18 +53,32 @@ def visible_patients(actor: Actor) -> SelectOfScalar[Patient]:
 def get_visible(session: Session, actor: Actor, patient_id: uuid.UUID) -> Patient:
     patient = session.exec(visible_patients(actor).where(Patient.id == patient_id)).first()
     if patient is None:
-        record(
-            session,
-            actor.ctx,
-            "patient.read",
-            outcome="denied",
-            resource_type="patient",
-            resource_id=patient_id,
-            patient_id=patient_id,
-            reason="not found or not visible",
-        )
-        raise NotFound(f"patient {patient_id} not found")
+        raise _not_visible(session, actor, patient_id)
     return patient
+
+
+def visible_clinic_id(session: Session, actor: Actor, patient_id: uuid.UUID) -> uuid.UUID:
+    """`get_visible` (the same rule, the same audited refusal) for a caller that needs only the patient's
+    clinic: one column instead of the whole row (a submission needs no more)."""
+    query = visible_patients(actor).where(Patient.id == patient_id).with_only_columns(Patient.clinic_id)
+    clinic_id = session.exec(query).first()
+    if clinic_id is None:
+        raise _not_visible(session, actor, patient_id)
+    return clinic_id
+
+
+def _not_visible(session: Session, actor: Actor, patient_id: uuid.UUID) -> NotFound:
+    record(
+        session,
+        actor.ctx,
+        "patient.read",
+        outcome="denied",
+        resource_type="patient",
+        resource_id=patient_id,
+        patient_id=patient_id,
+        reason="not found or not visible",
+    )
+    return NotFound(f"patient {patient_id} not found")
 
 
 class PatientService:
