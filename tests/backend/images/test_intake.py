@@ -90,6 +90,15 @@ def test_jpeg_is_accepted_and_reencoded_with_a_hash_of_the_output():
         result.width = 1  # type: ignore[misc]  # frozen
 
 
+def test_the_encoding_through_an_in_memory_file_is_the_plain_encoding(monkeypatch: pytest.MonkeyPatch):
+    """The re-encode writes to an anonymous file (so Pillow lets go of the GIL): the bytes are exactly
+    those of an encoding into memory, which is what runs where there is no such file."""
+    upload = encode(photo(), "JPEG", quality=90)
+    through_a_file = sanitize(upload, **LIMITS).data
+    monkeypatch.delattr("os.memfd_create", raising=False)
+    assert sanitize(upload, **LIMITS).data == through_a_file
+
+
 def test_gps_exif_is_gone_orientation_applied_and_pixels_survive():
     exif = Image.Exif()
     exif[0x0112] = 6  # stored rotated: the viewer turns it 90° clockwise
