@@ -195,9 +195,13 @@ def _lock_before_flushing(session: Session, _context: object, _instances: object
 def insert_rows(session: Session, rows: list) -> None:  # type: ignore[type-arg]
     """Insert complete model instances of one table, not in the session, with one multi-row INSERT
     (SQLAlchemy Core): for hot paths where the ORM's unit of work costs more Python than the insert.
-    The instances stay transient."""
+    The instances stay transient. Runs on the session's connection, below the ORM's statement layer
+    (nothing there is needed for a plain INSERT), having taken SQLite's write lock as the hooks would."""
     table = type(rows[0]).__table__
-    session.execute(insert(table), [{c.key: getattr(row, c.key) for c in table.columns} for row in rows])
+    take_write_lock(session)
+    session.connection().execute(
+        insert(table), [{c.key: getattr(row, c.key) for c in table.columns} for row in rows]
+    )
 
 
 def is_lock_timeout(exc: BaseException) -> bool:

@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlmodel import Session, select
 
 from backend.audit.models import AuditChainHead, AuditEvent, Outcome
@@ -83,8 +83,9 @@ def head_mac(audit_key: bytes, seq: int, hash_: str) -> str:
     return hmac.new(head_key(audit_key), f"{seq}|{hash_}".encode(), hashlib.sha256).hexdigest()
 
 
-def head_is_authentic(audit_key: bytes, head: AuditChainHead) -> bool:
-    """A head is authentic when its MAC matches, or it is the untouched genesis head of a new database."""
+def head_is_authentic(audit_key: bytes, head: Any) -> bool:
+    """A head (the `AuditChainHead` row, or a row of its ``seq``, ``hash`` and ``mac`` columns) is
+    authentic when its MAC matches, or it is the untouched genesis head of a new database."""
     if head.mac is None:
         return head.seq == 0 and head.hash == GENESIS_HASH
     return hmac.compare_digest(head.mac, head_mac(audit_key, head.seq, head.hash))
@@ -152,22 +153,29 @@ def _append_pending(session: Session) -> None:
     if not pending:
         return
     key: bytes = session.info[AUDIT_KEY]
-    head = session.exec(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).first()
+    head = session.exec(
+        select(AuditChainHead.seq, AuditChainHead.hash, AuditChainHead.mac)
+        .where(AuditChainHead.id == 1)
+        .with_for_update()
+    ).first()
     if head is None or not head_is_authentic(key, head):
         log.error("audit chain head failed authentication; refusing to append", deleted=head is None)
         raise AuditChainBroken(
             "the audit chain head is missing or was changed without the key; run `dermalink audit verify`"
         )
+    seq, hash_ = head.seq, head.hash
     for row in pending:
-        row.seq = head.seq + 1
-        row.prev_hash = head.hash
-        row.hash = chain_hash(key, head.hash, row)
-        head.seq, head.hash = row.seq, row.hash
-    # One multi-row INSERT (SQLAlchemy Core): the events are complete, and the ORM's unit of work would
-    # cost more than the insert while the chain head is locked.
+        seq += 1
+        row.seq, row.prev_hash = seq, hash_
+        hash_ = row.hash = chain_hash(key, hash_, row)
+    # One multi-row INSERT and one UPDATE (SQLAlchemy Core): the events are complete, and the ORM's unit
+    # of work would cost more than the statements while the chain head is locked.
     insert_rows(session, pending)
-    head.mac = head_mac(key, head.seq, head.hash)
-    session.add(head)
+    session.connection().execute(
+        update(AuditChainHead.__table__)  # type: ignore[arg-type]
+        .where(AuditChainHead.__table__.c.id == 1)  # type: ignore[attr-defined]
+        .values(seq=seq, hash=hash_, mac=head_mac(key, seq, hash_))
+    )
 
 
 @event.listens_for(Session, "before_commit")
