@@ -4,12 +4,13 @@ Names (all prefixed ``dermalink_``):
 
 * ``http_requests_total`` and ``http_request_duration_seconds`` by method, route template and status;
 * ``case_stage_seconds{stage}``: where a submission's time goes, one observation per image or request:
-  ``authenticate`` (the access token, its user and login; every authenticated request), ``checks`` (a
-  submission's reads before any image work: idempotency key, patient, consent, data key), ``intake`` (decode, limits, sanitising re-encode), ``quality``, ``preprocess`` (the model's 224×224
+  ``authenticate`` (the access token, its user and login; every authenticated request), ``checks``
+  (a submission's reads before any image work: idempotency key, patient, consent, data key),
+  ``intake`` (decode, limits, sanitising re-encode), ``quality``, ``preprocess`` (the model's 224×224
   input), ``encrypt_store`` (AES-GCM and the blob write), ``queue_wait`` (waiting for a batch),
   ``inference`` (one model call, per batch), ``heatmap`` (one image's class-activation overlay PNG,
-  drawn on its first view: render, seal, write; not part of a submission), ``triage`` (results, triage and routing rows), ``insert`` (a submission's rows inserted, under
-  SQLite's write lock), ``commit``;
+  drawn on its first view: render, seal, write; not part of a submission), ``triage`` (results, triage
+  and routing rows), ``insert`` (a submission's rows inserted, under SQLite's write lock), ``commit``;
 * ``inference_batch_size``: images per model call;
 * ``analysis_jobs{status}`` and ``analysis_oldest_due_job_age_seconds``: read from the database at scrape;
 * ``model_info{name,version}``: the loaded model;

@@ -13,6 +13,7 @@ Ciphertext layout: ``b"DL1" | 12-byte nonce | AES-GCM ciphertext and 16-byte tag
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable
@@ -93,7 +94,11 @@ class RotationResult:
 class Vault:
     def __init__(self, provider: KeyProvider) -> None:
         self.provider = provider
-        self._unsealed_keks: dict[tuple[int, bytes], bytes] = {}
+        # A KEK's material unsealed by the provider, remembered by (id, sealed material): every data key
+        # operation needs it, and the provider (a KMS, in production) need not be asked each time. The
+        # sealed material is read from the database first every time, so a KEK deleted there is not used
+        # from here; this process already holds what unseals it (the master key or the KMS credentials).
+        self._unseal = functools.lru_cache(maxsize=16)(provider.unseal)
 
     # -- key-encryption keys -------------------------------------------------------------------
     def current_kek_id(self, session: Session) -> int:
@@ -119,23 +124,13 @@ class Vault:
         material = session.exec(
             select(KeyEncryptionKey.material_sealed).where(KeyEncryptionKey.id == kek_id)
         ).first()
-        if material is None:
-            raise DecryptionFailed(f"key-encryption key {kek_id} is missing")
         return self._unsealed(kek_id, material)
 
-    def _unsealed(self, kek_id: int, material: bytes) -> bytes:
-        """The KEK's material unsealed by the provider, remembered by (id, sealed material): every data
-        key operation needs it, and the provider (a KMS, in production) need not be asked each time. It
-        is read from the database first every time, so a KEK deleted there is not used from here, and
-        this process already holds what unseals it (the master key or the KMS credentials)."""
-        key = (kek_id, material)
-        unsealed = self._unsealed_keks.get(key)
-        if unsealed is None:
-            unsealed = self.provider.unseal(kek_id, material)
-            if len(self._unsealed_keks) >= 16:  # a few rotations' worth; never grows without bound
-                self._unsealed_keks.clear()
-            self._unsealed_keks[key] = unsealed
-        return unsealed
+    def _unsealed(self, kek_id: int, material: bytes | None) -> bytes:
+        """The KEK from its sealed material as just read (None: its row is gone)."""
+        if material is None:
+            raise DecryptionFailed(f"key-encryption key {kek_id} is missing")
+        return self._unseal(kek_id, material)
 
     # -- data keys -----------------------------------------------------------------------------
     def create_data_key(self, session: Session, owner_id: uuid.UUID) -> None:
@@ -162,8 +157,6 @@ class Vault:
         wrapped, kek_id, destroyed_at, material = row
         if destroyed_at is not None or wrapped is None or kek_id is None:
             raise KeyDestroyed(f"the data of {owner_id} was erased and can no longer be decrypted")
-        if material is None:
-            raise DecryptionFailed(f"key-encryption key {kek_id} is missing")
         return _open(self._unsealed(kek_id, material), wrapped, f"dek:{owner_id}".encode(), "data key")
 
     def sealer(self, session: Session, owner_id: uuid.UUID) -> Callable[[str, bytes], bytes]:
