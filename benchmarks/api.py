@@ -20,7 +20,6 @@ import base64
 import csv
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -39,7 +38,6 @@ from benchmarks.triton import CpuMeter, machine_description
 
 PASSWORD = "benchmark passphrase 1234"
 METRICS_TOKEN = "benchmark-scrape-token"
-VECTOR_FLAGS = re.compile(r"^(sse4_2|avx|avx2|fma|f16c|avx512\w*|avx_vnni|amx\w*)$")
 # The issue's bars: p50 at concurrency 1 within 4x the bare batch-1 p50 (stretch 2.5x); throughput at the
 # highest concurrency at least 30% of the bare model's best batched throughput (stretch 50%).
 P50_BAR, P50_STRETCH, THROUGHPUT_BAR, THROUGHPUT_STRETCH = 4.0, 2.5, 0.30, 0.50
@@ -78,20 +76,6 @@ class Level:
 
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
-
-
-def machine() -> dict:
-    """CPU model, cores, vector extensions and load: numbers from different machines never compare."""
-    description = machine_description()
-    flags: list[str] = []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = sorted(f for f in line.split(":", 1)[1].split() if VECTOR_FLAGS.match(f))
-                break
-    except OSError:
-        pass
-    return {**description, "vector_extensions": " ".join(flags) or "unknown"}
 
 
 def bare_model(config: ApiBenchConfig, images: list[bytes]) -> dict:
@@ -238,7 +222,7 @@ def run(config: ApiBenchConfig, *, log=print) -> dict:  # type: ignore[no-untype
     images = [p.read_bytes() for p in sorted(config.images_dir.glob("*.jpg"))[: config.max_images]]
     if not images:
         raise FileNotFoundError(f"no .jpg images in {config.images_dir}")
-    before = machine()
+    before = machine_description()
     log(f"bare model on {len(images)} images ...")
     bare = bare_model(config, images)
     setups = [("SQLite, 1 process", None, 1)]

@@ -15,7 +15,6 @@ import csv
 import datetime as dt
 import io
 import os
-import platform
 import tempfile
 import time
 import urllib.request
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from backend.cluster.load import LoadGenerator, load_images, prepare
 from backend.cluster.topology import Cluster, ClusterSpec, up
+from benchmarks.triton import machine_description
 
 CONFIGS = ((1, 1), (2, 1), (1, 2), (2, 2))
 
@@ -56,26 +56,6 @@ class Row:
     analysed_in_response: float
     loadavg_before: str
     loadavg_after: str
-
-
-def machine() -> dict[str, str]:
-    """CPU model, cores, vector extensions and load averages (the machine may be shared: say so)."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile")
-    return {
-        "cpu": model,
-        "cores": str(os.cpu_count()),
-        "vector": " ".join(f for f in wanted if f in flags) or "none reported",
-        "loadavg": _loadavg(),
-    }
 
 
 def _loadavg() -> str:
@@ -154,7 +134,7 @@ def _measure(
 def run(config: ClusterBenchConfig, *, log=print) -> dict:  # type: ignore[no-untyped-def]
     images = load_images(config.images_dir)
     started_at = dt.datetime.now(dt.UTC)
-    host = machine()
+    host = machine_description()
     log(f"machine: {host}")
     with tempfile.TemporaryDirectory(prefix="dermalink-bench-cluster-") as tmp:
         cluster = up(ClusterSpec(apis=2, workers=2, run_dir=Path(tmp) / "run"), log=log)
@@ -197,7 +177,7 @@ def write_outputs(result: dict, config: ClusterBenchConfig) -> list[Path]:
         f"- Command: `{config.command}`",
         f"- When: {result['started_at'][:16].replace('T', ' ')} UTC",
         (
-            f"- Machine: {host['cpu']}, {host['cores']} cores, vector extensions: {host['vector']}; no GPU. "
+            f"- Machine: {host['cpu']}, {host['cores']} cores, vector extensions: {host['vector_extensions']}; no GPU. "
             f"Load average before the run: {host['loadavg']}. The machine is **shared** with other work "
             "(several sessions' tests and builds run at the same time), so absolute numbers move with their "
             "load: the load averages of each measurement are in the table; compare rows of one run only."

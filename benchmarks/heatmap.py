@@ -85,7 +85,7 @@ def run(images: np.ndarray, encoded: list[bytes], repository: Path, repeats: int
 
 def main(argv: list[str] | None = None) -> None:
     from backend.inference.preprocess import load_image
-    from benchmarks.api import machine
+    from benchmarks.triton import machine_description
     from training.paths import REPO_ROOT, shared_dir
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.heatmap", description=__doc__.split("\n")[0])
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     files = sorted(args.images.glob("*.jpg"))
     images = np.stack([load_image(f) for f in files])
     result = {
-        "machine": machine(),
+        "machine": machine_description(),
         **run(images, [f.read_bytes() for f in files], args.repository, args.repeats),
     }
     args.out.mkdir(parents=True, exist_ok=True)

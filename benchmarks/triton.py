@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import tempfile
@@ -290,18 +291,26 @@ def model_description(onnx_path: Path) -> dict:
     }
 
 
+VECTOR_FLAGS = re.compile(r"^(sse4_2|avx|avx2|fma|f16c|avx512\w*|avx_vnni|amx\w*)$")
+
+
 def machine_description() -> dict:
-    cpu = platform.processor() or ""
+    """CPU model, cores, vector extensions and load, for every benchmark file: numbers from different
+    machines (or one machine under other load) never compare."""
+    cpu, flags = platform.processor() or "", []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = sorted(f for f in line.split(":", 1)[1].split() if VECTOR_FLAGS.match(f))
                 break
     except OSError:
         pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "vector_extensions": " ".join(flags) or "unknown",
         "gpu": "none",
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
@@ -539,7 +548,8 @@ def markdown(rows: list[Row], meta: dict, png: str | None) -> str:
         f"# Triton vs in-process ONNX Runtime ({meta['started']})",
         "",
         (
-            f"- Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu']}; load average {m['loadavg']} before, "
+            f"- Machine: {m['cpu']}, {m['cores']} cores, vector extensions: {m['vector_extensions']}, GPU: "
+            f"{m['gpu']}; load average {m['loadavg']} before, "
             f"{meta['loadavg_after']} after (shared machine: read ratios, not absolutes)."
         ),
         (
