@@ -433,11 +433,15 @@ class CaseService:
         return case
 
     def view(self, session: Session, case: Case) -> CaseOut:
+        # The job first, then the case again: on PostgreSQL each statement sees what was committed when it
+        # began, and an analysis commits its job and its case together, so a job read as done means the
+        # case read after it shows the analysis too (never "done" beside a case still "received").
+        job = session.exec(select(AnalysisJob).where(AnalysisJob.case_id == case.id)).first()
+        session.refresh(case)
         images = list(
             session.exec(select(CaseImage).where(CaseImage.case_id == case.id).order_by(CaseImage.position))
         )
         results = list(session.exec(select(AnalysisResult).where(AnalysisResult.case_id == case.id)))
-        job = session.exec(select(AnalysisJob).where(AnalysisJob.case_id == case.id)).first()
         answer = session.exec(select(Answer).where(Answer.case_id == case.id)).first()
         transitions = session.exec(
             select(CaseTransition).where(CaseTransition.case_id == case.id).order_by(CaseTransition.at)
