@@ -6,11 +6,13 @@ since the request's own transaction never commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -39,29 +41,42 @@ async def get_auth_service(request: Request) -> AuthService:
     return request.app.state.auth
 
 
-def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
-    with db.session() as session:
+async def get_session(db: Annotated[Database, Depends(get_database)]) -> AsyncIterator[Session]:
+    """The request's session, made and closed on the event loop: neither touches the database, except
+    closing a session whose transaction is still open (a rollback), which runs in a worker thread.
+    Every dependency below that is sync runs in a worker thread of its own (a round trip each), so the
+    ones that need no database are async."""
+    session = db.session()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def unit_of_work(session: SessionDep) -> Iterator[Session]:
+async def unit_of_work(session: SessionDep) -> AsyncIterator[Session]:
     """The request's transaction: committed once when the route returns, before the response is sent.
 
     Routes and services never commit; a route that raises leaves its transaction uncommitted (a refusal
     that must keep its audit event uses `commit_refusals`). Function scope makes FastAPI run the commit
     before the response goes out, so a 201 means the data is durable; a failing commit is an error
-    response, never a success the database does not hold."""
+    response, never a success the database does not hold. The commit and the rollback run in a worker
+    thread (they wait for the database); the rest on the event loop."""
     try:
         yield session
     except BaseException:
-        session.rollback()
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(session.rollback)
         raise
     if session.in_transaction():
         with metrics.stage("commit"):
-            session.commit()
+            await run_in_threadpool(session.commit)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -123,13 +138,14 @@ def current_actor(
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
-def require_role(*roles: Role) -> Callable[..., Actor]:
-    """A dependency that lets only ``roles`` through. Admins must have TOTP enabled to act as admins,
-    unless this login is a single sign-on whose provider proved a second factor (`backend.sso`)."""
+def role_check(*roles: Role) -> Callable[[Request, Actor, Session], Actor]:
+    """The check behind `require_role`, for a caller already in a worker thread: lets only ``roles``
+    through, and admins only with TOTP enabled, unless this login is a single sign-on whose provider
+    proved a second factor (`backend.sso`). A refusal is audited, then raised."""
 
     allowed = {r.value for r in roles}
 
-    def guard(request: Request, actor: CurrentActor, session: SessionDep) -> Actor:
+    def check(request: Request, actor: Actor, session: Session) -> Actor:
         if actor.user.role not in allowed:
             audit_denial(
                 session,
@@ -155,6 +171,23 @@ def require_role(*roles: Role) -> Callable[..., Actor]:
                 "admins must enrol TOTP two-factor first (POST /api/v1/auth/totp/enrol, then /confirm)"
             )
         return actor
+
+    return check
+
+
+def require_role(*roles: Role) -> Callable[..., Awaitable[Actor]]:
+    """A dependency that lets only ``roles`` through (`role_check`). A user of an allowed role (an admin
+    with TOTP enabled) passes on the event loop; anything that needs the database (auditing a refusal,
+    an admin's single sign-on) goes to a worker thread."""
+
+    allowed = {r.value for r in roles}
+    check = role_check(*roles)
+
+    async def guard(request: Request, actor: CurrentActor, session: SessionDep) -> Actor:
+        user = actor.user
+        if user.role in allowed and (user.role != Role.admin or user.totp_enabled):
+            return actor
+        return await run_in_threadpool(check, request, actor, session)
 
     return guard
 

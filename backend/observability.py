@@ -22,12 +22,12 @@ from backend.core import metrics
 from backend.core.clock import utcnow
 from backend.core.openapi import error_responses
 from backend.db import Database
-from backend.deps import AuditContextDep, AuthServiceDep, SessionDep, current_actor, require_role
+from backend.deps import AuditContextDep, AuthServiceDep, SessionDep, current_actor, role_check
 from backend.users.models import Role
 
 router = APIRouter(tags=["health"], responses=error_responses())
 _bearer = HTTPBearer(auto_error=False, description="DERMALINK_METRICS_TOKEN, or an admin's access token")
-_admin = require_role(Role.admin)
+_admin = role_check(Role.admin)
 
 
 def metrics_access(
