@@ -8,6 +8,8 @@ from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
+from backend.core.defaults import new_id
+
 
 class Outcome(StrEnum):
     allowed = "allowed"
@@ -26,7 +28,7 @@ class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, unique=True)
+    id: uuid.UUID = Field(default_factory=new_id, unique=True)
     occurred_at: datetime = Field(index=True)
     actor_id: uuid.UUID | None = Field(default=None, index=True)
     actor_role: str | None = Field(default=None, max_length=20)

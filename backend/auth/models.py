@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlmodel import Field, SQLModel
 
 from backend.core.clock import utcnow
+from backend.core.defaults import new_id
 
 
 class AuthSession(SQLModel, table=True):
@@ -15,7 +16,7 @@ class AuthSession(SQLModel, table=True):
 
     __tablename__ = "auth_session"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
@@ -27,7 +28,7 @@ class AuthSession(SQLModel, table=True):
 class RefreshToken(SQLModel, table=True):
     __tablename__ = "refresh_token"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     session_id: uuid.UUID = Field(foreign_key="auth_session.id", index=True)
     token_hash: str = Field(max_length=64, unique=True, index=True)
     created_at: datetime = Field(default_factory=utcnow)

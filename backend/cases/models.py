@@ -10,6 +10,7 @@ from sqlalchemy import JSON, LargeBinary, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 from backend.core.clock import utcnow
+from backend.core.defaults import empty_dict, new_id
 
 
 class CaseState(StrEnum):
@@ -31,7 +32,7 @@ class Case(SQLModel, table=True):
     __tablename__ = "clinical_case"
     __table_args__ = (UniqueConstraint("created_by", "idempotency_key", name="uq_case_idempotency"),)
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
     clinic_id: uuid.UUID = Field(foreign_key="clinic.id", index=True)
     lesion_id: uuid.UUID | None = Field(default=None, foreign_key="lesion.id", index=True)  # None once erased
@@ -45,7 +46,7 @@ class Case(SQLModel, table=True):
     age: int | None = None
     sex: str | None = Field(default=None, max_length=10)
     site: str | None = Field(default=None, max_length=30)
-    history: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    history: dict = Field(default_factory=empty_dict, sa_column=Column(JSON, nullable=False))
     concern: str = Field(default="low", max_length=10)
     wants_specialist: bool = False
     notes_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
@@ -53,7 +54,7 @@ class Case(SQLModel, table=True):
     # Triage.
     triage_level: str | None = Field(default=None, max_length=10, index=True)
     triage_rule: str | None = Field(default=None, max_length=60)
-    triage_detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    triage_detail: dict = Field(default_factory=empty_dict, sa_column=Column(JSON, nullable=False))
     sharing_consent_missing: bool = False
 
     # Consultation queue.
@@ -69,7 +70,7 @@ class Case(SQLModel, table=True):
 class CaseImage(SQLModel, table=True):
     __tablename__ = "case_image"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="clinical_case.id", index=True)
     position: int = 0
     blob_key: str = Field(max_length=300)
@@ -78,7 +79,7 @@ class CaseImage(SQLModel, table=True):
     width: int
     height: int
     quality_ok: bool = True
-    quality: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    quality: dict = Field(default_factory=empty_dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -87,7 +88,7 @@ class AnalysisJob(SQLModel, table=True):
 
     __tablename__ = "analysis_job"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="clinical_case.id", unique=True)
     status: str = Field(default="pending", max_length=12, index=True)  # pending | running | done | failed
     attempts: int = 0
@@ -101,7 +102,7 @@ class AnalysisJob(SQLModel, table=True):
 class AnalysisResult(SQLModel, table=True):
     __tablename__ = "analysis_result"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="clinical_case.id", index=True)
     image_id: uuid.UUID = Field(foreign_key="case_image.id", unique=True)
     probabilities: dict = Field(sa_column=Column(JSON, nullable=False))
@@ -122,7 +123,7 @@ class AnalysisResult(SQLModel, table=True):
 class CaseTransition(SQLModel, table=True):
     __tablename__ = "case_transition"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="clinical_case.id", index=True)
     from_state: str | None = Field(default=None, max_length=24)
     to_state: str = Field(max_length=24)
@@ -135,7 +136,7 @@ class CaseTransition(SQLModel, table=True):
 class Answer(SQLModel, table=True):
     __tablename__ = "case_answer"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="clinical_case.id", unique=True)
     dermatologist_id: uuid.UUID = Field(foreign_key="user_account.id")
     diagnosis: str = Field(max_length=20)  # one of the 7 classes, or "other"

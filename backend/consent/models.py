@@ -10,6 +10,7 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from backend.core.clock import utcnow
+from backend.core.defaults import new_id
 
 
 class Scope(StrEnum):
@@ -29,7 +30,7 @@ class ConsentDocument(SQLModel, table=True):
     __tablename__ = "consent_document"
     __table_args__ = (UniqueConstraint("version", "language", name="uq_consent_version_language"),)
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     version: str = Field(max_length=40)
     language: str = Field(max_length=12)
     title: str = Field(max_length=200)
@@ -47,7 +48,7 @@ class ConsentEvent(SQLModel, table=True):
 
     __tablename__ = "consent_event"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
     scope: str = Field(max_length=30)
     kind: str = Field(max_length=10)  # grant | withdraw

@@ -7,6 +7,7 @@ from sqlalchemy import LargeBinary
 from sqlmodel import Column, Field, SQLModel
 
 from backend.core.clock import utcnow
+from backend.core.defaults import new_id
 
 
 class KeyEncryptionKey(SQLModel, table=True):
@@ -28,7 +29,7 @@ class DataKey(SQLModel, table=True):
 
     __tablename__ = "data_key"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     owner_id: uuid.UUID = Field(unique=True, index=True)
     kek_id: int | None = Field(default=None, foreign_key="key_encryption_key.id", index=True)
     wrapped: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))

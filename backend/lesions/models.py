@@ -9,6 +9,7 @@ from sqlalchemy import JSON
 from sqlmodel import Column, Field, SQLModel
 
 from backend.core.clock import utcnow
+from backend.core.defaults import empty_dict, new_id
 
 
 class Lesion(SQLModel, table=True):
@@ -16,7 +17,7 @@ class Lesion(SQLModel, table=True):
 
     __tablename__ = "lesion"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     patient_id: uuid.UUID = Field(foreign_key="patient.id", index=True)
     clinic_id: uuid.UUID = Field(foreign_key="clinic.id", index=True)
     site: str = Field(default="unknown", max_length=30)  # the cases' `Site` vocabulary
@@ -37,12 +38,12 @@ class LesionChange(SQLModel, table=True):
 
     __tablename__ = "lesion_change"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     lesion_id: uuid.UUID = Field(foreign_key="lesion.id", index=True)
     baseline_case_id: uuid.UUID = Field(foreign_key="clinical_case.id")
     followup_case_id: uuid.UUID = Field(foreign_key="clinical_case.id", unique=True)
     status: str = Field(max_length=16)
     reason: str | None = Field(default=None, max_length=200)
-    measurements: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    probability_change: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    measurements: dict = Field(default_factory=empty_dict, sa_column=Column(JSON, nullable=False))
+    probability_change: dict = Field(default_factory=empty_dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)

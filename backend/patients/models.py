@@ -9,13 +9,14 @@ from sqlalchemy import LargeBinary, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 from backend.core.clock import utcnow
+from backend.core.defaults import new_id
 
 
 class Patient(SQLModel, table=True):
     __tablename__ = "patient"
     __table_args__ = (UniqueConstraint("clinic_id", "mrn_index", name="uq_patient_clinic_mrn"),)
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)  # the pseudonymous id
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)  # the pseudonymous id
     clinic_id: uuid.UUID = Field(foreign_key="clinic.id", index=True)
     # Keyed hash (HMAC) of the normalised medical record number: look-up without decrypting rows.
     mrn_index: str | None = Field(default=None, max_length=64, index=True)

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 from backend.core.clock import utcnow
+from backend.core.defaults import empty_list, new_id
 
 
 class ExternalIdentity(SQLModel, table=True):
@@ -19,7 +20,7 @@ class ExternalIdentity(SQLModel, table=True):
     __tablename__ = "external_identity"
     __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_external_identity_subject"),)
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
     issuer: str = Field(max_length=300)
     subject: str = Field(max_length=255)
@@ -40,7 +41,7 @@ class OidcLogin(SQLModel, table=True):
 
     __tablename__ = "oidc_login"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     state_hash: str = Field(max_length=64, unique=True, index=True)
     browser_hash: str = Field(max_length=64)
     nonce: str = Field(max_length=100)
@@ -54,7 +55,7 @@ class OidcLogin(SQLModel, table=True):
     user_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
     issuer: str | None = Field(default=None, max_length=300)
     subject: str | None = Field(default=None, max_length=255)
-    amr: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    amr: list = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
     acr: str | None = Field(default=None, max_length=200)
     mfa: bool = False
     needs_totp: bool = False  # an admin whose provider proved no second factor: DermaLink's TOTP

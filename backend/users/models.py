@@ -9,6 +9,7 @@ from enum import StrEnum
 from sqlmodel import Field, SQLModel
 
 from backend.core.clock import utcnow
+from backend.core.defaults import new_id
 
 
 class Role(StrEnum):
@@ -22,7 +23,7 @@ class Clinic(SQLModel, table=True):
 
     __tablename__ = "clinic"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     name: str = Field(max_length=200, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -30,7 +31,7 @@ class Clinic(SQLModel, table=True):
 class User(SQLModel, table=True):
     __tablename__ = "user_account"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     email: str = Field(max_length=254, unique=True, index=True)
     full_name: str = Field(max_length=200)
     role: str = Field(max_length=20)
