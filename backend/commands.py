@@ -401,3 +401,40 @@ def _register_bench_api() -> None:
         result = run(config, log=typer.echo)
         for path in result["files"]:
             typer.echo(f"wrote {path}")
+
+    @bench_app.command("paired")
+    def bench_paired(
+        baseline: str = typer.Option(..., help="The git revision to compare the working tree against."),
+        images: Path = typer.Option(
+            None, help="Folder of JPEGs (default: $DERMALINK_SHARED/data/ham10000/full_size)."
+        ),
+        out: Path = typer.Option(Path("docs/benchmarks"), help="Where paired.md and paired.csv go."),
+        concurrency: str = typer.Option("1,16", help="Comma-separated concurrency levels."),
+        pairs: int = typer.Option(80, min=2, help="Submissions to each server at concurrency 1."),
+        rounds: int = typer.Option(4, min=2, help="Rounds per server at each higher concurrency."),
+        name: str = typer.Option("paired", help="Base name of the output files."),
+    ) -> None:
+        """The case path of the working tree against a baseline commit: two servers side by side, the load
+        alternating between them, so that the shared machine's drift hits both alike (p50, requests/s,
+        server CPU per request, and their paired differences)."""
+        import os
+
+        from backend.config import REPO_ROOT, get_settings
+        from benchmarks.paired import PairedConfig, run
+
+        shared = Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
+        settings = get_settings()
+        config = PairedConfig(
+            baseline=baseline,
+            images_dir=images or shared / "data" / "ham10000" / "full_size",
+            out_dir=out,
+            model_repository=settings.model_repository,
+            model_name=settings.model_name,
+            concurrency=tuple(int(c) for c in concurrency.split(",")),
+            pairs=pairs,
+            rounds=rounds,
+            name=name,
+        )
+        result = run(config, log=typer.echo)
+        for path in result["files"]:
+            typer.echo(f"wrote {path}")

@@ -28,6 +28,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -247,9 +248,25 @@ def run(config: ApiBenchConfig, *, log=print) -> dict:  # type: ignore[no-untype
     return result
 
 
-def _measure_server(  # type: ignore[no-untyped-def]
-    config: ApiBenchConfig, images: list[bytes], label: str, database_url: str | None, workers: int, log
-) -> dict:
+@dataclass(frozen=True)
+class Server:
+    base: str  # http://127.0.0.1:<port>
+    pid: int  # also its process group (CPU time of the server and its workers)
+    patient_id: str  # a consenting patient of the benchmark's clinician
+
+
+@contextmanager
+def serving(  # type: ignore[no-untyped-def]
+    model_repository: Path,
+    model_name: str,
+    *,
+    workers: int = 1,
+    database_url: str | None = None,
+    checkout: Path | None = None,
+):
+    """`dermalink serve` on a fresh data directory (embedded defaults, or ``database_url``) with a
+    clinician, a consenting patient and a published consent version; stopped afterwards. ``checkout``:
+    run that source tree's code (another commit) with this interpreter and its packages."""
     from backend.core.keys import KEY_BYTES
 
     with tempfile.TemporaryDirectory(prefix="dermalink-bench-") as tmp:
@@ -257,8 +274,8 @@ def _measure_server(  # type: ignore[no-untyped-def]
             "DERMALINK_ENVIRONMENT": "test",
             "DERMALINK_DATA_DIR": tmp,
             "DERMALINK_MASTER_KEY": base64.b64encode(os.urandom(KEY_BYTES)).decode(),
-            "DERMALINK_MODEL_REPOSITORY": str(config.model_repository),
-            "DERMALINK_MODEL_NAME": config.model_name,
+            "DERMALINK_MODEL_REPOSITORY": str(model_repository),
+            "DERMALINK_MODEL_NAME": model_name,
             "DERMALINK_CREATE_DEMO_USERS": "false",
             "DERMALINK_ANALYSIS_WAIT_SECONDS": "30",
             "DERMALINK_METRICS_TOKEN": METRICS_TOKEN,
@@ -268,9 +285,11 @@ def _measure_server(  # type: ignore[no-untyped-def]
             env["DERMALINK_DATABASE_URL"] = database_url
         prepared = _prepare(env)
         port = _free_port()
+        source = {"PYTHONPATH": str(checkout)} if checkout else {}
         server = subprocess.Popen(
             [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--workers", str(workers)],
-            env={**os.environ, **env},
+            env={**os.environ, **env, **source},
+            cwd=checkout,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, so its CPU time is told apart from others'
@@ -278,10 +297,55 @@ def _measure_server(  # type: ignore[no-untyped-def]
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base, server)
-            levels, rows = _load(base, prepared["patient_id"], images, config, server.pid, log)
+            yield Server(base, server.pid, prepared["patient_id"])
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
+
+
+class Submitter:
+    """Logs in as the benchmark's clinician and sends `POST /api/v1/cases` with one image."""
+
+    def __init__(self, server: Server, images: list[bytes]) -> None:
+        token = httpx.post(
+            f"{server.base}/api/v1/auth/login",
+            json={"email": "bench.clinician@dermalink.local", "password": PASSWORD},
+        ).json()["access_token"]
+        self.images = images
+        self.metadata = json.dumps(
+            {"patient_id": server.patient_id, "age": 50, "sex": "female", "site": "back"}
+        )
+        self.client = httpx.Client(
+            base_url=server.base,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+            limits=httpx.Limits(max_connections=64),
+        )
+
+    def __call__(self, i: int) -> tuple[float, int, bool]:
+        """Submit image ``i`` (mod the images); milliseconds, status, whether the answer had the analysis."""
+        start = time.perf_counter()
+        response = self.client.post(
+            "/api/v1/cases",
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            data={"metadata": self.metadata},
+            files=[("images", ("lesion.jpg", self.images[i % len(self.images)], "image/jpeg"))],
+        )
+        elapsed = (time.perf_counter() - start) * 1000
+        done = response.status_code == 201 and response.json()["analysis"]["status"] == "done"
+        return elapsed, response.status_code, done
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _measure_server(  # type: ignore[no-untyped-def]
+    config: ApiBenchConfig, images: list[bytes], label: str, database_url: str | None, workers: int, log
+) -> dict:
+    with serving(
+        config.model_repository, config.model_name, workers=workers, database_url=database_url
+    ) as server:
+        levels, rows = _load(server, images, config, log)
     return {"label": label, "levels": [asdict(level) for level in levels], "breakdown": rows}
 
 
@@ -363,43 +427,21 @@ def breakdown_rows(before: dict, after: dict, requests: int) -> list[dict]:
 
 
 def _load(  # type: ignore[no-untyped-def]
-    base: str, patient_id: str, images: list[bytes], config: ApiBenchConfig, server_pgid: int, log
+    server: Server, images: list[bytes], config: ApiBenchConfig, log
 ) -> tuple[list[Level], list[dict]]:
-    token = httpx.post(
-        f"{base}/api/v1/auth/login", json={"email": "bench.clinician@dermalink.local", "password": PASSWORD}
-    ).json()["access_token"]
-    metadata = json.dumps({"patient_id": patient_id, "age": 50, "sex": "female", "site": "back"})
-    client = httpx.Client(
-        base_url=base,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=120,
-        limits=httpx.Limits(max_connections=64),
-    )
-
-    def one(i: int) -> tuple[float, int, bool]:
-        start = time.perf_counter()
-        response = client.post(
-            "/api/v1/cases",
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-            data={"metadata": metadata},
-            files=[("images", ("lesion.jpg", images[i % len(images)], "image/jpeg"))],
-        )
-        elapsed = (time.perf_counter() - start) * 1000
-        done = response.status_code == 201 and response.json()["analysis"]["status"] == "done"
-        return elapsed, response.status_code, done
-
+    one = Submitter(server, images)
     for i in range(config.warmup):
         one(i)
     rows: list[dict] = []
     if config.breakdown:
-        before = scrape(client)
+        before = scrape(one.client)
         for i in range(config.breakdown):
             one(i)
-        rows = breakdown_rows(before, scrape(client), config.breakdown)
+        rows = breakdown_rows(before, scrape(one.client), config.breakdown)
     levels = []
     for concurrency in config.concurrency:
         count = max(config.requests_per_level, concurrency * 3)
-        with CpuMeter(server_pgid) as meter:
+        with CpuMeter(server.pid) as meter:
             start = time.perf_counter()
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 results = list(pool.map(one, range(count)))
@@ -427,7 +469,7 @@ def _load(  # type: ignore[no-untyped-def]
             f"{level.throughput:6.1f} req/s  errors {level.errors}  others {level.other_cores:.2f} cores"
         )
         levels.append(level)
-    client.close()
+    one.close()
     return levels, rows
 
 

@@ -95,7 +95,8 @@ class CpuMeter:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
         return (sum(fields) - fields[3] - fields[4]) / self.tick  # minus idle and iowait
 
-    def _group(self) -> float:
+    def group_seconds(self) -> float:
+        """CPU seconds (user + system) the process group has used so far."""
         if self.pgid is None:
             return 0.0
         total = 0
@@ -112,7 +113,7 @@ class CpuMeter:
         import resource
 
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return time.process_time() + children.ru_utime + children.ru_stime + self._group()
+        return time.process_time() + children.ru_utime + children.ru_stime + self.group_seconds()
 
     def __enter__(self) -> Self:
         self.t0, self.busy0, self.ours0 = time.monotonic(), self._machine_busy(), self._ours()
