@@ -26,7 +26,7 @@ from backend.core.errors import DermaLinkError, InvalidToken, NotAuthenticated, 
 from backend.core.logging import request_id_var
 from backend.db import Database
 from backend.sso.service import session_has_provider_mfa
-from backend.users.models import Role
+from backend.users.models import Role, User
 
 
 async def get_settings(request: Request) -> Settings:
@@ -138,6 +138,11 @@ def current_actor(
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
+def _passes_at_once(user: User, allowed: set[str]) -> bool:
+    """An allowed role, and for an admin TOTP enabled: let through without asking the database."""
+    return user.role in allowed and (user.role != Role.admin or user.totp_enabled)
+
+
 def role_check(*roles: Role) -> Callable[[Request, Actor, Session], Actor]:
     """The check behind `require_role`, for a caller already in a worker thread: lets only ``roles``
     through, and admins only with TOTP enabled, unless this login is a single sign-on whose provider
@@ -146,6 +151,8 @@ def role_check(*roles: Role) -> Callable[[Request, Actor, Session], Actor]:
     allowed = {r.value for r in roles}
 
     def check(request: Request, actor: Actor, session: Session) -> Actor:
+        if _passes_at_once(actor.user, allowed):
+            return actor
         if actor.user.role not in allowed:
             audit_denial(
                 session,
@@ -155,11 +162,7 @@ def role_check(*roles: Role) -> Callable[[Request, Actor, Session], Actor]:
                 resource_id=f"{request.method} {request.url.path}"[:254],
             )
             raise PermissionDenied(f"this action needs the role {' or '.join(sorted(allowed))}")
-        if (
-            actor.user.role == Role.admin
-            and not actor.user.totp_enabled
-            and not session_has_provider_mfa(session, getattr(request.state, "session_id", None))
-        ):
+        if not session_has_provider_mfa(session, getattr(request.state, "session_id", None)):
             audit_denial(
                 session,
                 actor.ctx,
@@ -176,16 +179,15 @@ def role_check(*roles: Role) -> Callable[[Request, Actor, Session], Actor]:
 
 
 def require_role(*roles: Role) -> Callable[..., Awaitable[Actor]]:
-    """A dependency that lets only ``roles`` through (`role_check`). A user of an allowed role (an admin
-    with TOTP enabled) passes on the event loop; anything that needs the database (auditing a refusal,
-    an admin's single sign-on) goes to a worker thread."""
+    """A dependency that lets only ``roles`` through (`role_check`). The common case passes on the event
+    loop; anything that needs the database (auditing a refusal, an admin's single sign-on) goes to a
+    worker thread."""
 
     allowed = {r.value for r in roles}
     check = role_check(*roles)
 
     async def guard(request: Request, actor: CurrentActor, session: SessionDep) -> Actor:
-        user = actor.user
-        if user.role in allowed and (user.role != Role.admin or user.totp_enabled):
+        if _passes_at_once(actor.user, allowed):
             return actor
         return await run_in_threadpool(check, request, actor, session)
 
