@@ -350,6 +350,21 @@ def research_export(
     )
 
 
+def _case_path_inputs(images: Path | None, out: Path, concurrency: str) -> dict:  # type: ignore[type-arg]
+    """What the case-path benchmarks (`bench api`, `bench paired`) take from their options and settings."""
+    from backend.config import get_settings
+    from benchmarks.triton import default_images_dir
+
+    settings = get_settings()
+    return {
+        "images_dir": images or default_images_dir(),
+        "out_dir": out,
+        "model_repository": settings.model_repository,
+        "model_name": settings.model_name,
+        "concurrency": tuple(int(c) for c in concurrency.split(",")),
+    }
+
+
 def _register_bench_api() -> None:
     from backend.triton_cli import bench_app
 
@@ -379,19 +394,10 @@ def _register_bench_api() -> None:
     ) -> None:
         """Real JPEG uploads through the HTTP API at increasing concurrency (p50/p95/p99, throughput),
         next to the bare model's batch-1 latency and best batched throughput measured in the same run."""
-        import os
-
-        from backend.config import REPO_ROOT, get_settings
         from benchmarks.api import ApiBenchConfig, run
 
-        shared = Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
-        settings = get_settings()
         config = ApiBenchConfig(
-            images_dir=images or shared / "data" / "ham10000" / "full_size",
-            out_dir=out,
-            model_repository=settings.model_repository,
-            model_name=settings.model_name,
-            concurrency=tuple(int(c) for c in concurrency.split(",")),
+            **_case_path_inputs(images, out, concurrency),
             requests_per_level=requests,
             name=name,
             breakdown=breakdown,
@@ -417,20 +423,11 @@ def _register_bench_api() -> None:
         """The case path of the working tree against a baseline commit: two servers side by side, the load
         alternating between them, so that the shared machine's drift hits both alike (p50, requests/s,
         server CPU per request, and their paired differences)."""
-        import os
-
-        from backend.config import REPO_ROOT, get_settings
         from benchmarks.paired import PairedConfig, run
 
-        shared = Path(os.environ.get("DERMALINK_SHARED", REPO_ROOT.parent / "shared"))
-        settings = get_settings()
         config = PairedConfig(
             baseline=baseline,
-            images_dir=images or shared / "data" / "ham10000" / "full_size",
-            out_dir=out,
-            model_repository=settings.model_repository,
-            model_name=settings.model_name,
-            concurrency=tuple(int(c) for c in concurrency.split(",")),
+            **_case_path_inputs(images, out, concurrency),
             pairs=pairs,
             rounds=rounds,
             name=name,
