@@ -72,6 +72,7 @@ class Level:
     throughput: float  # images (= requests) per second
     analysed_in_response: float  # share of responses that already carried the AI result
     other_cores: float = 0.0  # CPU cores other processes kept busy meanwhile (a shared machine)
+    server_cpu_ms: float = 0.0  # CPU time (user + system, all its processes) the server spent per request
     statuses: dict = field(default_factory=dict)
 
 
@@ -92,21 +93,69 @@ def bare_model(config: ApiBenchConfig, images: list[bytes]) -> dict:
         start = time.perf_counter()
         classifier.predict_batch(pixels[i : i + 1])
         single.append((time.perf_counter() - start) * 1000)
-    best, best_batch = 0.0, 1
+    best, best_batch, best_cpu = 0.0, 1, 0.0
     for size in (1, 4, 8, 16):
         reps = max(2, 64 // size)
         chunk = np.concatenate([pixels] * (size // len(pixels) + 1))[:size]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()  # every thread of this process
         for _ in range(reps):
             classifier.predict_batch(chunk)
         rate = reps * size / (time.perf_counter() - start)
         if rate > best:
             best, best_batch = rate, size
+            best_cpu = (time.process_time() - cpu) / (reps * size) * 1000
     return {
         "batch1_p50_ms": statistics.median(single),
         "best_throughput": best,
         "best_batch": best_batch,
+        "best_cpu_ms_per_image": best_cpu,
         "model_version": classifier.info.version,
+    }
+
+
+def image_work(images: list[bytes]) -> dict[str, float]:
+    """Median milliseconds per image of the case path's image work, in this process, one thread, warm
+    (each image once before timing): what a submission cannot do without, whatever serves it."""
+    from backend.images.intake import decode_checked, encode_sanitized
+    from backend.images.quality import assess
+    from backend.inference.preprocess import oriented_to_model_input
+
+    steps = {
+        "decode": lambda data, decoded: decode_checked(data, max_bytes=len(data), max_pixels=10**8),
+        "model_input": lambda data, decoded: oriented_to_model_input(decoded.pixels),
+        "encode": lambda data, decoded: encode_sanitized(decoded),
+        "quality": lambda data, decoded: assess(decoded.pixels),
+    }
+    timings: dict[str, list[float]] = {name: [] for name in steps}
+    for timed in (False, True):
+        for data in images:
+            decoded = None
+            for name, step in steps.items():
+                start = time.perf_counter()
+                value = step(data, decoded)
+                if timed:
+                    timings[name].append((time.perf_counter() - start) * 1000)
+                decoded = value if name == "decode" else decoded
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def budget(bare: dict, work: dict[str, float], cores: int) -> dict[str, float]:
+    """What the image work and the model alone need, next to what the bars allow.
+
+    At concurrency 1 a submission's critical path is at least: decode, the model's input, then the
+    longer of the model (batch 1) and the stored copy's re-encode plus the quality check (they overlap).
+    Under load every request costs at least the image work's CPU plus the model's CPU per image at its
+    best batch; ``cores`` of them give at most ``cores / that`` requests a second."""
+    floor_ms = (
+        work["decode"] + work["model_input"] + max(bare["batch1_p50_ms"], work["encode"] + work["quality"])
+    )
+    floor_cpu_ms = sum(work.values()) + bare["best_cpu_ms_per_image"]
+    return {
+        "floor_ms": floor_ms,
+        "bar_ms": P50_BAR * bare["batch1_p50_ms"],
+        "floor_cpu_ms": floor_cpu_ms,
+        "floor_throughput_share": cores * 1000 / floor_cpu_ms / bare["best_throughput"],
+        "bar_cpu_ms": cores * 1000 / (THROUGHPUT_BAR * bare["best_throughput"]),
     }
 
 
@@ -226,6 +275,7 @@ def run(config: ApiBenchConfig, *, log=print) -> dict:  # type: ignore[no-untype
     before = machine_description()
     log(f"bare model on {len(images)} images ...")
     bare = bare_model(config, images)
+    work = image_work(images)
     setups = [("SQLite, 1 process", None, 1)]
     if config.workers > 1:
         setups.append((f"SQLite, {config.workers} processes", None, config.workers))
@@ -240,6 +290,8 @@ def run(config: ApiBenchConfig, *, log=print) -> dict:  # type: ignore[no-untype
         "machine": before,
         "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "bare": bare,
+        "image_work": work,
+        "budget": budget(bare, work, before["cores"]),
         "servers": servers,
         "levels": servers[0]["levels"],
         "config": {k: str(v) for k, v in asdict(config).items() if k != "postgres_url"},
@@ -442,10 +494,11 @@ def _load(  # type: ignore[no-untyped-def]
     for concurrency in config.concurrency:
         count = max(config.requests_per_level, concurrency * 3)
         with CpuMeter(server.pid) as meter:
-            start = time.perf_counter()
+            server_cpu, start = meter.group_seconds(), time.perf_counter()
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 results = list(pool.map(one, range(count)))
             seconds = time.perf_counter() - start
+            server_cpu = meter.group_seconds() - server_cpu
         ok = [r for r in results if r[1] == 201]
         latencies = [r[0] for r in ok]
         statuses: dict[str, int] = {}
@@ -462,6 +515,7 @@ def _load(  # type: ignore[no-untyped-def]
             throughput=len(ok) / seconds,
             analysed_in_response=sum(r[2] for r in ok) / max(len(ok), 1),
             other_cores=round(meter.other_cores, 2),
+            server_cpu_ms=round(server_cpu / count * 1000, 1),
             statuses=statuses,
         )
         log(
@@ -478,6 +532,51 @@ def _verdict(value: float, bar: float, stretch: float, *, lower_is_better: bool)
         return value <= limit if lower_is_better else value >= limit
 
     return "yes, and the stretch" if meets(stretch) else ("yes" if meets(bar) else "no")
+
+
+def _budget_lines(result: dict) -> list[str]:
+    """The section that sets each server's numbers beside what the image work and the model alone need."""
+    bare, work, plan, servers = result["bare"], result["image_work"], result["budget"], result["servers"]
+    first = [min(s["levels"], key=lambda lv: lv["concurrency"]) for s in servers]
+    top = [max(s["levels"], key=lambda lv: lv["concurrency"]) for s in servers]
+    return [
+        "",
+        "## What the bars leave for the service",
+        "",
+        (
+            "The image work a submission cannot do without, measured in this process (one thread, warm, median "
+            f"per image): decoding with every intake check {work['decode']:.2f} ms, the model's input "
+            f"{work['model_input']:.2f} ms, the stored copy's re-encode {work['encode']:.2f} ms, the quality "
+            f"check {work['quality']:.2f} ms; the bare model's CPU at its best batch "
+            f"{bare['best_cpu_ms_per_image']:.1f} core-ms per image. At concurrency 1 the critical path is at "
+            "least the decode, the model's input, then the longer of the model (batch 1) and the re-encode "
+            "with the quality check; under load each request costs at least all of the image work plus the "
+            "model's share of CPU."
+        ),
+        "",
+        "| | image work and model alone | the bar allows | " + " | ".join(s["label"] for s in servers) + " |",
+        "|---|---:|---:|" + "---:|" * len(servers),
+        (
+            f"| p50 at concurrency {first[0]['concurrency']}, ms | {plan['floor_ms']:.1f} | {plan['bar_ms']:.1f} | "
+            + " | ".join(f"{lv['p50_ms']:.1f}" for lv in first)
+            + " |"
+        ),
+        (
+            f"| server CPU a request at concurrency {top[0]['concurrency']}, core-ms | {plan['floor_cpu_ms']:.1f} "
+            f"| {plan['bar_cpu_ms']:.1f} | " + " | ".join(f"{lv['server_cpu_ms']:.1f}" for lv in top) + " |"
+        ),
+        "",
+        (
+            "Everything else a request does (HTTP and multipart parsing, authentication, the database, the "
+            "audit chain, hand-offs between threads) has to fit in the difference: "
+            f"{plan['bar_ms'] - plan['floor_ms']:.1f} ms at concurrency 1, and "
+            f"{plan['bar_cpu_ms'] - plan['floor_cpu_ms']:.1f} core-ms of CPU a request under load (less the "
+            "load generator's share, which runs on the same cores). With the image work and the model alone, "
+            f"these cores would answer at most {plan['floor_throughput_share']:.0%} of the bare model's best "
+            "throughput. Warm single-thread timings are a lower bound: in a server the same code runs with "
+            "colder caches and beside other threads."
+        ),
+    ]
 
 
 def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
@@ -521,6 +620,7 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
             f"batch-1 p50 {bare['batch1_p50_ms']:.1f} ms; best batched throughput "
             f"{bare['best_throughput']:.1f} images/s (batch {bare['best_batch']})."
         ),
+        *_budget_lines(result),
     ]
     for server in result["servers"]:
         levels = server["levels"]
@@ -533,14 +633,17 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
             "",
             f"## {server['label']}",
             "",
-            "| concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s | analysed in response | others (cores) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            (
+                "| concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s "
+                "| server CPU, core-ms a request | analysed in response | others (cores) |"
+            ),
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for level in levels:
             lines.append(
                 f"| {level['concurrency']} | {level['requests']} | {level['errors']} | {level['p50_ms']:.1f} | "
                 f"{level['p95_ms']:.1f} | {level['p99_ms']:.1f} | {level['throughput']:.1f} | "
-                f"{level['analysed_in_response']:.0%} | {level['other_cores']:.2f} |"
+                f"{level['server_cpu_ms']:.1f} | {level['analysed_in_response']:.0%} | {level['other_cores']:.2f} |"
             )
         lines += [
             "",

@@ -43,8 +43,19 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch, settings_cache):
         ("SQLite, 2 processes", 2),
     ]
     assert all(int(r["errors"]) == 0 and float(r["throughput"]) > 0 and float(r["p50_ms"]) > 0 for r in rows)
+    assert all(float(r["server_cpu_ms"]) > 0 for r in rows)  # read from the server's processes in /proc
     report = (tmp_path / "out" / "smoke.md").read_text()
     assert "Bare model" in report and "| target (bar; stretch) | reached |" in report
+    # the image work and the model alone, beside what the bars allow and what each server took
+    budget = report.split("## What the bars leave for the service", 1)[1].split("\n## ", 1)[0]
+    (floor, allowed, *measured), (cpu_floor, cpu_allowed, *cpu_measured) = (
+        [float(cell) for cell in line.split("|")[2:-1]]
+        for line in budget.splitlines()
+        if line.startswith(("| p50 at concurrency 1", "| server CPU a request"))
+    )
+    # (the stand-in model is so fast here that its bars allow less than the image work alone needs)
+    assert min(floor, allowed, cpu_floor, cpu_allowed) > 0
+    assert len(measured) == len(cpu_measured) == 2 and min(measured + cpu_measured) > 0
     assert "vector extensions" in report and "Load average" in report
     # the stage table is read from the server's /metrics: every stage was observed in the sequential run
     stages = [line for line in report.splitlines() if line.startswith("|   ")]
