@@ -7,13 +7,17 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from backend.audit.service import record
 from backend.cases.models import Case
 from backend.cases.schemas import HEATMAP_LABEL, AnswerCreate, CaseCreate, CaseOut, CaseSummary, QueueItem
 from backend.cases.service import CaseService, Upload, visible_cases
+from backend.config import Settings
 from backend.consent.service import ConsentRequired
+from backend.core.actor import Actor
 from backend.core.errors import (
     Conflict,
     Gone,
@@ -89,7 +93,7 @@ def _parse_metadata(metadata: str) -> CaseCreate:
     status_code=status.HTTP_201_CREATED,
     responses={200: {"description": "A retry of a submission already stored (same Idempotency-Key)"}},
 )
-def submit_case(
+async def submit_case(
     request: Request,
     response: Response,
     actor: ClinicianActor,
@@ -104,6 +108,25 @@ def submit_case(
 
     The response carries the analysis when it finishes within a few seconds; otherwise poll the case.
     A retry with the same Idempotency-Key returns the stored case instead of creating another."""
+    # All of the work blocks (images, the model, the database), so one worker thread does it; the route
+    # itself is async because FastAPI checks a sync route's answer against its schema in a second worker
+    # thread, a hand-off this hot path need not pay.
+    return await run_in_threadpool(
+        _submit, request, response, actor, session, settings, cases, idempotency_key, metadata, images
+    )
+
+
+def _submit(
+    request: Request,
+    response: Response,
+    actor: Actor,
+    session: Session,
+    settings: Settings,
+    cases: CaseService,
+    idempotency_key: str,
+    metadata: str,
+    images: list[UploadFile],
+) -> CaseOut:
     body = _parse_metadata(metadata)
     uploads = [Upload(i.filename or "", i.file.read(settings.max_image_bytes + 1)) for i in images]
     dispatcher = request.app.state.dispatcher
