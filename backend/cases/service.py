@@ -249,11 +249,11 @@ class CaseService:
                 # The encrypted image is stored before the database commit that refers to it.
                 self.blobs.put(blob_key, seal(f"blob:{blob_key}", image.image.data))
                 stored.append((image, blob_key))
-        outcome = inference() if inference else None
 
         # Every row is built in memory first (no statement runs: the triage reads nothing, the sharing
         # consent was read above), then `_write` flushes them in one go: the write lock (SQLite's single
-        # writer) is held only for the inserts and the caller's commit, not for this Python work.
+        # writer) is held only for the inserts and the caller's commit, not for this Python work. The rows
+        # that do not depend on the analysis are built while the model may still be running.
         with session.no_autoflush:
             lesion = visits.for_submission(
                 session, patient_id, clinic_id, body.lesion_id, body.site, actor.user.id
@@ -298,6 +298,7 @@ class CaseService:
                 detail={"images": len(prepared)},
             )
             out = None
+            outcome = inference() if inference else None
             if outcome is not None:
                 self.analyzer.settle(session, job, case, images, outcome, sharing=sharing)
                 # Everything the answer shows was made here and is still in memory: it is built from
