@@ -63,3 +63,23 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch, settings_cache):
     assert "## SQLite, 1 process" in report and "## SQLite, 2 processes" in report
     assert len(stages) == 22 and all(float(line.split("|")[3]) >= 2 for line in stages), stages
     assert (tmp_path / "out" / "smoke.png").stat().st_size > 1000
+
+
+def test_the_bare_model_is_measured_before_and_after_the_servers_as_one():
+    from benchmarks.api import combine_bare
+
+    def run(batch1_ms, rates):
+        return {
+            "batch1_ms": batch1_ms,
+            "rates": {size: {"throughput": rate, "cpu_ms_per_image": 8.0} for size, rate in rates.items()},
+            "model_version": "1",
+        }
+
+    before = run([4.0, 4.0, 4.0], {1: 150.0, 4: 200.0, 8: 190.0})
+    after = run([6.0, 6.0], {1: 140.0, 4: 160.0, 8: 185.0})  # the host slowed down meanwhile
+    bare = combine_bare([before, after])
+    assert bare["batch1_p50_ms"] == 4.0  # the median of all five calls
+    # batch 8 is best on average (187.5) although batch 4 was best before (200)
+    assert (bare["best_batch"], bare["best_throughput"]) == (8, 187.5)
+    assert [m["best_throughput"] for m in bare["each"]] == [200.0, 185.0]
+    assert [m["batch1_p50_ms"] for m in bare["each"]] == [4.0, 6.0]
