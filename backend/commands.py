@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(
             1,
             min=1,
-            help="Server processes. With SQLite they take turns to write (a file lock beside the database); "
+            help="Server processes, each listening on a socket of its own on the port, so that connections "
+            "are spread over them. With SQLite they take turns to write (a file lock beside the database); "
             "PostgreSQL lets them write at once.",
         ),
         reload: bool = typer.Option(False, help="Reload on code changes (development)."),
@@ -91,24 +92,32 @@ def register(app: typer.Typer) -> None:
             if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 metrics_dir = tempfile.mkdtemp(prefix="dermalink-metrics-")
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        options = {
+            "access_log": False,  # the app logs each request itself, with its request id
+            "log_level": get_settings().log_level.lower(),
+            "server_header": False,  # no "server: uvicorn" banner
+            # The app believes X-Forwarded-* only from DERMALINK_TRUSTED_PROXIES (backend.main), not from
+            # uvicorn's own default of trusting 127.0.0.1.
+            "proxy_headers": False,
+            # h11 bounds what it buffers for an incomplete request head (httptools buffers headers of any
+            # size); the app itself answers 431 above DERMALINK_MAX_HEADER_BYTES.
+            "http": "h11",
+            "h11_max_incomplete_event_size": 2 * get_settings().max_header_bytes,
+        }
         try:
+            if workers > 1 and not reload:
+                # A listening socket per process, so that the kernel spreads connections over them
+                # (backend/processes.py says why uvicorn's own --workers does not).
+                from backend.processes import Supervisor
+
+                try:
+                    supervisor = Supervisor("backend.main:create_app", host, port, workers, options)
+                except OSError as exc:
+                    typer.echo(f"cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+                    raise typer.Exit(1) from exc
+                raise typer.Exit(supervisor.run())
             uvicorn.run(
-                "backend.main:create_app",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                reload=reload,
-                access_log=False,  # the app logs each request itself, with its request id
-                log_level=get_settings().log_level.lower(),
-                server_header=False,  # no "server: uvicorn" banner
-                # The app believes X-Forwarded-* only from DERMALINK_TRUSTED_PROXIES (backend.main), not
-                # from uvicorn's own default of trusting 127.0.0.1.
-                proxy_headers=False,
-                # h11 bounds what it buffers for an incomplete request head (httptools buffers headers of
-                # any size); the app itself answers 431 above DERMALINK_MAX_HEADER_BYTES.
-                http="h11",
-                h11_max_incomplete_event_size=2 * get_settings().max_header_bytes,
+                "backend.main:create_app", factory=True, host=host, port=port, reload=reload, **options
             )
         finally:
             if metrics_dir:
@@ -419,6 +428,7 @@ def _register_bench_api() -> None:
         pairs: int = typer.Option(80, min=2, help="Submissions to each server at concurrency 1."),
         rounds: int = typer.Option(4, min=2, help="Rounds per server at each higher concurrency."),
         name: str = typer.Option("paired", help="Base name of the output files."),
+        workers: int = typer.Option(1, min=1, help="Server processes of each side (serve --workers N)."),
     ) -> None:
         """The case path of the working tree against a baseline commit: two servers side by side, the load
         alternating between them, so that the shared machine's drift hits both alike (p50, requests/s,
@@ -431,6 +441,7 @@ def _register_bench_api() -> None:
             pairs=pairs,
             rounds=rounds,
             name=name,
+            workers=workers,
         )
         result = run(config, log=typer.echo)
         for path in result["files"]:

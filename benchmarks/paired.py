@@ -40,6 +40,7 @@ class PairedConfig:
     rounds: int = 4  # rounds per server at each higher concurrency
     warmup: int = 6
     name: str = "paired"
+    workers: int = 1  # server processes of each side (`dermalink serve --workers N`)
 
 
 @contextmanager
@@ -78,7 +79,7 @@ def run(config: PairedConfig, *, log=print) -> dict:  # type: ignore[no-untyped-
         sides = {}
         for label, checkout in ((f"baseline {revision}", tree), (f"working tree ({head}{changed})", None)):
             server = stack.enter_context(
-                serving(config.model_repository, config.model_name, checkout=checkout)
+                serving(config.model_repository, config.model_name, workers=config.workers, checkout=checkout)
             )
             sides[label] = (server, Submitter(server, images))
             stack.callback(sides[label][1].close)
@@ -182,7 +183,8 @@ def write_outputs(result: dict, config: PairedConfig) -> list[Path]:
         ),
         (
             "- Each request is `POST /api/v1/cases` with one real HAM10000 image (600×450 JPEG), answered with its "
-            "analysis (SQLite, one server process each, the embedded defaults)."
+            "analysis (SQLite, the embedded defaults, "
+            f"{'one server process' if config.workers == 1 else f'{config.workers} server processes'} each)."
         ),
         "",
         "| concurrency | | baseline | working tree | difference |",
