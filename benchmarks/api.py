@@ -44,6 +44,7 @@ METRICS_TOKEN = "benchmark-scrape-token"
 P50_BAR, P50_STRETCH, THROUGHPUT_BAR, THROUGHPUT_STRETCH = 4.0, 2.5, 0.30, 0.50
 # The bare model, measured before and after the servers: batch-1 calls, batch sizes, images per size.
 BARE_SINGLE_CALLS, BARE_BATCH_SIZES, BARE_BATCH_IMAGES = 100, (1, 4, 8, 16), 256
+DRIFT_LIMIT = 1.15  # the two bare-model measurements further apart than this: the report says so
 
 
 @dataclass(frozen=True)
@@ -571,6 +572,24 @@ def _verdict(value: float, bar: float, stretch: float, *, lower_is_better: bool)
     return "yes, and the stretch" if meets(stretch) else ("yes" if meets(bar) else "no")
 
 
+def _drift_warning(bare: dict) -> list[str]:
+    """A warning when the bare model's two measurements differ by more than `DRIFT_LIMIT`: the host
+    changed speed during the run, and ratios to the bare model then say little."""
+    drifted = [
+        label
+        for key, label in (("batch1_p50_ms", "batch-1 p50"), ("best_throughput", "best throughput"))
+        if max(m[key] for m in bare["each"]) > DRIFT_LIMIT * min(m[key] for m in bare["each"])
+    ]
+    if not drifted:
+        return []
+    warning = (
+        f"- **The host drifted during this run**: the bare model's {' and '.join(drifted)} moved by more than "
+        f"{DRIFT_LIMIT - 1:.0%} between its measurements before and after the servers, so this run's ratios "
+        "say little; run it again."
+    )
+    return [warning]
+
+
 def _each(bare: dict, key: str) -> str:
     """One figure of each bare-model measurement, in order: "5.1 and 5.4"."""
     return " and ".join(f"{m[key]:.1f}" for m in bare["each"])
@@ -664,6 +683,7 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
             f"{bare['best_throughput']:.1f} images/s at batch {bare['best_batch']} "
             f"({_each(bare, 'best_throughput')}: each measurement's best)."
         ),
+        *_drift_warning(bare),
         *_budget_lines(result),
     ]
     for server in result["servers"]:

@@ -83,3 +83,14 @@ def test_the_bare_model_is_measured_before_and_after_the_servers_as_one():
     assert (bare["best_batch"], bare["best_throughput"]) == (8, 187.5)
     assert [m["best_throughput"] for m in bare["each"]] == [200.0, 185.0]
     assert [m["batch1_p50_ms"] for m in bare["each"]] == [4.0, 6.0]
+
+
+def test_a_run_whose_host_drifted_says_so():
+    from benchmarks.api import _drift_warning
+
+    def bare(*each):
+        return {"each": [{"batch1_p50_ms": ms, "best_throughput": rate} for ms, rate in each]}
+
+    assert _drift_warning(bare((6.0, 220.0), (6.5, 230.0))) == []  # within 15%
+    (warning,) = _drift_warning(bare((6.1, 230.0), (8.9, 228.0)))
+    assert "host drifted" in warning and "batch-1 p50" in warning and "best throughput" not in warning
