@@ -65,7 +65,14 @@ class Supervisor:
 
     def __init__(self, app: str, host: str, port: int, workers: int, options: dict[str, Any]) -> None:
         self.app, self.options = app, options
-        self.sockets = [listening_socket(host, port) for _ in range(workers)]
+        self.sockets: list[socket.socket] = []
+        try:
+            for _ in range(workers):
+                self.sockets.append(listening_socket(host, port))
+        except BaseException:
+            for sock in self.sockets:
+                sock.close()
+            raise
         self.processes: list[SpawnProcess] = []
         self.stopping = threading.Event()
 
