@@ -25,17 +25,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-from benchmarks.triton import CpuMeter, machine_description
+from benchmarks.triton import CpuMeter, command_line, machine_columns, machine_description, machine_line
 
 PASSWORD = "benchmark passphrase 1234"
 METRICS_TOKEN = "benchmark-scrape-token"
@@ -146,23 +148,21 @@ def image_work(images: list[bytes]) -> dict[str, float]:
     from backend.images.quality import assess
     from backend.inference.preprocess import oriented_to_model_input
 
-    steps = {
-        "decode": lambda data, decoded: decode_checked(data, max_bytes=len(data), max_pixels=10**8),
-        "model_input": lambda data, decoded: oriented_to_model_input(decoded.pixels),
-        "encode": lambda data, decoded: encode_sanitized(decoded),
-        "quality": lambda data, decoded: assess(decoded.pixels),
-    }
-    timings: dict[str, list[float]] = {name: [] for name in steps}
-    for timed in (False, True):
-        for data in images:
-            decoded = None
-            for name, step in steps.items():
-                start = time.perf_counter()
-                value = step(data, decoded)
-                if timed:
-                    timings[name].append((time.perf_counter() - start) * 1000)
-                decoded = value if name == "decode" else decoded
-    return {name: statistics.median(values) for name, values in timings.items()}
+    timings: dict[str, list[float]] = {"decode": [], "model_input": [], "encode": [], "quality": []}
+
+    def timed(name: str, step):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        value = step()
+        timings[name].append((time.perf_counter() - start) * 1000)
+        return value
+
+    for data in images * 2:
+        decoded = timed("decode", partial(decode_checked, data, max_bytes=len(data), max_pixels=10**8))
+        timed("model_input", partial(oriented_to_model_input, decoded.pixels))
+        timed("encode", partial(encode_sanitized, decoded))
+        timed("quality", partial(assess, decoded.pixels))
+    # the first pass over the images warmed the code up: only the second counts
+    return {name: statistics.median(values[len(images) :]) for name, values in timings.items()}
 
 
 def budget(bare: dict, work: dict[str, float], cores: int) -> dict[str, float]:
@@ -532,11 +532,10 @@ def _load(  # type: ignore[no-untyped-def]
     for concurrency in config.concurrency:
         count = max(config.requests_per_level, concurrency * 3)
         with CpuMeter(server.pid) as meter:
-            server_cpu, start = meter.group_seconds(), time.perf_counter()
+            start = time.perf_counter()
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 results = list(pool.map(one, range(count)))
             seconds = time.perf_counter() - start
-            server_cpu = meter.group_seconds() - server_cpu
         ok = [r for r in results if r[1] == 201]
         latencies = [r[0] for r in ok]
         statuses: dict[str, int] = {}
@@ -553,7 +552,7 @@ def _load(  # type: ignore[no-untyped-def]
             throughput=len(ok) / seconds,
             analysed_in_response=sum(r[2] for r in ok) / max(len(ok), 1),
             other_cores=round(meter.other_cores, 2),
-            server_cpu_ms=round(server_cpu / count * 1000, 1),
+            server_cpu_ms=round(meter.group_used / count * 1000, 1),
             statuses=statuses,
         )
         log(
@@ -646,25 +645,20 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
     bare, machine_info = result["bare"], result["machine"]
     csv_path, md_path, png_path = (out / f"{config.name}.{ext}" for ext in ("csv", "md", "png"))
     with open(csv_path, "w", newline="") as handle:
-        fields = ["server", *(k for k in result["servers"][0]["levels"][0] if k != "statuses")]
+        host = machine_columns(machine_info, result["load_after"])
+        fields = ["server", *(k for k in result["servers"][0]["levels"][0] if k != "statuses"), *host]
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for server in result["servers"]:
             for level in server["levels"]:
                 writer.writerow(
-                    {"server": server["label"], **{k: v for k, v in level.items() if k != "statuses"}}
+                    {"server": server["label"], **{k: v for k, v in level.items() if k != "statuses"}, **host}
                 )
-    command = (
-        " ".join(["dermalink", "bench", "api", *sys.argv[3:]]) if len(sys.argv) > 2 else "dermalink bench api"
-    )
     lines = [
         "# Backend end to end: JPEG uploads through the HTTP API",
         "",
-        f"- Command: `{command}`",
-        (
-            f"- Machine: {machine_info['cpu']}, {machine_info['cores']} cores, vector extensions: "
-            f"{machine_info['vector_extensions']}; GPU: {machine_info['gpu']}"
-        ),
+        f"- Command: `{command_line('api')}`",
+        f"- Machine: {machine_line(machine_info)}",
         (
             f"- Load average (1, 5, 15 min) {machine_info['loadavg']} before the run, {result['load_after']} "
             "after it. The machine may be shared: the `others` column is how many cores other processes "
@@ -771,8 +765,13 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
         ax.set_ylabel("latency per request (ms)")
         ax.set_yscale("log")
         ax.set_title("DermaLink API end to end vs the bare model")
+        machine = textwrap.fill(
+            f"{machine_line(machine_info)}; load {machine_info['loadavg']} before, {result['load_after']} after",
+            150,
+        )
+        fig.text(0.01, 0.005, machine, fontsize=5, va="bottom")
         ax.legend(fontsize=7)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.04, 1, 1))  # room for the machine's line
         fig.savefig(png_path)
         plt.close(fig)
         files.append(png_path)

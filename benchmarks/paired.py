@@ -16,7 +16,6 @@ import csv
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +23,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.api import Server, Submitter, serving
-from benchmarks.triton import CpuMeter, machine_description
+from benchmarks.api import Submitter, serving
+from benchmarks.triton import CpuMeter, command_line, machine_columns, machine_description, machine_line
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,6 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def _cpu(server: Server) -> float:
-    return CpuMeter(server.pid).group_seconds()
-
-
 def run(config: PairedConfig, *, log=print) -> dict:  # type: ignore[no-untyped-def]
     images = [p.read_bytes() for p in sorted(config.images_dir.glob("*.jpg"))]
     if not images:
@@ -95,10 +90,11 @@ def run(config: PairedConfig, *, log=print) -> dict:  # type: ignore[no-untyped-
             for r in range(rounds):
                 for label in labels if r % 2 == 0 else labels[::-1]:
                     server, submit = sides[label]
-                    cpu, start = _cpu(server), time.perf_counter()
-                    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                        results = list(pool.map(submit, range(r * count, (r + 1) * count)))
-                    seconds = time.perf_counter() - start
+                    with CpuMeter(server.pid) as meter:
+                        start = time.perf_counter()
+                        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                            results = list(pool.map(submit, range(r * count, (r + 1) * count)))
+                        seconds = time.perf_counter() - start
                     rows.append(
                         {
                             "server": label,
@@ -108,7 +104,7 @@ def run(config: PairedConfig, *, log=print) -> dict:  # type: ignore[no-untyped-
                             "errors": sum(status != 201 for _, status, _ in results),
                             "p50_ms": statistics.median(ms for ms, _, _ in results),
                             "req_per_s": count / seconds,
-                            "server_cpu_s": _cpu(server) - cpu,
+                            "server_cpu_s": meter.group_used,
                         }
                     )
     result = {
@@ -157,25 +153,18 @@ def write_outputs(result: dict, config: PairedConfig) -> list[Path]:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / f"{config.name}.csv", out / f"{config.name}.md"
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(result["rows"][0]))
-        writer.writeheader()
-        writer.writerows(result["rows"])
     host = result["machine"]
+    machine = machine_columns(host, result["load_after"])
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*result["rows"][0], *machine])
+        writer.writeheader()
+        writer.writerows({**row, **machine} for row in result["rows"])
     baseline, change = result["labels"]
-    command = (
-        " ".join(["dermalink", "bench", "paired", *sys.argv[3:]])
-        if len(sys.argv) > 2
-        else "dermalink bench paired"
-    )
     lines = [
         f"# The case path: {change} against {baseline}, side by side",
         "",
-        f"- Command: `{command}`",
-        (
-            f"- Machine: {host['cpu']}, {host['cores']} cores, vector extensions: {host['vector_extensions']}; "
-            f"GPU: {host['gpu']}"
-        ),
+        f"- Command: `{command_line('paired')}`",
+        f"- Machine: {machine_line(host)}",
         (
             f"- Load average (1, 5, 15 min) {host['loadavg']} before the run, {result['load_after']} after it. "
             "Both servers ran at once and the load alternated between them, so the host's drift hits both alike: "

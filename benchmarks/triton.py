@@ -23,6 +23,7 @@ import platform
 import re
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -85,7 +86,8 @@ class CpuMeter:
     """How many cores *other* processes kept busy during a measurement, on a shared machine.
 
     Busy time of the whole machine (/proc/stat) minus what we used: this process, our finished children
-    (perf_analyzer) and the Triton server's process group (server and python backend stubs)."""
+    (perf_analyzer) and the Triton server's process group (server and python backend stubs). After the
+    measurement ``group_used`` is the CPU seconds that process group took meanwhile."""
 
     def __init__(self, triton_pgid: int | None = None) -> None:
         self.pgid = triton_pgid
@@ -109,20 +111,24 @@ class CpuMeter:
                 total += int(f[11]) + int(f[12])  # utime + stime
         return total / self.tick
 
-    def _ours(self) -> float:
+    def _ours(self) -> tuple[float, float]:
+        """CPU seconds of what we run (this process, finished children, the group), and of the group."""
         import resource
 
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return time.process_time() + children.ru_utime + children.ru_stime + self.group_seconds()
+        group = self.group_seconds()
+        return time.process_time() + children.ru_utime + children.ru_stime + group, group
 
     def __enter__(self) -> Self:
-        self.t0, self.busy0, self.ours0 = time.monotonic(), self._machine_busy(), self._ours()
+        self.t0, self.busy0, (self.ours0, self.group0) = time.monotonic(), self._machine_busy(), self._ours()
         return self
 
     def __exit__(self, *exc) -> None:
         wall = max(time.monotonic() - self.t0, 1e-6)
-        others = (self._machine_busy() - self.busy0) - (self._ours() - self.ours0)
+        ours, group = self._ours()
+        others = (self._machine_busy() - self.busy0) - (ours - self.ours0)
         self.other_cores = max(others, 0.0) / wall
+        self.group_used = group - self.group0
 
 
 def shared_dir() -> Path:
@@ -293,6 +299,34 @@ def model_description(onnx_path: Path) -> dict:
 
 
 VECTOR_FLAGS = re.compile(r"^(sse4_2|avx|avx2|fma|f16c|avx512\w*|avx_vnni|amx\w*)$")
+
+
+def machine_line(machine: dict) -> str:
+    """The machine as every benchmark report names it (`machine_description`)."""
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores, vector extensions: {machine['vector_extensions']}; "
+        f"GPU: {machine['gpu']}"
+    )
+
+
+def machine_columns(machine: dict, load_after: str) -> dict:
+    """The machine and the load as columns of every row of a benchmark's CSV, so the file names them too."""
+    return {
+        "cpu": machine["cpu"],
+        "cores": machine["cores"],
+        "vector_extensions": machine["vector_extensions"],
+        "load_before": machine["loadavg"],
+        "load_after": load_after,
+    }
+
+
+def command_line(bench: str) -> str:
+    """The `dermalink bench <bench> ...` command line this process runs, for a report to quote."""
+    return (
+        " ".join(["dermalink", "bench", bench, *sys.argv[3:]])
+        if len(sys.argv) > 2
+        else f"dermalink bench {bench}"
+    )
 
 
 def machine_description() -> dict:
