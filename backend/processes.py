@@ -1,8 +1,8 @@
 """`dermalink serve --workers N`: N uvicorn processes, each listening on a socket of its own.
 
 uvicorn's own ``--workers`` shares one listening socket among its processes, and the process that is
-idle when a burst of connections arrives accepts all of them: 16 connections of a load test were seen
-split 15 to 1, leaving one process, and its interpreter lock, with nearly all the work. Here every
+idle when a burst of connections arrives can accept nearly all of them, leaving one process, and its
+interpreter lock, with nearly all the work (seen in load tests of `bench api`). Here every
 process gets its own socket on the same address (``SO_REUSEPORT``), and Linux spreads new connections
 over the sockets by hashing each connection's addresses and ports.
 
