@@ -10,11 +10,15 @@ case (nor, through `patients_routed_to`, a patient) whose patient does not conse
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import time
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
@@ -186,6 +190,9 @@ class CaseService:
         self.claim_minutes = claim_minutes
         self.analyzer = analyzer
         self.decode_budget = decode_budget
+        # Decodes a submission's images while its request thread runs the read-only checks (threads are
+        # started on first use; the decoding budget, not this pool, bounds the pixels in memory).
+        self._intake = ThreadPoolExecutor(thread_name_prefix="dermalink-intake")
 
     # -- intake --------------------------------------------------------------------------------
     def submit(
@@ -202,40 +209,50 @@ class CaseService:
 
         Three phases, so that no image work happens inside a transaction and the write lock is held only
         for the inserts: (1) a read-only transaction checks the idempotency key, the patient and consent
-        (every scope read once: the analysis and the sharing that routing needs);
-        (2) outside any transaction the images are decoded once and reduced to the model's input, then
-        re-encoded (sanitised), checked, encrypted and written to the blob store (before the commit that
-        refers to them); with ``analyse_inline`` the model runs meanwhile, in a batch shared with
-        concurrent submissions;
+        (every scope read once: the analysis and the sharing that routing needs), while another thread
+        decodes the images once and reduces them to the model's input (a refusal of the images still
+        comes after the checks');
+        (2) outside any transaction the images are re-encoded (sanitised), checked, encrypted and written
+        to the blob store (before the commit that refers to them); with ``analyse_inline`` the model runs
+        meanwhile, in a batch shared with concurrent submissions, once the checks have read the consent
+        to AI analysis;
         (3) the case, images, job and, when analysed, its results, triage and routing are built in
         memory, then inserted in one go (`_write`), so the caller's single commit makes all of it
         durable at once.
 
         ``created`` is False in the result when this is a retry of a submission already stored under
         the same idempotency key."""
-        with metrics.stage("checks"):
-            request_hash = submission_hash(body, uploads)
-            existing = self._by_idempotency_key(session, actor, idempotency_key)
-            if existing is not None:
-                return self._replay(session, existing, request_hash)
-            if not 1 <= len(uploads) <= self.limits.max_images:
-                raise ValidationFailed(f"send between 1 and {self.limits.max_images} images (field 'images')")
-            patient_id = body.patient_id
-            clinic_id = visible_clinic_id(session, actor, patient_id)
-            consents = consent.require_consenting(
-                session, patient_id, Scope.ai_analysis, Scope.specialist_sharing
-            )
-            sharing = consents[Scope.specialist_sharing]
-            visits.check_followup(session, patient_id, body.lesion_id)
-            seal = self.vault.sealer(session, patient_id)
-            end_read_transaction(session)
-
-        case_id = uuid.uuid4()
+        counted = 1 <= len(uploads) <= self.limits.max_images
         batcher = self.analyzer.batcher if analyse_inline and self.analyzer else None
-        inference = None
-        with self._decoding(uploads):
-            with batcher.expect() if batcher else nullcontext():
-                decoded = self.decode(uploads)
+        # The images are decoded (in another thread) while this one runs the read-only checks; a refusal
+        # of the images (422) still comes only after the checks, and the model runs only once consent
+        # to AI analysis has been read.
+        with (
+            self._decoding(uploads) if counted else nullcontext(),
+            self._decoded_meanwhile(uploads, batcher) if counted else nullcontext() as decoding,
+        ):
+            with metrics.stage("checks"):
+                request_hash = submission_hash(body, uploads)
+                existing = self._by_idempotency_key(session, actor, idempotency_key)
+                if existing is not None:
+                    return self._replay(session, existing, request_hash)
+                if decoding is None:
+                    raise ValidationFailed(
+                        f"send between 1 and {self.limits.max_images} images (field 'images')"
+                    )
+                patient_id = body.patient_id
+                clinic_id = visible_clinic_id(session, actor, patient_id)
+                consents = consent.require_consenting(
+                    session, patient_id, Scope.ai_analysis, Scope.specialist_sharing
+                )
+                sharing = consents[Scope.specialist_sharing]
+                visits.check_followup(session, patient_id, body.lesion_id)
+                seal = self.vault.sealer(session, patient_id)
+                end_read_transaction(session)
+
+            case_id = uuid.uuid4()
+            inference = None
+            decoded = decoding.result()
             if batcher:
                 # The model runs (in a batch with concurrent submissions) while this thread re-encodes,
                 # checks, encrypts and stores the images.
@@ -351,6 +368,22 @@ class CaseService:
         model's input from the same pixels. No database work happens here."""
         with self._decoding(uploads):
             return self.finish(self.decode(uploads))
+
+    @contextmanager
+    def _decoded_meanwhile(self, uploads: list[Upload], batcher) -> Iterator[Future[list[DecodedImage]]]:  # type: ignore[no-untyped-def]
+        """Decode ``uploads`` in the intake pool (with this request's context: its logs keep its id);
+        on the way out, even on an error, wait for that decode: its pixels count against the decoding
+        budget until it is done."""
+
+        def decode() -> list[DecodedImage]:
+            with batcher.expect() if batcher else nullcontext():
+                return self.decode(uploads)
+
+        future = self._intake.submit(contextvars.copy_context().run, decode)
+        try:
+            yield future
+        finally:
+            wait_for_futures([future])
 
     def _decoding(self, uploads: list[Upload]):  # type: ignore[no-untyped-def]
         """Hold the decoding budget for these uploads' pixels (until they are encoded and checked)."""

@@ -263,6 +263,21 @@ def test_a_request_declaring_more_pixels_than_the_decoding_budget_is_refused_bef
     assert "declare" in response.json()["detail"]
 
 
+def test_the_checks_answer_before_the_images_and_the_decoding_budget_is_free_after_either(
+    app, client, consenting
+):
+    """The images are decoded while the checks run, yet a refused look-up answers first, and the pixels
+    reserved for a decode are given back whichever way the request ends."""
+    corrupt = b"\xff\xd8\xff\xe0" + bytes(4000)  # a JPEG signature, then nothing decodable
+    stranger = {**consenting, "id": str(uuid.uuid4())}
+    assert submit(client, stranger, [corrupt]).status_code == 404
+    refused = submit(client, consenting, [corrupt])
+    assert refused.status_code == 415 and refused.json()["type"] == "not_an_image", refused.text
+    assert app.state.cases.decode_budget.in_use == 0
+    assert submit(client, consenting, [_jpeg(_flat_png(640, 480), (640, 480))]).status_code == 201
+    assert app.state.cases.decode_budget.in_use == 0
+
+
 def _flat_png(width: int, height: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (200, 180, 170)).save(out, format="PNG", optimize=True)
