@@ -113,6 +113,7 @@ def build_services(settings: Settings) -> Services:
                 wait_seconds=settings.decode_wait_seconds,
                 on_change=metrics.DECODE_PIXELS.set,
             ),
+            sessions=db.session,
         ),
         checkpoints=checkpoints,
         anchor=AuditAnchor(

@@ -476,8 +476,8 @@ STAGE_LABELS = {
     "queue_wait": "waiting for an inference batch (per batch)",
     "inference": "inference (per batch)",
     "triage": "results, triage, routing rows",
-    "insert": "insert the rows (one INSERT per table)",
-    "commit": "database commit (all of a request's)",
+    "insert": "rows and audit events made durable (group commit: waiting included)",
+    "group_commit": "  one group's inserts, audit chain and commit (per group)",
 }
 
 
@@ -504,15 +504,13 @@ def breakdown_rows(before: dict, after: dict, requests: int) -> list[dict]:
                 "count": delta("dermalink_case_stage_seconds_count", labels),
             }
         )
-    batches = delta("dermalink_inference_batch_size_count", ())
-    if batches:
-        rows.append(
-            {
-                "step": "images per inference batch (mean)",
-                "ms": float("nan"),
-                "count": delta("dermalink_inference_batch_size_sum", ()) / batches,
-            }
-        )
+    for name, step in (
+        ("dermalink_inference_batch_size", "images per inference batch (mean)"),
+        ("dermalink_commit_group_size", "submissions per group commit (mean)"),
+    ):
+        groups = delta(f"{name}_count", ())
+        if groups:
+            rows.append({"step": step, "ms": float("nan"), "count": delta(f"{name}_sum", ()) / groups})
     return rows
 
 

@@ -148,6 +148,21 @@ def has_pending(session: Session) -> bool:
     return bool(session.info.get(_PENDING))
 
 
+def take_pending(session: Session) -> list[AuditEvent]:
+    """Remove the events queued on ``session`` and return them, for a commit made on another session
+    (`backend.group_commit`); ``session``'s own commit then writes none of them."""
+    return session.info.pop(_PENDING, [])
+
+
+def queue_events(session: Session, events: list[AuditEvent]) -> None:
+    """Queue events taken from another session (`take_pending`) on ``session``: its commit writes them."""
+    if not events:
+        return
+    if not session.in_transaction():
+        session.begin()
+    session.info.setdefault(_PENDING, []).extend(events)
+
+
 def _append_pending(session: Session) -> None:
     pending: list[AuditEvent] = session.info.pop(_PENDING, [])
     if not pending:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from contextlib import contextmanager, nullcontext
@@ -31,7 +31,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from backend.audit.service import record
+from backend.audit.service import record, take_pending
 from backend.cases.analysis import Analyzer
 from backend.cases.models import (
     AnalysisJob,
@@ -64,6 +64,7 @@ from backend.core.clock import utcnow
 from backend.core.errors import Conflict, Gone, NotFound, PreconditionFailed, ValidationFailed
 from backend.crypto.envelope import Vault
 from backend.db import end_read_transaction, insert_rows
+from backend.group_commit import GroupCommitter
 from backend.images.intake import (
     DecodeBudget,
     DecodedUpload,
@@ -183,13 +184,19 @@ class CaseService:
         *,
         analyzer: Analyzer | None = None,
         decode_budget: DecodeBudget | None = None,
+        sessions: Callable[[], Session] | None = None,
     ) -> None:
+        """``sessions``: a session factory for committing submissions in groups (`GroupCommitter`);
+        without it each submission's rows are committed by the request's unit of work."""
         self.vault = vault
         self.blobs = blobs
         self.limits = limits
         self.claim_minutes = claim_minutes
         self.analyzer = analyzer
         self.decode_budget = decode_budget
+        self.committer = (
+            GroupCommitter(sessions, _ORDERED, observe=metrics.observe_commit_group) if sessions else None
+        )
         # Decodes a submission's images while its request thread runs the read-only checks (threads are
         # started on first use; the decoding budget, not this pool, bounds the pixels in memory).
         self._intake = ThreadPoolExecutor(thread_name_prefix="dermalink-intake")
@@ -217,8 +224,8 @@ class CaseService:
         meanwhile, in a batch shared with concurrent submissions, once the checks have read the consent
         to AI analysis;
         (3) the case, images, job and, when analysed, its results, triage and routing are built in
-        memory, then inserted in one go (`_write`), so the caller's single commit makes all of it
-        durable at once.
+        memory, then made durable at once with the audit events (`_store`: by the group committer, in a
+        transaction shared with concurrent submissions; or inserted by `_write` for the caller's commit).
 
         ``created`` is False in the result when this is a retry of a submission already stored under
         the same idempotency key."""
@@ -333,7 +340,7 @@ class CaseService:
                 )
         try:
             with metrics.stage("insert"):
-                _write(session)  # takes the write lock; a parallel retry with the same key fails here
+                self._store(session)  # a parallel retry with the same key fails here
         except IntegrityError:
             session.rollback()
             for _, blob_key in stored:
@@ -343,6 +350,24 @@ class CaseService:
                 raise
             return self._replay(session, existing, request_hash)
         return Submission(case, job, True, out)
+
+    def _store(self, session: Session) -> None:
+        """Make the submission's new rows and audit events durable: through the group committer (one
+        transaction shared with concurrent submissions; the request's unit of work is then left with
+        nothing to commit), or, for rows it does not insert or changes to stored rows (a follow-up's
+        lesion), with `_write` for the unit of work's commit."""
+        pending = list(session.new)
+        committer = self.committer
+        if committer is None or session.dirty or session.deleted or not committer.accepts(pending):
+            _write(session)
+            return
+        for row in pending:
+            session.expunge(row)
+        committer.write(pending, take_pending(session))
+        for row in pending:  # stored: attached again as if loaded, so that a refresh or expiry works
+            make_transient_to_detached(row)
+            session.add(row)
+        end_read_transaction(session)
 
     @staticmethod
     def _image_row(case_id: uuid.UUID, position: int, image: PreparedImage, blob_key: str) -> CaseImage:
@@ -807,6 +832,9 @@ _INSERT_ORDER: tuple[tuple[type, ...], ...] = (
 )
 
 
+_ORDERED = tuple(kind for group in _INSERT_ORDER for kind in group)
+
+
 def _write(session: Session) -> None:
     """Insert a submission's new rows group by group in `_INSERT_ORDER`, one multi-row INSERT per table
     (SQLAlchemy Core: the rows were built and checked as models; the ORM's unit of work would cost more
@@ -816,13 +844,12 @@ def _write(session: Session) -> None:
     for row in pending:
         session.expunge(row)
     session.flush()  # a follow-up's lesion (stored already) changes: an ORM update, taking the write lock
-    ordered = [kind for group in _INSERT_ORDER for kind in group]
-    for kind in ordered:
+    for kind in _ORDERED:
         rows = [row for row in pending if type(row) is kind]
         if rows:
             insert_rows(session, rows)
     for row in pending:
-        if type(row) in ordered:  # now stored: attached again as if loaded, so a refresh or expiry works
+        if type(row) in _ORDERED:  # now stored: attached again as if loaded, so a refresh or expiry works
             make_transient_to_detached(row)
         session.add(row)
     session.flush()

@@ -56,6 +56,11 @@ STAGE_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "dermalink_inference_batch_size", "Images per model call", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 )
+COMMIT_GROUP = Histogram(
+    "dermalink_commit_group_size",
+    "Submissions per commit (group commit)",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32),
+)
 ERRORS = Counter("dermalink_errors_total", "Error responses by type", ["type"])
 MODEL_INFO = Gauge(
     "dermalink_model_info", "The loaded model (value 1)", ["name", "version"], multiprocess_mode="max"
@@ -75,6 +80,7 @@ STAGES = (
     "heatmap",
     "triage",
     "insert",
+    "group_commit",
     "commit",
 )
 
@@ -91,6 +97,11 @@ def stage(name: str) -> Iterator[None]:
 def observe_stage(name: str, seconds: float) -> None:
     """A stage timed in pieces (intake: the decode, then the re-encode once the model is under way)."""
     STAGE_SECONDS.labels(name).observe(seconds)
+
+
+def observe_commit_group(size: int, seconds: float) -> None:
+    COMMIT_GROUP.observe(size)
+    STAGE_SECONDS.labels("group_commit").observe(seconds)
 
 
 def observe_batch(size: int, waited: float, seconds: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 import threading
 import uuid
@@ -312,10 +313,13 @@ def test_metrics_need_the_scrape_token_or_an_admin(app, client, consenting, make
         "heatmap",
         "triage",
         "insert",
+        "group_commit",
         "commit",
     ):
         assert f'dermalink_case_stage_seconds_count{{stage="{stage}"}}' in text
     assert "dermalink_inference_batch_size_count" in text
+    groups = re.search(r"^dermalink_commit_group_size_count (\S+)$", text, re.MULTILINE)
+    assert groups and float(groups.group(1)) >= 1  # the submission's rows went through a group commit
     assert 'dermalink_analysis_jobs{status="done"} 1.0' in text
     assert "dermalink_analysis_oldest_due_job_age_seconds 0.0" in text
     assert 'dermalink_model_info{name="ham10000_mobilenetv2"' in text

@@ -9,11 +9,14 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
 from backend.cases.schemas import CaseCreate
 from backend.cases.service import Upload
 from backend.core.actor import Actor, AuditContext
 from backend.core.clock import utcnow
+from backend.group_commit import GroupCommitter
 from backend.orphans import sweep_orphans
 from backend.users.models import User
 from tests.backend.cases.conftest import submit
@@ -35,16 +38,26 @@ def settings(request, database_url, tmp_path, model_repository):  # type: ignore
     )
 
 
+def _no_database() -> Session:
+    raise OperationalError("BEGIN", {}, Exception("the database went away"))
+
+
 def _crashed_submission(app, patient, image: bytes) -> set[str]:  # type: ignore[no-untyped-def]
-    """Run the real intake, but the process 'dies' before the unit of work commits: the blob is stored,
-    no row is (the service writes blobs first and leaves the one commit to the request)."""
+    """Run the real intake, but the commit never happens (the database goes away, as in a power cut
+    between the blob write and the commit): the blob is stored, no row is (the service writes blobs
+    before the commit that refers to them)."""
     before = set(app.state.blobs.iter_keys(f"patients/{patient['id']}"))
-    with app.state.db.session() as session:
-        user = session.get(User, patient["clinic"].clinician.user.id)
-        actor = Actor(user=user, ctx=AuditContext(user.id, user.role))
-        body = CaseCreate(patient_id=uuid.UUID(patient["id"]), age=40, sex="male", site="hand")
-        app.state.cases.submit(session, actor, body, [Upload("a.jpg", image)], uuid.uuid4().hex)
-        session.rollback()  # power cut between the blob write and the commit
+    cases = app.state.cases
+    committer, cases.committer = cases.committer, GroupCommitter(_no_database, cases.committer.order)
+    try:
+        with app.state.db.session() as session:
+            user = session.get(User, patient["clinic"].clinician.user.id)
+            actor = Actor(user=user, ctx=AuditContext(user.id, user.role))
+            body = CaseCreate(patient_id=uuid.UUID(patient["id"]), age=40, sex="male", site="hand")
+            with pytest.raises(OperationalError):
+                cases.submit(session, actor, body, [Upload("a.jpg", image)], uuid.uuid4().hex)
+    finally:
+        cases.committer = committer
     return set(app.state.blobs.iter_keys(f"patients/{patient['id']}")) - before
 
 
