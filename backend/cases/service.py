@@ -363,11 +363,14 @@ class CaseService:
             return
         for row in pending:
             session.expunge(row)
-        committer.write(pending, take_pending(session))
+        events = take_pending(session)
+        # Nothing left to write here: the read transaction ends and its connection goes back to the pool
+        # before the wait, so that waiting submissions can never hold every connection the committer needs.
+        end_read_transaction(session)
+        committer.write(pending, events)
         for row in pending:  # stored: attached again as if loaded, so that a refresh or expiry works
             make_transient_to_detached(row)
             session.add(row)
-        end_read_transaction(session)
 
     @staticmethod
     def _image_row(case_id: uuid.UUID, position: int, image: PreparedImage, blob_key: str) -> CaseImage:

@@ -18,6 +18,7 @@ from backend.audit.verify import verify_chain
 from backend.core.actor import AuditContext
 from backend.group_commit import GroupCommitter
 from backend.lesions.models import Lesion
+from tests.backend.cases.conftest import submit
 
 
 class _GatedSessions:
@@ -132,6 +133,23 @@ def test_a_failing_database_reaches_every_waiting_writer_and_the_thread_goes_on(
     rows, events = _write(app, patient)
     committer.write(rows, events)
     assert rows[0].id in _stored(app)[0]
+
+
+def test_a_submission_waits_for_its_group_holding_no_database_connection(
+    app, client, consenting, lesion_jpeg, monkeypatch
+):
+    """Were waiting submissions to keep their connections, enough of them at once would leave the
+    committer none (the pool is finite) and all would wait until the pool's timeout."""
+    committer = app.state.cases.committer
+    real, checked_out = committer.write, []
+
+    def write(rows, events):  # type: ignore[no-untyped-def]
+        checked_out.append(app.state.db.engine.pool.checkedout())
+        return real(rows, events)
+
+    monkeypatch.setattr(committer, "write", write)
+    assert submit(client, consenting, [lesion_jpeg]).status_code == 201
+    assert checked_out == [0]
 
 
 def test_rows_of_a_type_it_does_not_insert_are_refused(app, patient):
