@@ -41,7 +41,9 @@ class GroupCommitter:
     """Commits the writes handed to `write` in groups, in a thread of its own (started on first use).
 
     ``order``: the row types it may insert, parents before children (one INSERT per type, in this order).
-    ``observe(writes, seconds)``: called after each commit with the group's size and the time it took."""
+    ``observe(writes, seconds)``: called after each commit with the group's size and the time it took.
+    The thread ends after ``idle_seconds`` without a write (the next write starts another), so that a
+    committer nobody uses any more, and what it refers to, can be collected."""
 
     def __init__(
         self,
@@ -50,11 +52,13 @@ class GroupCommitter:
         *,
         max_group: int = 32,
         observe: Callable[[int, float], None] | None = None,
+        idle_seconds: float = 10.0,
     ) -> None:
         self.sessions = sessions
         self.order = tuple(order)
         self.max_group = max_group
         self.observe = observe
+        self.idle_seconds = idle_seconds
         self._queue: list[_Write] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -83,32 +87,33 @@ class GroupCommitter:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._queue))
+                if not self._cond.wait_for(lambda: bool(self._queue), self.idle_seconds):
+                    self._thread = None  # under the lock: a write from now on starts another thread
+                    return
                 group, self._queue = self._queue[: self.max_group], self._queue[self.max_group :]
             self._commit_group(group)
 
     def _commit_group(self, group: list[_Write]) -> None:
         start = time.perf_counter()
         try:
-            try:
-                self._commit(group)
-            except IntegrityError as exc:
-                if len(group) == 1:
-                    group[0].error = exc
-                else:  # somebody's conflict: each alone, so that only the conflicting ones fail
-                    for write in group:
-                        try:
-                            self._commit([write])
-                        except IntegrityError as single:
-                            write.error = single
+            self._commit(group)
+        except IntegrityError as exc:
+            if len(group) == 1:
+                group[0].error = exc
+            else:  # somebody's conflict: each alone, so that only the conflicting ones fail
+                for write in group:
+                    try:
+                        self._commit([write])
+                    except BaseException as single:  # noqa: BLE001 - this caller's own outcome
+                        write.error = single
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller, who raises it
             for write in group:
-                write.error = write.error or exc
+                write.error = exc
         finally:
-            if self.observe:
-                self.observe(len(group), time.perf_counter() - start)
             for write in group:
                 write.done.set()
+        if self.observe:
+            self.observe(len(group), time.perf_counter() - start)
 
     def _commit(self, group: list[_Write]) -> None:
         with self.sessions() as session:

@@ -135,6 +135,18 @@ def test_a_failing_database_reaches_every_waiting_writer_and_the_thread_goes_on(
     assert rows[0].id in _stored(app)[0]
 
 
+def test_the_thread_ends_when_idle_and_the_next_write_starts_another(app, patient):
+    committer = GroupCommitter(app.state.db.session, (Lesion,), idle_seconds=0.05)
+    first, second = _write(app, patient), _write(app, patient)
+    committer.write(*first)
+    thread = committer._thread
+    assert thread is not None
+    thread.join(60)
+    assert not thread.is_alive() and committer._thread is None
+    committer.write(*second)
+    assert {first[0][0].id, second[0][0].id} <= _stored(app)[0]
+
+
 def test_a_submission_waits_for_its_group_holding_no_database_connection(
     app, client, consenting, lesion_jpeg, monkeypatch
 ):
