@@ -218,7 +218,7 @@ class CaseService:
         for the inserts: (1) a read-only transaction checks the idempotency key, the patient and consent
         (every scope read once: the analysis and the sharing that routing needs), while another thread
         decodes the images once and reduces them to the model's input (a refusal of the images still
-        comes after the checks');
+        comes after the checks);
         (2) outside any transaction the images are re-encoded (sanitised), checked, encrypted and written
         to the blob store (before the commit that refers to them); with ``analyse_inline`` the model runs
         meanwhile, in a batch shared with concurrent submissions, once the checks have read the consent
@@ -232,8 +232,8 @@ class CaseService:
         counted = 1 <= len(uploads) <= self.limits.max_images
         batcher = self.analyzer.batcher if analyse_inline and self.analyzer else None
         # The images are decoded (in another thread) while this one runs the read-only checks; a refusal
-        # of the images (422) still comes only after the checks, and the model runs only once consent
-        # to AI analysis has been read.
+        # of the images still comes only after the checks, and the model runs only once consent to AI
+        # analysis has been read.
         with (
             self._decoding(uploads) if counted else nullcontext(),
             self._decoded_meanwhile(uploads, batcher) if counted else nullcontext() as decoding,
@@ -371,6 +371,7 @@ class CaseService:
         for row in pending:  # stored: attached again as if loaded, so that a refresh or expiry works
             make_transient_to_detached(row)
             session.add(row)
+        end_read_transaction(session)  # attaching began a transaction; it holds nothing to commit
 
     @staticmethod
     def _image_row(case_id: uuid.UUID, position: int, image: PreparedImage, blob_key: str) -> CaseImage:

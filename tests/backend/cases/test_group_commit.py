@@ -9,6 +9,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import select
 
@@ -160,8 +161,17 @@ def test_a_submission_waits_for_its_group_holding_no_database_connection(
         return real(rows, events)
 
     monkeypatch.setattr(committer, "write", write)
+    unit_of_work_commits = REGISTRY.get_sample_value(
+        "dermalink_case_stage_seconds_count", {"stage": "commit"}
+    )
     assert submit(client, consenting, [lesion_jpeg]).status_code == 201
     assert checked_out == [0]
+    # ... and once its rows are stored, its own transaction holds nothing: no further commit (and no
+    # further hand-off to a worker thread) for the request's unit of work
+    assert (
+        REGISTRY.get_sample_value("dermalink_case_stage_seconds_count", {"stage": "commit"})
+        == unit_of_work_commits
+    )
 
 
 def test_rows_of_a_type_it_does_not_insert_are_refused(app, patient):
