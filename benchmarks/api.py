@@ -78,6 +78,8 @@ class Level:
     analysed_in_response: float  # share of responses that already carried the AI result
     other_cores: float = 0.0  # CPU cores other processes kept busy meanwhile (a shared machine)
     server_cpu_ms: float = 0.0  # CPU time (user + system, all its processes) the server spent per request
+    images_per_batch: float = 0.0  # mean images per model call (from the server's /metrics; 0: none)
+    submissions_per_commit: float = 0.0  # mean submissions per group commit (from /metrics; 0: none)
     statuses: dict = field(default_factory=dict)
 
 
@@ -504,14 +506,24 @@ def breakdown_rows(before: dict, after: dict, requests: int) -> list[dict]:
                 "count": delta("dermalink_case_stage_seconds_count", labels),
             }
         )
-    for name, step in (
-        ("dermalink_inference_batch_size", "images per inference batch (mean)"),
-        ("dermalink_commit_group_size", "submissions per group commit (mean)"),
-    ):
-        groups = delta(f"{name}_count", ())
-        if groups:
-            rows.append({"step": step, "ms": float("nan"), "count": delta(f"{name}_sum", ()) / groups})
+    for name, step in GROUPINGS.items():
+        mean = mean_group(before, after, name)
+        if mean:
+            rows.append({"step": step, "ms": float("nan"), "count": mean})
     return rows
+
+
+GROUPINGS = {
+    "dermalink_inference_batch_size": "images per inference batch (mean)",
+    "dermalink_commit_group_size": "submissions per group commit (mean)",
+}
+
+
+def mean_group(before: dict, after: dict, histogram: str) -> float:
+    """The mean observed value of ``histogram`` between two scrapes (0 when nothing was observed)."""
+    count = after.get((f"{histogram}_count", ()), 0.0) - before.get((f"{histogram}_count", ()), 0.0)
+    total = after.get((f"{histogram}_sum", ()), 0.0) - before.get((f"{histogram}_sum", ()), 0.0)
+    return total / count if count else 0.0
 
 
 def _load(  # type: ignore[no-untyped-def]
@@ -529,11 +541,13 @@ def _load(  # type: ignore[no-untyped-def]
     levels = []
     for concurrency in config.concurrency:
         count = max(config.requests_per_level, concurrency * 3)
+        before = scrape(one.client)  # outside the CPU measurement, like the scrape after it
         with CpuMeter(server.pid) as meter:
             start = time.perf_counter()
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 results = list(pool.map(one, range(count)))
             seconds = time.perf_counter() - start
+        after = scrape(one.client)
         ok = [r for r in results if r[1] == 201]
         latencies = [r[0] for r in ok]
         statuses: dict[str, int] = {}
@@ -551,6 +565,8 @@ def _load(  # type: ignore[no-untyped-def]
             analysed_in_response=sum(r[2] for r in ok) / max(len(ok), 1),
             other_cores=round(meter.other_cores, 2),
             server_cpu_ms=round(meter.group_used / count * 1000, 1),
+            images_per_batch=round(mean_group(before, after, "dermalink_inference_batch_size"), 2),
+            submissions_per_commit=round(mean_group(before, after, "dermalink_commit_group_size"), 2),
             statuses=statuses,
         )
         log(
@@ -691,15 +707,18 @@ def write_outputs(result: dict, config: ApiBenchConfig) -> list[Path]:
             "",
             (
                 "| concurrency | requests | errors | p50 ms | p95 ms | p99 ms | req/s "
-                "| server CPU, core-ms a request | analysed in response | others (cores) |"
+                "| server CPU, core-ms a request | images a model call | submissions a commit "
+                "| analysed in response | others (cores) |"
             ),
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for level in levels:
             lines.append(
                 f"| {level['concurrency']} | {level['requests']} | {level['errors']} | {level['p50_ms']:.1f} | "
                 f"{level['p95_ms']:.1f} | {level['p99_ms']:.1f} | {level['throughput']:.1f} | "
-                f"{level['server_cpu_ms']:.1f} | {level['analysed_in_response']:.0%} | {level['other_cores']:.2f} |"
+                f"{level['server_cpu_ms']:.1f} | {level['images_per_batch']:.2f} | "
+                f"{level['submissions_per_commit']:.2f} | {level['analysed_in_response']:.0%} | "
+                f"{level['other_cores']:.2f} |"
             )
         lines += [
             "",

@@ -44,6 +44,8 @@ def test_bench_api_smoke(tmp_path, shared_dir, monkeypatch, settings_cache):
     ]
     assert all(int(r["errors"]) == 0 and float(r["throughput"]) > 0 and float(r["p50_ms"]) > 0 for r in rows)
     assert all(float(r["server_cpu_ms"]) > 0 for r in rows)  # read from the server's processes in /proc
+    # each level's model calls and group commits, read from the server's /metrics
+    assert all(float(r["images_per_batch"]) >= 1 and float(r["submissions_per_commit"]) >= 1 for r in rows)
     report = (tmp_path / "out" / "smoke.md").read_text()
     assert "Bare model" in report and "| target (bar; stretch) | reached |" in report
     # the image work and the model alone, beside what the bars allow and what each server took
