@@ -234,10 +234,7 @@ class CaseService:
         # The images are decoded (in another thread) while this one runs the read-only checks; a refusal
         # of the images still comes only after the checks, and the model runs only once consent to AI
         # analysis has been read.
-        with (
-            self._decoding(uploads) if counted else nullcontext(),
-            self._decoded_meanwhile(uploads, batcher) if counted else nullcontext() as decoding,
-        ):
+        with self._decoded_meanwhile(uploads, batcher) if counted else nullcontext() as decoding:
             with metrics.stage("checks"):
                 request_hash = submission_hash(body, uploads)
                 existing = self._by_idempotency_key(session, actor, idempotency_key)
@@ -400,19 +397,21 @@ class CaseService:
 
     @contextmanager
     def _decoded_meanwhile(self, uploads: list[Upload], batcher) -> Iterator[Future[list[DecodedImage]]]:  # type: ignore[no-untyped-def]
-        """Decode ``uploads`` in the intake pool (with this request's context: its logs keep its id);
-        on the way out, even on an error, wait for that decode: its pixels count against the decoding
-        budget until it is done."""
+        """Hold the decoding budget for ``uploads`` and decode them in the intake pool (with this
+        request's context: its logs keep its id) while the caller goes on; the budget is held until the
+        block ends (the caller encodes and checks the pixels inside it) and, even on an error, until that
+        decode is done."""
 
         def decode() -> list[DecodedImage]:
             with batcher.expect() if batcher else nullcontext():
                 return self.decode(uploads)
 
-        future = self._intake.submit(contextvars.copy_context().run, decode)
-        try:
-            yield future
-        finally:
-            wait_for_futures([future])
+        with self._decoding(uploads):
+            future = self._intake.submit(contextvars.copy_context().run, decode)
+            try:
+                yield future
+            finally:
+                wait_for_futures([future])
 
     def _decoding(self, uploads: list[Upload]):  # type: ignore[no-untyped-def]
         """Hold the decoding budget for these uploads' pixels (until they are encoded and checked)."""

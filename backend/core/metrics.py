@@ -53,13 +53,10 @@ REQUEST_SECONDS = Histogram(
 STAGE_SECONDS = Histogram(
     "dermalink_case_stage_seconds", "Time in each stage of the case path", ["stage"], buckets=LATENCY_BUCKETS
 )
-BATCH_SIZE = Histogram(
-    "dermalink_inference_batch_size", "Images per model call", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-)
+GROUP_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+BATCH_SIZE = Histogram("dermalink_inference_batch_size", "Images per model call", buckets=GROUP_BUCKETS)
 COMMIT_GROUP = Histogram(
-    "dermalink_commit_group_size",
-    "Submissions per commit (group commit)",
-    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32),
+    "dermalink_commit_group_size", "Submissions per commit (group commit)", buckets=GROUP_BUCKETS
 )
 ERRORS = Counter("dermalink_errors_total", "Error responses by type", ["type"])
 MODEL_INFO = Gauge(
