@@ -254,7 +254,50 @@ class CaseService:
                 seal = self.vault.sealer(session, patient_id)
                 end_read_transaction(session)
 
-            case_id = uuid.uuid4()
+            # Every row is built in memory (no statement runs: the triage reads nothing, the sharing
+            # consent was read above) and made durable at once by `_store`, so the write lock (SQLite's
+            # single writer) is held only for the inserts and the commit, not for this Python work. The
+            # rows that do not depend on the images are built now, while the decode finishes on another
+            # core, rather than beside the model, which wants both.
+            with session.no_autoflush:
+                lesion = visits.for_submission(
+                    session, patient_id, clinic_id, body.lesion_id, body.site, actor.user.id
+                )
+                case = Case(
+                    patient_id=patient_id,
+                    clinic_id=clinic_id,
+                    lesion_id=lesion.id,
+                    created_by=actor.user.id,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                    age=body.age,
+                    sex=body.sex,
+                    site=body.site,
+                    history=body.history.model_dump(),
+                    concern=body.concern,
+                    wants_specialist=body.wants_specialist,
+                )
+                if body.notes:
+                    case.notes_sealed = seal(f"case:{case.id}:notes", body.notes.encode())
+                received = CaseTransition(
+                    case_id=case.id,
+                    from_state=None,
+                    to_state=CaseState.received.value,
+                    actor_id=actor.user.id,
+                    actor_role=actor.user.role,
+                )
+                job = AnalysisJob(case_id=case.id)
+                session.add_all([case, received, job])
+                # A refused image rolls the request back: these rows and the event go with it.
+                record(
+                    session,
+                    actor.ctx,
+                    "case.create",
+                    resource_type="case",
+                    resource_id=case.id,
+                    patient_id=patient_id,
+                    detail={"images": len(uploads)},
+                )
             inference = None
             decoded = decoding.result()
             if batcher:
@@ -266,58 +309,14 @@ class CaseService:
         with metrics.stage("encrypt_store"):
             for position, image in enumerate(prepared):
                 # One folder per patient, no folder per case: a new folder would cost one more fsync.
-                blob_key = f"patients/{patient_id}/images/{case_id}-{position}-{uuid.uuid4().hex}.jpg.enc"
+                blob_key = f"patients/{patient_id}/images/{case.id}-{position}-{uuid.uuid4().hex}.jpg.enc"
                 # The encrypted image is stored before the database commit that refers to it.
                 self.blobs.put(blob_key, seal(f"blob:{blob_key}", image.image.data))
                 stored.append((image, blob_key))
 
-        # Every row is built in memory first (no statement runs: the triage reads nothing, the sharing
-        # consent was read above), then `_write` flushes them in one go: the write lock (SQLite's single
-        # writer) is held only for the inserts and the caller's commit, not for this Python work. The rows
-        # that do not depend on the analysis are built while the model may still be running.
         with session.no_autoflush:
-            lesion = visits.for_submission(
-                session, patient_id, clinic_id, body.lesion_id, body.site, actor.user.id
-            )
-            case = Case(
-                id=case_id,
-                patient_id=patient_id,
-                clinic_id=clinic_id,
-                lesion_id=lesion.id,
-                created_by=actor.user.id,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                age=body.age,
-                sex=body.sex,
-                site=body.site,
-                history=body.history.model_dump(),
-                concern=body.concern,
-                wants_specialist=body.wants_specialist,
-            )
-            if body.notes:
-                case.notes_sealed = seal(f"case:{case.id}:notes", body.notes.encode())
-            session.add(case)
             images = [self._image_row(case.id, position, *item) for position, item in enumerate(stored)]
             session.add_all(images)
-            received = CaseTransition(
-                case_id=case.id,
-                from_state=None,
-                to_state=CaseState.received.value,
-                actor_id=actor.user.id,
-                actor_role=actor.user.role,
-            )
-            session.add(received)
-            job = AnalysisJob(case_id=case.id)
-            session.add(job)
-            record(
-                session,
-                actor.ctx,
-                "case.create",
-                resource_type="case",
-                resource_id=case.id,
-                patient_id=patient_id,
-                detail={"images": len(prepared)},
-            )
             out = None
             outcome = inference() if inference else None
             if outcome is not None:
