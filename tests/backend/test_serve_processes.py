@@ -1,5 +1,6 @@
 """`dermalink serve --workers N`: every process listens on a socket of its own, so connections are spread
-over them; a process that dies is replaced; a port that is taken is refused with the reason."""
+over them; a process that dies is replaced; each process's model computes on its share of the cores; a
+port that is taken is refused with the reason."""
 
 from __future__ import annotations
 
@@ -60,6 +61,11 @@ def _both(parent: int, without: int | None = None) -> list[int] | None:
     return pids if len(pids) == 2 and without not in pids else None
 
 
+def _environment(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
 def _wait(predicate, timeout: float = 120.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:
@@ -77,6 +83,8 @@ def test_connections_are_spread_over_the_processes_and_a_dead_one_is_replaced(mo
     with serving(model_repository, MODEL_NAME, workers=2) as server:
         port = int(server.base.rsplit(":", 1)[1])
         first = _wait(lambda: _both(server.pid))
+        share = str(max(1, len(os.sched_getaffinity(0)) // 2))
+        assert [_environment(pid).get("DERMALINK_ONNX_THREADS") for pid in first] == [share, share]
         clients = [httpx.Client(base_url=server.base, timeout=120) for _ in range(16)]
         try:
             assert all(client.get("/healthz").status_code == 200 for client in clients)
