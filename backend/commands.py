@@ -93,10 +93,10 @@ def register(app: typer.Typer) -> None:
                 metrics_dir = tempfile.mkdtemp(prefix="dermalink-metrics-")
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
             if get_settings().onnx_threads == 0:
-                # Each process's model gets its share of the cores: every process running ONNX Runtime
-                # on all of them would have more threads computing than there are cores.
-                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-                os.environ["DERMALINK_ONNX_THREADS"] = str(max(1, (cores or 1) // workers))
+                from backend.inference.factory import model_threads
+
+                # Each process's model computes on its share of the cores, not on all of them.
+                os.environ["DERMALINK_ONNX_THREADS"] = str(model_threads(workers))
         options = {
             "access_log": False,  # the app logs each request itself, with its request id
             "log_level": get_settings().log_level.lower(),

@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     inference: Literal["onnx", "triton"] = "onnx"
     model_repository: Path = REPO_ROOT / "model_repository"
     model_name: str = "ham10000_mobilenetv2"
-    onnx_threads: int = 0  # 0: ONNX Runtime's default (every core); `serve --workers N` sets cores // N
+    onnx_threads: int = 0  # 0: the process's share of the cores less one (`inference.factory.model_threads`)
     triton_url: str = "127.0.0.1:8001"  # host:port of Triton's gRPC (or HTTP) endpoint, no scheme
     triton_protocol: Literal["grpc", "http"] = "grpc"
     triton_model: str = ""  # "": model_name

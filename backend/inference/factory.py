@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from backend.config import Settings
 from backend.core import metrics
 from backend.inference.base import Classifier, InferenceUnavailable
+
+
+def model_threads(processes: int = 1) -> int:
+    """ONNX Runtime threads for the model of one of ``processes`` server processes on this machine, when
+    `ONNX_THREADS` is not set: that process's share of the cores less one, at least one. The one left
+    over is for the request path (decoding, encoding, Python): the model's threads meet after every
+    layer, so each time one of them is pushed off its core by other work, all of them wait; on two
+    cores a one-thread model beside the request path answered sooner and used less CPU than a
+    two-thread one (`docs/benchmarks/paired.md`). (ONNX Runtime's own default is every core, which
+    `dermalink bench api` keeps for its bare model.)"""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // processes - 1)
 
 
 class ClassifierProvider:
@@ -27,7 +40,8 @@ class ClassifierProvider:
             return TritonClassifier.from_settings(settings)
         from backend.inference.onnx import OnnxClassifier
 
-        return OnnxClassifier(settings.model_repository, settings.model_name, threads=settings.onnx_threads)
+        threads = settings.onnx_threads or model_threads()
+        return OnnxClassifier(settings.model_repository, settings.model_name, threads=threads)
 
     def __call__(self) -> Classifier:
         with self._lock:
