@@ -407,6 +407,9 @@ class CaseService:
 
         with self._decoding(uploads):
             future = self._intake.submit(contextvars.copy_context().run, decode)
+            # Hand the interpreter lock to the intake thread now: its few lines of Python before the
+            # decoder lets go of the lock then run before the checks, which are not what the model waits for.
+            time.sleep(0)
             try:
                 yield future
             finally:
