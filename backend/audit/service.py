@@ -25,7 +25,7 @@ from backend.core.clock import utcnow
 from backend.core.errors import DermaLinkError
 from backend.core.keys import derive_key
 from backend.core.logging import log
-from backend.db import insert_rows
+from backend.db import insert_rows, take_write_lock
 
 GENESIS_HASH = "0" * 64
 _PENDING = "audit_pending"
@@ -168,11 +168,15 @@ def _append_pending(session: Session) -> None:
     if not pending:
         return
     key: bytes = session.info[AUDIT_KEY]
-    head = session.exec(
-        select(AuditChainHead.seq, AuditChainHead.hash, AuditChainHead.mac)
-        .where(AuditChainHead.id == 1)
-        .with_for_update()
-    ).first()
+    # The head is read (Core: no ORM layer is needed for three columns) under the write lock on SQLite,
+    # and with its row locked on PostgreSQL, so that no other transaction appends meanwhile.
+    take_write_lock(session)
+    heads = AuditChainHead.__table__
+    head = (
+        session.connection()
+        .execute(select(heads.c.seq, heads.c.hash, heads.c.mac).where(heads.c.id == 1).with_for_update())
+        .first()
+    )
     if head is None or not head_is_authentic(key, head):
         log.error("audit chain head failed authentication; refusing to append", deleted=head is None)
         raise AuditChainBroken(
