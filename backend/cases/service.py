@@ -224,8 +224,9 @@ class CaseService:
         meanwhile, in a batch shared with concurrent submissions, once the checks have read the consent
         to AI analysis;
         (3) the case, images, job and, when analysed, its results, triage and routing are built in
-        memory, then made durable at once with the audit events (`_store`: by the group committer, in a
-        transaction shared with concurrent submissions; or inserted by `_write` for the caller's commit).
+        memory (those that do not depend on the images already while the decode finishes), then made
+        durable at once with the audit events (`_store`: by the group committer, in a transaction shared
+        with concurrent submissions; or inserted by `_write` for the caller's commit).
 
         ``created`` is False in the result when this is a retry of a submission already stored under
         the same idempotency key."""

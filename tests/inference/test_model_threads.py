@@ -29,6 +29,7 @@ def _intra_op_threads(tmp_path, **settings) -> int:  # type: ignore[no-untyped-d
 
 
 def test_the_server_model_takes_the_default_unless_a_count_is_configured(tmp_path, monkeypatch):
+    monkeypatch.delenv("DERMALINK_ONNX_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(4)))  # a 4-core machine
     assert _intra_op_threads(tmp_path) == 3
     assert _intra_op_threads(tmp_path, onnx_threads=2) == 2
