@@ -204,6 +204,15 @@ def insert_rows(session: Session, rows: list) -> None:  # type: ignore[type-arg]
     )
 
 
+def insert_in_order(session: Session, rows: list, order: tuple[type, ...]) -> None:  # type: ignore[type-arg]
+    """`insert_rows` for instances of several tables: one multi-row INSERT per type, in ``order`` (parents
+    before children); rows of a type not in ``order`` are not inserted."""
+    for kind in order:
+        of_kind = [row for row in rows if type(row) is kind]
+        if of_kind:
+            insert_rows(session, of_kind)
+
+
 def is_lock_timeout(exc: BaseException) -> bool:
     """Whether a database error means "the lock was not granted in time" (the server is busy, the request
     was fine): SQLite's ``database is locked`` after the busy timeout, PostgreSQL's ``lock_not_available``."""

@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from backend.audit.models import AuditEvent
 from backend.audit.service import queue_events
-from backend.db import insert_rows
+from backend.db import insert_in_order
 
 
 @dataclass
@@ -118,10 +118,7 @@ class GroupCommitter:
     def _commit(self, group: list[_Write]) -> None:
         with self.sessions() as session:
             try:
-                for kind in self.order:
-                    rows = [row for write in group for row in write.rows if type(row) is kind]
-                    if rows:
-                        insert_rows(session, rows)
+                insert_in_order(session, [row for write in group for row in write.rows], self.order)
                 queue_events(session, [event for write in group for event in write.events])
                 session.commit()  # the audit chain is appended by the commit hook, under the write lock
             except BaseException:

@@ -483,11 +483,16 @@ STAGE_LABELS = {
 }
 
 
+def scrape_delta(before: dict, after: dict, name: str, labels: tuple = ()) -> float:
+    """How much a sample of the server's metrics grew between two scrapes."""
+    return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+
+
 def breakdown_rows(before: dict, after: dict, requests: int) -> list[dict]:
     """Per-request milliseconds of each case-path stage, from the difference of two scrapes."""
 
     def delta(name: str, labels: tuple) -> float:
-        return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+        return scrape_delta(before, after, name, labels)
 
     request_labels = (("method", "POST"), ("route", "/api/v1/cases"), ("status", "201"))
     rows = [
@@ -521,9 +526,8 @@ GROUPINGS = {
 
 def mean_group(before: dict, after: dict, histogram: str) -> float:
     """The mean observed value of ``histogram`` between two scrapes (0 when nothing was observed)."""
-    count = after.get((f"{histogram}_count", ()), 0.0) - before.get((f"{histogram}_count", ()), 0.0)
-    total = after.get((f"{histogram}_sum", ()), 0.0) - before.get((f"{histogram}_sum", ()), 0.0)
-    return total / count if count else 0.0
+    count = scrape_delta(before, after, f"{histogram}_count")
+    return scrape_delta(before, after, f"{histogram}_sum") / count if count else 0.0
 
 
 def _load(  # type: ignore[no-untyped-def]

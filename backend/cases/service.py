@@ -63,7 +63,7 @@ from backend.core.actor import Actor
 from backend.core.clock import utcnow
 from backend.core.errors import Conflict, Gone, NotFound, PreconditionFailed, ValidationFailed
 from backend.crypto.envelope import Vault
-from backend.db import end_read_transaction, insert_rows
+from backend.db import end_read_transaction, insert_in_order
 from backend.group_commit import GroupCommitter
 from backend.images.intake import (
     DecodeBudget,
@@ -388,12 +388,6 @@ class CaseService:
                 "laplacian_variance": round(quality.laplacian_variance, 2),
             },
         )
-
-    def prepare(self, uploads: list[Upload]) -> list[PreparedImage]:
-        """Decode each upload once (within the decoding budget): sanitise, check quality, and derive the
-        model's input from the same pixels. No database work happens here."""
-        with self._decoding(uploads):
-            return self.finish(self.decode(uploads))
 
     @contextmanager
     def _decoded_meanwhile(self, uploads: list[Upload], batcher) -> Iterator[Future[list[DecodedImage]]]:  # type: ignore[no-untyped-def]
@@ -850,10 +844,7 @@ def _write(session: Session) -> None:
     for row in pending:
         session.expunge(row)
     session.flush()  # a follow-up's lesion (stored already) changes: an ORM update, taking the write lock
-    for kind in _ORDERED:
-        rows = [row for row in pending if type(row) is kind]
-        if rows:
-            insert_rows(session, rows)
+    insert_in_order(session, pending, _ORDERED)
     for row in pending:
         if type(row) in _ORDERED:  # now stored: attached again as if loaded, so a refresh or expiry works
             make_transient_to_detached(row)

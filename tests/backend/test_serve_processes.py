@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.inference.factory import model_threads
 from benchmarks.standin import MODEL_NAME
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,7 +84,7 @@ def test_connections_are_spread_over_the_processes_and_a_dead_one_is_replaced(mo
     with serving(model_repository, MODEL_NAME, workers=2) as server:
         port = int(server.base.rsplit(":", 1)[1])
         first = _wait(lambda: _both(server.pid))
-        share = str(max(1, len(os.sched_getaffinity(0)) // 2 - 1))
+        share = str(model_threads(2))
         assert [_environment(pid).get("DERMALINK_ONNX_THREADS") for pid in first] == [share, share]
         clients = [httpx.Client(base_url=server.base, timeout=120) for _ in range(16)]
         try:
