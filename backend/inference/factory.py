@@ -16,7 +16,7 @@ def model_threads(processes: int = 1) -> int:
     over is for the request path (decoding, encoding, Python): the model's threads meet after every
     layer, so each time one of them is pushed off its core by other work, all of them wait; on two
     cores a one-thread model beside the request path answered sooner and used less CPU than a
-    two-thread one (`docs/benchmarks/paired.md`). (ONNX Runtime's own default is every core, which
+    two-thread one (`dermalink bench paired`, `docs/benchmarks/README.md`). (ONNX Runtime's own default is every core, which
     `dermalink bench api` keeps for its bare model.)"""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // processes - 1)
