@@ -26,6 +26,7 @@ which is what the code already relies on with PostgreSQL.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
@@ -200,8 +201,12 @@ def insert_rows(session: Session, rows: list) -> None:  # type: ignore[type-arg]
     table = type(rows[0]).__table__
     take_write_lock(session)
     session.connection().execute(
-        insert(table), [{c.key: getattr(row, c.key) for c in table.columns} for row in rows]
+        _insert(table), [{c.key: getattr(row, c.key) for c in table.columns} for row in rows]
     )
+
+
+# One INSERT statement per table, built once: its construction and cache key cost more than the insert.
+_insert = functools.cache(insert)
 
 
 def insert_in_order(session: Session, rows: list, order: tuple[type, ...]) -> None:  # type: ignore[type-arg]

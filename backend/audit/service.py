@@ -163,20 +163,26 @@ def queue_events(session: Session, events: list[AuditEvent]) -> None:
     session.info.setdefault(_PENDING, []).extend(events)
 
 
+# The chain head's statements (SQLAlchemy Core: no ORM layer is needed for three columns), built once:
+# every audited write runs them while it holds the write lock.
+_HEADS = AuditChainHead.__table__
+_HEAD = (
+    select(_HEADS.c.seq, _HEADS.c.hash, _HEADS.c.mac)  # type: ignore[attr-defined]
+    .where(_HEADS.c.id == 1)  # type: ignore[attr-defined]
+    .with_for_update()
+)
+_MOVE_HEAD = update(_HEADS).where(_HEADS.c.id == 1)  # type: ignore[arg-type, attr-defined]
+
+
 def _append_pending(session: Session) -> None:
     pending: list[AuditEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return
     key: bytes = session.info[AUDIT_KEY]
-    # The head is read (Core: no ORM layer is needed for three columns) under the write lock on SQLite,
-    # and with its row locked on PostgreSQL, so that no other transaction appends meanwhile.
+    # The head is read under the write lock on SQLite, and with its row locked on PostgreSQL, so that no
+    # other transaction appends meanwhile.
     take_write_lock(session)
-    heads = AuditChainHead.__table__
-    head = (
-        session.connection()
-        .execute(select(heads.c.seq, heads.c.hash, heads.c.mac).where(heads.c.id == 1).with_for_update())
-        .first()
-    )
+    head = session.connection().execute(_HEAD).first()
     if head is None or not head_is_authentic(key, head):
         log.error("audit chain head failed authentication; refusing to append", deleted=head is None)
         raise AuditChainBroken(
@@ -190,11 +196,7 @@ def _append_pending(session: Session) -> None:
     # One multi-row INSERT and one UPDATE (SQLAlchemy Core): the events are complete, and the ORM's unit
     # of work would cost more than the statements while the chain head is locked.
     insert_rows(session, pending)
-    session.connection().execute(
-        update(AuditChainHead.__table__)  # type: ignore[arg-type]
-        .where(AuditChainHead.__table__.c.id == 1)  # type: ignore[attr-defined]
-        .values(seq=seq, hash=hash_, mac=head_mac(key, seq, hash_))
-    )
+    session.connection().execute(_MOVE_HEAD, {"seq": seq, "hash": hash_, "mac": head_mac(key, seq, hash_)})
 
 
 @event.listens_for(Session, "before_commit")

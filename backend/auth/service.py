@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 import segno
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from backend.audit.models import Outcome
@@ -48,6 +49,15 @@ class IssuedTokens:
     refresh_token: str
     refresh_expires_at: datetime
     user: User
+
+
+# Built once (like every statement a hot path runs): building a select and its cache key on each call
+# cost more Python than running it.
+_LIVE_USER = (
+    select(User, AuthSession.revoked_at, AuthSession.expires_at)
+    .join(AuthSession, AuthSession.user_id == User.id)  # type: ignore[arg-type]
+    .where(User.id == bindparam("user_id"), AuthSession.id == bindparam("session_id"))
+)
 
 
 class AuthService:
@@ -288,11 +298,7 @@ class AuthService:
         """The user, if their account is active and ``session_id`` is a live login (not revoked, not
         expired) *of theirs*: a token whose ``sid`` names someone else's login (a signing-key leak, a bug
         in issuing) is not accepted on the strength of that login. One query: every request asks."""
-        row = session.exec(
-            select(User, AuthSession.revoked_at, AuthSession.expires_at)
-            .join(AuthSession, AuthSession.user_id == User.id)  # type: ignore[arg-type]
-            .where(User.id == user_id, AuthSession.id == session_id)
-        ).first()
+        row = session.exec(_LIVE_USER, params={"user_id": user_id, "session_id": session_id}).first()
         if row is None:
             return None
         user, revoked_at, expires_at = row

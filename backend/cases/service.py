@@ -24,8 +24,8 @@ from datetime import timedelta
 from typing import NamedTuple
 
 import numpy as np
+from sqlalchemy import bindparam, false, or_
 from sqlalchemy import case as sql_case
-from sqlalchemy import false, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
@@ -172,6 +172,13 @@ def submission_hash(body: CaseCreate, uploads: list[Upload]) -> str:
     for upload in uploads:
         digest.update(hashlib.sha256(upload.data).digest())
     return digest.hexdigest()
+
+
+# A retry's case by its Idempotency-Key, built once (every submission asks): the id alone, since nearly
+# every submission is new and loading a whole row as a model costs far more Python than the query.
+_CASE_BY_KEY = select(Case.id).where(
+    Case.created_by == bindparam("created_by"), Case.idempotency_key == bindparam("key")
+)
 
 
 class CaseService:
@@ -447,11 +454,7 @@ class CaseService:
         return prepared
 
     def _by_idempotency_key(self, session: Session, actor: Actor, key: str) -> Case | None:
-        # The id alone first: nearly every submission is new, and loading a whole row as a model costs far
-        # more Python than the query itself.
-        case_id = session.exec(
-            select(Case.id).where(Case.created_by == actor.user.id, Case.idempotency_key == key)
-        ).first()
+        case_id = session.exec(_CASE_BY_KEY, params={"created_by": actor.user.id, "key": key}).first()
         return session.get(Case, case_id) if case_id is not None else None
 
     def _replay(self, session: Session, case: Case, request_hash: str) -> Submission:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
@@ -91,6 +92,15 @@ class RotationResult:
     remaining: int
 
 
+# The wrapped key and the material of the KEK that wraps it, in one query of plain columns, built once:
+# this runs for every encrypted read and write.
+_DATA_KEY = (
+    select(DataKey.wrapped, DataKey.kek_id, DataKey.destroyed_at, KeyEncryptionKey.material_sealed)
+    .outerjoin(KeyEncryptionKey, KeyEncryptionKey.id == DataKey.kek_id)  # type: ignore[arg-type]
+    .where(DataKey.owner_id == bindparam("owner_id"))
+)
+
+
 class Vault:
     def __init__(self, provider: KeyProvider) -> None:
         self.provider = provider
@@ -140,18 +150,7 @@ class Vault:
         session.flush()
 
     def _data_key(self, session: Session, owner_id: uuid.UUID) -> bytes:
-        # The wrapped key and the material of the KEK that wraps it, in one query of plain columns (this
-        # runs for every encrypted read and write).
-        row = session.exec(
-            select(
-                DataKey.wrapped,
-                DataKey.kek_id,
-                DataKey.destroyed_at,
-                KeyEncryptionKey.material_sealed,
-            )
-            .outerjoin(KeyEncryptionKey, KeyEncryptionKey.id == DataKey.kek_id)  # type: ignore[arg-type]
-            .where(DataKey.owner_id == owner_id)
-        ).first()
+        row = session.exec(_DATA_KEY, params={"owner_id": owner_id}).first()
         if row is None:
             raise DecryptionFailed(f"no data key for owner {owner_id}")
         wrapped, kek_id, destroyed_at, material = row
