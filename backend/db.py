@@ -193,6 +193,10 @@ def _lock_before_flushing(session: Session, _context: object, _instances: object
         take_write_lock(session)
 
 
+# One INSERT statement per table, built once: its construction and cache key cost more than the insert.
+_insert = functools.cache(insert)
+
+
 def insert_rows(session: Session, rows: list) -> None:  # type: ignore[type-arg]
     """Insert complete model instances of one table, not in the session, with one multi-row INSERT
     (SQLAlchemy Core): for hot paths where the ORM's unit of work costs more Python than the insert.
@@ -203,10 +207,6 @@ def insert_rows(session: Session, rows: list) -> None:  # type: ignore[type-arg]
     session.connection().execute(
         _insert(table), [{c.key: getattr(row, c.key) for c in table.columns} for row in rows]
     )
-
-
-# One INSERT statement per table, built once: its construction and cache key cost more than the insert.
-_insert = functools.cache(insert)
 
 
 def insert_in_order(session: Session, rows: list, order: tuple[type, ...]) -> None:  # type: ignore[type-arg]

@@ -51,8 +51,8 @@ class IssuedTokens:
     user: User
 
 
-# Built once (like every statement a hot path runs): building a select and its cache key on each call
-# cost more Python than running it.
+# Built once (every request runs it): building a select and its cache key on each call cost more Python
+# than running it.
 _LIVE_USER = (
     select(User, AuthSession.revoked_at, AuthSession.expires_at)
     .join(AuthSession, AuthSession.user_id == User.id)  # type: ignore[arg-type]
